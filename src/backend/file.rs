@@ -1,0 +1,107 @@
+//! `file://` targets: a local directory. Uploads go through a temporary name and a rename,
+//! so a crash never leaves a half-written file under a real name.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A directory on a local (or mounted) file system.
+pub struct FileBackend {
+    dir: PathBuf,
+}
+
+impl FileBackend {
+    /// `rest` is what follows `file://`: `/abs/path` or a path relative to the current directory.
+    pub fn new(rest: &str) -> Result<Self> {
+        if rest.is_empty() {
+            return Err(Error::usage("file:// URL has no path: use file:///path/to/backups"));
+        }
+        Ok(FileBackend {
+            dir: PathBuf::from(rest),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn ensure_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+impl Backend for FileBackend {
+    fn list(&self) -> Result<Vec<String>> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.dir, e)),
+        };
+        let mut names = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(&self.dir, e))?;
+            if let Ok(name) = ent.file_name().into_string() {
+                if !name.starts_with(".ferrodup-tmp-") {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn get(&self, name: &str, dest: &Path) -> Result<()> {
+        let src = self.path(name);
+        fs::copy(&src, dest).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::corrupt(format!(
+                    "{} is missing from the target: the backup set is incomplete",
+                    src.display()
+                ))
+            } else {
+                Error::io(&src, e)
+            }
+        })?;
+        Ok(())
+    }
+
+    fn put(&self, src: &Path, name: &str) -> Result<()> {
+        self.ensure_dir()?;
+        let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
+        let result = (|| -> std::io::Result<()> {
+            let mut input = fs::File::open(src)?;
+            let mut out = fs::File::create(&tmp)?;
+            std::io::copy(&mut input, &mut out)?;
+            out.flush()?;
+            out.sync_all()?;
+            fs::rename(&tmp, self.path(name))?;
+            Ok(())
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(&self.path(name), e)
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        match fs::remove_file(self.path(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&self.path(name), e)),
+        }
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        match fs::metadata(self.path(name)) {
+            Ok(md) => Ok(Some(md.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&self.path(name), e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+}

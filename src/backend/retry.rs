@@ -1,0 +1,73 @@
+//! Retries for flaky storage: every operation is tried `--num-retries` times with
+//! `--backend-retry-delay` seconds between tries. Missing files are not retried.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use std::path::Path;
+use std::time::Duration;
+
+/// Wraps a backend with retries.
+pub struct Retry<B> {
+    inner: B,
+    tries: u32,
+    delay: Duration,
+}
+
+impl<B: Backend> Retry<B> {
+    pub fn new(inner: B, tries: u32, delay: Duration) -> Self {
+        Retry {
+            inner,
+            tries: tries.max(1),
+            delay,
+        }
+    }
+
+    fn run<T>(&self, what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e @ (Error::Corrupt(_) | Error::Usage(_) | Error::Input(_))) => return Err(e),
+                Err(e) if attempt >= self.tries => {
+                    return Err(Error::backend(format!(
+                        "{what} failed after {attempt} attempt(s): {e}"
+                    )))
+                }
+                Err(e) => {
+                    crate::log::warn(&format!(
+                        "{what} failed (attempt {attempt} of {}): {e}; retrying in {:?}",
+                        self.tries, self.delay
+                    ));
+                    std::thread::sleep(self.delay);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+impl<B: Backend> Backend for Retry<B> {
+    fn list(&self) -> Result<Vec<String>> {
+        self.run(&format!("listing {}", self.inner.describe()), || {
+            self.inner.list()
+        })
+    }
+    fn get(&self, name: &str, dest: &Path) -> Result<()> {
+        self.run(&format!("downloading {name}"), || self.inner.get(name, dest))
+    }
+    fn put(&self, src: &Path, name: &str) -> Result<()> {
+        self.run(&format!("uploading {name}"), || self.inner.put(src, name))
+    }
+    fn delete(&self, name: &str) -> Result<()> {
+        self.run(&format!("deleting {name}"), || self.inner.delete(name))
+    }
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        self.run(&format!("querying {name}"), || self.inner.size(name))
+    }
+    fn prepare_download(&self, names: &[String]) -> Result<()> {
+        self.run("preparing downloads", || self.inner.prepare_download(names))
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}

@@ -1,0 +1,123 @@
+//! duplicity's command line: commands with their aliases, and options that may stand
+//! anywhere, as `--opt value` or `--opt=value`, abbreviated when unambiguous.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// ferrodup: a fast, duplicity-compatible backup tool.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrodup",
+    version,
+    infer_long_args = true,
+    override_usage = "ferrodup [OPTIONS] full|incremental|backup SOURCE_DIR URL\n       \
+                      ferrodup [OPTIONS] restore URL DEST\n       \
+                      ferrodup [OPTIONS] verify URL SOURCE_DIR\n       \
+                      ferrodup [OPTIONS] collection-status|list-current-files|cleanup URL\n       \
+                      ferrodup [OPTIONS] remove-older-than TIME URL\n       \
+                      ferrodup [OPTIONS] remove-all-but-n-full|remove-all-inc-of-but-n-full N URL"
+)]
+pub struct Cli {
+    /// The command and its arguments (or SOURCE_DIR URL / URL DEST without a command).
+    #[arg(num_args = 0.., allow_hyphen_values = false)]
+    pub args: Vec<String>,
+
+    /// Do not encrypt (required until OpenPGP support lands).
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// Store volumes and signatures without gzip.
+    #[arg(long)]
+    pub no_compression: bool,
+    /// Volume size in MiB.
+    #[arg(long, default_value_t = 200, value_name = "MIB")]
+    pub volsize: u64,
+    /// Folder of the local metadata cache.
+    #[arg(long, value_name = "PATH")]
+    pub archive_dir: Option<PathBuf>,
+    /// Name of this backup inside the archive dir (default: MD5 of the URL).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Prefix for every file name.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub file_prefix: String,
+    /// Prefix for manifest file names.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub file_prefix_manifest: String,
+    /// Prefix for volume file names.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub file_prefix_archive: String,
+    /// Prefix for signature file names.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub file_prefix_signature: String,
+    /// Prefix for jsonstat file names.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub file_prefix_jsonstat: String,
+    /// Make a full backup when the last full one is older than TIME.
+    #[arg(long, value_name = "TIME")]
+    pub full_if_older_than: Option<String>,
+    /// Make a full backup when the chain already has N incrementals.
+    #[arg(long, value_name = "N")]
+    pub full_if_n_inc: Option<usize>,
+    /// Do not check that the host name and source directory match the last backup.
+    #[arg(long)]
+    pub allow_source_mismatch: bool,
+    /// Compute everything but write nothing to the target or the cache.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not upload an incremental that has no changes.
+    #[arg(long)]
+    pub skip_if_no_change: bool,
+    /// Cap the librsync block size (bytes; 0 = no cap).
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub max_blocksize: u64,
+    /// Folder for temporary files.
+    #[arg(long, value_name = "PATH")]
+    pub tempdir: Option<PathBuf>,
+    /// Verbosity: 0-9 or error, warning, notice, info, debug.
+    #[arg(short = 'v', long, value_name = "LEVEL")]
+    pub verbosity: Option<String>,
+    /// Back up the targets of symbolic links instead of the links.
+    #[arg(long)]
+    pub copy_links: bool,
+    /// Restore numeric uid/gid instead of looking up user and group names.
+    #[arg(long)]
+    pub numeric_owner: bool,
+    /// Do not restore owners.
+    #[arg(long)]
+    pub no_restore_ownership: bool,
+    /// Do not print backup statistics.
+    #[arg(long)]
+    pub no_print_statistics: bool,
+    /// Tries for each storage operation.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub num_retries: u32,
+    /// Seconds between tries.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub backend_retry_delay: u64,
+    /// Go on past errors such as a volume with a bad hash.
+    #[arg(long)]
+    pub ignore_errors: bool,
+    /// Really delete (cleanup, remove-*), or restore into an existing directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Time to restore, verify or list (default: now).
+    #[arg(short = 't', long = "time", visible_alias = "restore-time", value_name = "TIME")]
+    pub time: Option<String>,
+    /// Restore or verify only this path of the backup.
+    #[arg(
+        short = 'r',
+        long = "path-to-restore",
+        visible_alias = "file-to-restore",
+        value_name = "PATH"
+    )]
+    pub path_to_restore: Option<String>,
+    /// Restore FROM under the name TO (repeatable).
+    #[arg(long, num_args = 2, value_names = ["FROM", "TO"], action = clap::ArgAction::Append)]
+    pub rename: Vec<String>,
+    /// verify: compare file contents too.
+    #[arg(long)]
+    pub compare_data: bool,
+    /// Pretend the current time is this (epoch seconds or a time string).
+    #[arg(long, hide = true, value_name = "TIME")]
+    pub current_time: Option<String>,
+}

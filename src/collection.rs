@@ -1,0 +1,229 @@
+//! Backup sets, chains and signature chains, found from a listing of file names.
+
+use crate::format::naming::{Kind, ParsedName, Prefixes, SetTimes};
+use std::collections::BTreeMap;
+
+/// All the files of one backup run.
+#[derive(Clone, Debug, Default)]
+pub struct BackupSet {
+    pub times: Option<SetTimes>,
+    pub volumes: BTreeMap<u32, String>,
+    pub manifest: Option<String>,
+    pub partial_manifest: Option<String>,
+    pub jsonstat: Option<String>,
+    pub encrypted: bool,
+    /// Two files claimed the same volume number.
+    pub duplicate_volume: bool,
+}
+
+impl BackupSet {
+    pub fn times(&self) -> SetTimes {
+        self.times.expect("a set always has times")
+    }
+
+    /// Every file of the set.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.volumes.values().cloned().collect();
+        v.extend(self.manifest.iter().cloned());
+        v.extend(self.partial_manifest.iter().cloned());
+        v.extend(self.jsonstat.iter().cloned());
+        v
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.manifest.is_some()
+    }
+}
+
+/// A full set and the incrementals that build on it.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub full: BackupSet,
+    pub incs: Vec<BackupSet>,
+}
+
+impl Chain {
+    pub fn start(&self) -> i64 {
+        self.full.times().end()
+    }
+    pub fn end(&self) -> i64 {
+        self.incs.last().unwrap_or(&self.full).times().end()
+    }
+    /// The full set and every incremental, oldest first.
+    pub fn sets(&self) -> impl Iterator<Item = &BackupSet> {
+        std::iter::once(&self.full).chain(self.incs.iter())
+    }
+    /// The sets needed to restore the state at time `t`.
+    pub fn sets_until(&self, t: i64) -> Vec<&BackupSet> {
+        self.sets().filter(|s| s.times().end() <= t).collect()
+    }
+}
+
+/// A full signature file and the new-signature files that extend it.
+#[derive(Clone, Debug)]
+pub struct SigChain {
+    pub files: Vec<(SetTimes, String)>,
+}
+
+impl SigChain {
+    pub fn start(&self) -> i64 {
+        self.files[0].0.end()
+    }
+    pub fn end(&self) -> i64 {
+        self.files.last().map_or(0, |f| f.0.end())
+    }
+    /// Signature files describing the state at time `t`.
+    pub fn files_until(&self, t: i64) -> Vec<&str> {
+        self.files
+            .iter()
+            .filter(|(s, _)| s.end() <= t)
+            .map(|(_, n)| n.as_str())
+            .collect()
+    }
+}
+
+/// What a listing holds.
+#[derive(Clone, Debug, Default)]
+pub struct Collection {
+    pub chains: Vec<Chain>,
+    pub orphaned_sets: Vec<BackupSet>,
+    pub incomplete_sets: Vec<BackupSet>,
+    pub sig_chains: Vec<SigChain>,
+    pub orphaned_sigs: Vec<String>,
+    pub partial_sigs: Vec<String>,
+}
+
+impl Collection {
+    /// Groups the parsable names of a listing into sets and chains.
+    pub fn from_names<S: AsRef<str>>(prefixes: &Prefixes, names: &[S]) -> Collection {
+        let mut sets: BTreeMap<SetTimes, BackupSet> = BTreeMap::new();
+        let mut sigs: Vec<(ParsedName, String)> = Vec::new();
+        let mut col = Collection::default();
+        for name in names {
+            let name = name.as_ref();
+            let Some(p) = prefixes.parse(name) else {
+                continue;
+            };
+            if p.kind == Kind::Signature {
+                if p.partial {
+                    col.partial_sigs.push(name.to_string());
+                } else {
+                    sigs.push((p, name.to_string()));
+                }
+                continue;
+            }
+            let set = sets.entry(p.set).or_default();
+            set.times = Some(p.set);
+            set.encrypted |= p.encrypted;
+            match p.kind {
+                Kind::Volume(n) => {
+                    if set.volumes.insert(n, name.to_string()).is_some() {
+                        set.duplicate_volume = true;
+                    }
+                }
+                Kind::Manifest if p.partial => set.partial_manifest = Some(name.to_string()),
+                Kind::Manifest => set.manifest = Some(name.to_string()),
+                Kind::Jsonstat => set.jsonstat = Some(name.to_string()),
+                Kind::Signature => unreachable!("handled above"),
+            }
+        }
+        let mut ordered: Vec<BackupSet> = sets.into_values().collect();
+        ordered.sort_by_key(|s| (s.times().end(), !s.times().is_full()));
+        for set in ordered {
+            if !set.is_complete() {
+                col.incomplete_sets.push(set);
+                continue;
+            }
+            match set.times() {
+                SetTimes::Full(_) => col.chains.push(Chain {
+                    full: set,
+                    incs: Vec::new(),
+                }),
+                SetTimes::Inc(start, end) => {
+                    let target = col.chains.iter_mut().rev().find(|c| {
+                        c.end() == start
+                            || c.incs
+                                .last()
+                                .is_some_and(|l| matches!(l.times(), SetTimes::Inc(s, e) if s == start && e < end))
+                    });
+                    match target {
+                        Some(chain) if chain.end() == start => chain.incs.push(set),
+                        Some(chain) => {
+                            let replaced = chain.incs.pop().expect("checked above");
+                            col.orphaned_sets.push(replaced);
+                            chain.incs.push(set);
+                        }
+                        None => col.orphaned_sets.push(set),
+                    }
+                }
+            }
+        }
+        sigs.sort_by_key(|(p, _)| (p.set.end(), !p.set.is_full()));
+        for (p, name) in sigs {
+            match p.set {
+                SetTimes::Full(_) => col.sig_chains.push(SigChain {
+                    files: vec![(p.set, name)],
+                }),
+                SetTimes::Inc(start, _) => {
+                    match col.sig_chains.iter_mut().rev().find(|c| c.end() == start) {
+                        Some(chain) => chain.files.push((p.set, name)),
+                        None => col.orphaned_sigs.push(name),
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    /// The chain holding the state at time `t`: the one whose span contains `t`, else the
+    /// newest one ending before `t`. `None` when `t` is before every backup.
+    pub fn chain_at(&self, t: i64) -> Option<&Chain> {
+        if let Some(c) = self.chains.iter().find(|c| c.start() <= t && t <= c.end()) {
+            return Some(c);
+        }
+        self.chains.iter().rev().find(|c| c.end() < t)
+    }
+
+    /// The signature chain matching the state at time `t`.
+    pub fn sig_chain_at(&self, t: i64) -> Option<&SigChain> {
+        if let Some(c) = self.sig_chains.iter().find(|c| c.start() <= t && t <= c.end()) {
+            return Some(c);
+        }
+        self.sig_chains.iter().rev().find(|c| c.end() < t)
+    }
+
+    pub fn last_chain(&self) -> Option<&Chain> {
+        self.chains.last()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_and_orphans() {
+        let p = Prefixes::default();
+        let names = [
+            "duplicity-full.20240101T120000Z.vol1.difftar.gz",
+            "duplicity-full.20240101T120000Z.manifest",
+            "duplicity-full-signatures.20240101T120000Z.sigtar.gz",
+            "duplicity-inc.20240101T120000Z.to.20240102T120000Z.vol1.difftar.gz",
+            "duplicity-inc.20240101T120000Z.to.20240102T120000Z.manifest",
+            "duplicity-new-signatures.20240101T120000Z.to.20240102T120000Z.sigtar.gz",
+            "duplicity-inc.20240105T120000Z.to.20240106T120000Z.manifest",
+            "duplicity-inc.20240102T120000Z.to.20240103T120000Z.vol1.difftar.gz",
+            "unrelated.txt",
+        ];
+        let c = Collection::from_names(&p, &names);
+        assert_eq!(c.chains.len(), 1);
+        assert_eq!(c.chains[0].incs.len(), 1);
+        assert_eq!(c.orphaned_sets.len(), 1);
+        assert_eq!(c.incomplete_sets.len(), 1);
+        assert_eq!(c.sig_chains.len(), 1);
+        assert_eq!(c.sig_chains[0].files.len(), 2);
+        assert_eq!(c.chains[0].end(), 1704196800);
+        assert!(c.chain_at(1704110400 - 1).is_none());
+        assert_eq!(c.chains[0].sets_until(1704110400).len(), 1);
+    }
+}

@@ -1,0 +1,803 @@
+//! Full and incremental backups: walk the source in duplicity's order, compare it with the
+//! previous signatures, and write difftar volumes, a signature file and a manifest.
+//!
+//! The work is a pipeline: this thread walks, reads, diffs and compresses while an upload
+//! thread sends finished volumes to the target and records them in the partial manifest.
+
+use crate::backend::Backend;
+use crate::codec::{self, StoredWriter};
+use crate::collection::Collection;
+use crate::commands::Context;
+use crate::error::{Error, Result};
+use crate::format::entry::{self, DiffType};
+use crate::format::manifest::{cmp_index, ChangedFile, Manifest, VolumeInfo};
+use crate::format::naming::{SetTimes, Wrapping};
+use crate::format::rsync::{self, SigMaker};
+use crate::format::tar::{self, EntryType, Header};
+use crate::fsmeta::{self, SourceEntry};
+use crate::sigstate::{SigEntry, SigOverlay};
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+/// Payload chunk size: duplicity reads file data and deltas 64 KiB at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Incremental,
+    Auto,
+}
+
+/// Options of a backup run.
+pub struct BackupOptions {
+    pub source: PathBuf,
+    pub mode: Mode,
+    pub volsize: u64,
+    pub max_blocksize: u64,
+    pub full_if_older_than: Option<i64>,
+    pub full_if_n_inc: Option<usize>,
+    pub allow_source_mismatch: bool,
+    pub skip_if_no_change: bool,
+    pub copy_links: bool,
+    pub print_statistics: bool,
+}
+
+#[derive(Default)]
+struct Stats {
+    source_files: u64,
+    source_size: u64,
+    new_files: u64,
+    new_size: u64,
+    deleted_files: u64,
+    changed_files: u64,
+    changed_size: u64,
+    changed_delta_size: u64,
+    delta_entries: u64,
+    raw_delta_size: u64,
+    errors: u64,
+}
+
+/// Runs `full`, `incremental` or `backup`.
+pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
+    let md = std::fs::metadata(&opts.source).map_err(|e| {
+        Error::input(format!(
+            "cannot read source {}: {e}; give an existing directory to back up",
+            opts.source.display()
+        ))
+    })?;
+    if !md.is_dir() {
+        return Err(Error::input(format!(
+            "source {} is not a directory: give the directory to back up",
+            opts.source.display()
+        )));
+    }
+    let remote = ctx.backend.list()?;
+    ctx.sync_cache(&remote)?;
+    let col = Collection::from_names(&ctx.prefixes, &remote);
+    clean_incomplete(ctx, &col)?;
+    let local = Collection::from_names(&ctx.prefixes, &ctx.cache.names()?);
+
+    let mut full = opts.mode == Mode::Full;
+    let mut prev_chain = None;
+    if !full {
+        match col.last_chain() {
+            None => {
+                if opts.mode == Mode::Incremental {
+                    crate::log::notice("Last full backup date: none");
+                }
+                crate::log::notice("No signatures found, switching to full backup.");
+                full = true;
+            }
+            Some(chain) => {
+                let sig = local.sig_chains.iter().rev().find(|s| s.end() == chain.end());
+                if let Some(limit) = opts.full_if_older_than {
+                    if chain.start() < limit {
+                        crate::log::notice("Last full backup is too old, forcing full backup");
+                        full = true;
+                    }
+                }
+                if let Some(n) = opts.full_if_n_inc {
+                    if chain.incs.len() >= n {
+                        crate::log::notice(&format!(
+                            "Last full backup has {} incrementals, forcing full backup",
+                            chain.incs.len()
+                        ));
+                        full = true;
+                    }
+                }
+                if !full {
+                    match sig {
+                        Some(s) => prev_chain = Some((chain, s.clone())),
+                        None if opts.mode == Mode::Incremental => {
+                            return Err(Error::corrupt(format!(
+                                "no signature files match the last backup chain at {}; \
+                                 run cleanup or a full backup",
+                                ctx.backend.describe()
+                            )))
+                        }
+                        None => {
+                            crate::log::notice("No signatures found, switching to full backup.");
+                            full = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let set = match &prev_chain {
+        None => SetTimes::Full(ctx.now),
+        Some((chain, _)) => {
+            if ctx.now <= chain.end() {
+                return Err(Error::input(format!(
+                    "the current time {} is not after the last backup {}; check the clock \
+                     (or --current-time)",
+                    crate::format::time::to_string(ctx.now),
+                    crate::format::time::to_string(chain.end())
+                )));
+            }
+            if !opts.allow_source_mismatch {
+                check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
+            }
+            SetTimes::Inc(chain.end(), ctx.now)
+        }
+    };
+    let overlay = match &prev_chain {
+        None => SigOverlay::empty(),
+        Some((_, sig)) => {
+            let mut files = Vec::new();
+            for name in sig.files_until(i64::MAX) {
+                files.push((name.to_string(), open_local(&ctx.cache.path(name), name)?));
+            }
+            SigOverlay::new(files)?
+        }
+    };
+    if full {
+        crate::log::notice("Starting full backup.");
+    } else {
+        crate::log::notice(&format!(
+            "Starting incremental backup (last backup: {}).",
+            crate::format::time::pretty(set_start(set))
+        ));
+    }
+    write_set(ctx, opts, set, overlay)
+}
+
+fn set_start(set: SetTimes) -> i64 {
+    match set {
+        SetTimes::Full(t) | SetTimes::Inc(t, _) => t,
+    }
+}
+
+fn open_local(path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
+    codec::open_stored(path, name)
+}
+
+/// Deletes leftovers of an interrupted run (sets without a manifest) that are newer than
+/// every complete backup; they hold nothing restorable.
+fn clean_incomplete(ctx: &Context, col: &Collection) -> Result<()> {
+    let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
+    for set in &col.incomplete_sets {
+        if set.times().end() <= newest || ctx.dry_run {
+            continue;
+        }
+        crate::log::notice(&format!(
+            "Deleting the incomplete backup set from {} left by an interrupted run.",
+            crate::format::time::pretty(set.times().end())
+        ));
+        for f in set.files() {
+            ctx.backend.delete(&f)?;
+        }
+    }
+    for name in ctx.cache.names()? {
+        if ctx.prefixes.parse(&name).is_some_and(|p| p.partial) {
+            let p = ctx.cache.path(&name);
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn check_source_match(
+    ctx: &Context,
+    last: &crate::collection::BackupSet,
+    source: &Path,
+) -> Result<()> {
+    let name = last.manifest.as_deref().expect("complete set");
+    let Some(lname) = crate::cache::Cache::local_name(&ctx.prefixes, name) else {
+        return Ok(());
+    };
+    let Ok(text) = std::fs::read(ctx.cache.path(&lname)) else {
+        return Ok(());
+    };
+    let m = Manifest::parse(&text).map_err(|e| Error::corrupt(format!("{lname}: {e}")))?;
+    let host = hostname();
+    if let Some(h) = m.hostname.as_deref().filter(|h| !h.is_empty()) {
+        if h != host {
+            return Err(Error::input(format!(
+                "backup source host has changed (current {host:?}, previous {h:?}); use \
+                 --allow-source-mismatch if this is intended"
+            )));
+        }
+    }
+    let dir = localdir(source);
+    if let Some(d) = m.localdir.as_deref().filter(|d| !d.is_empty()) {
+        if d != dir.as_slice() {
+            return Err(Error::input(format!(
+                "backup source directory has changed (current {:?}, previous {:?}); use \
+                 --allow-source-mismatch if this is intended",
+                String::from_utf8_lossy(&dir),
+                String::from_utf8_lossy(d)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The source path as duplicity records it: as given, normalised (no trailing slash).
+fn localdir(source: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let s = source.as_os_str().as_bytes();
+    let trimmed = if s.len() > 1 {
+        s.strip_suffix(b"/").unwrap_or(s)
+    } else {
+        s
+    };
+    trimmed.to_vec()
+}
+
+struct FinishedVolume {
+    path: PathBuf,
+    name: String,
+    size: u64,
+    info: VolumeInfo,
+}
+
+/// Uploads finished volumes in order and appends each to the partial manifest once stored.
+struct Uploader<'s> {
+    tx: Option<mpsc::SyncSender<FinishedVolume>>,
+    handle: Option<thread::ScopedJoinHandle<'s, Result<File>>>,
+}
+
+impl<'s> Uploader<'s> {
+    fn start<'e: 's>(
+        scope: &'s thread::Scope<'s, 'e>,
+        backend: &'e dyn Backend,
+        mut manifest: File,
+        dry_run: bool,
+    ) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<FinishedVolume>(1);
+        let handle = scope.spawn(move || -> Result<File> {
+            for v in rx {
+                if !dry_run {
+                    backend.put(&v.path, &v.name)?;
+                    match backend.size(&v.name)? {
+                        Some(s) if s == v.size => {}
+                        other => {
+                            return Err(Error::backend(format!(
+                                "{} was corrupted during upload (stored size {:?}, expected {}); \
+                                 check the target and run the backup again",
+                                v.name, other, v.size
+                            )))
+                        }
+                    }
+                    manifest
+                        .write_all(&v.info.to_text())
+                        .and_then(|_| manifest.flush())
+                        .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
+                }
+                let _ = std::fs::remove_file(&v.path);
+                crate::log::info(&format!("Processed volume {}", v.info.number));
+            }
+            Ok(manifest)
+        });
+        Uploader {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn send(&mut self, v: FinishedVolume) -> Result<()> {
+        let tx = self.tx.as_ref().expect("uploader open");
+        if tx.send(v).is_err() {
+            return Err(self.join().err().unwrap_or_else(|| {
+                Error::backend("the upload thread stopped unexpectedly".to_string())
+            }));
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> Result<File> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| Error::backend("the upload thread panicked".to_string()))?,
+            None => Err(Error::backend("the upload thread already stopped".to_string())),
+        }
+    }
+}
+
+/// Cuts the tar stream into volumes the way duplicity does.
+struct VolumeWriter<'a, 's> {
+    ctx: &'a Context,
+    set: SetTimes,
+    wrap: Wrapping,
+    target: u64,
+    cur: Option<(StoredWriter, PathBuf)>,
+    tar_offset: u64,
+    number: u32,
+    start: Option<(Vec<u8>, Option<u64>)>,
+    last: Option<(Vec<u8>, Option<u64>)>,
+    uploader: Uploader<'s>,
+    stored_bytes: u64,
+}
+
+impl VolumeWriter<'_, '_> {
+    /// Adds one member (header, data, padding) that belongs to `index`; `block` is the
+    /// multivol chunk number recorded in the manifest.
+    fn add(&mut self, index: &[u8], block: Option<u64>, parts: &[&[u8]]) -> Result<()> {
+        if let Some((w, _)) = &self.cur {
+            if self.target.saturating_sub(w.stored_len()) < CHUNK as u64 {
+                self.close()?;
+            }
+        }
+        if self.cur.is_none() {
+            self.open()?;
+            self.start = Some((index.to_vec(), block));
+        }
+        let (w, path) = self.cur.as_mut().expect("opened above");
+        for p in parts {
+            w.write_all(p).map_err(|e| Error::io(path, e))?;
+            self.tar_offset += p.len() as u64;
+        }
+        self.last = Some((index.to_vec(), block));
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<()> {
+        self.number += 1;
+        let path = self
+            .ctx
+            .tempdir
+            .join(format!("ferrodup-{}-vol{}", std::process::id(), self.number));
+        let w = StoredWriter::create(&path, self.wrap == Wrapping::Gzip, crate::now_u32())?;
+        self.cur = Some((w, path));
+        self.tar_offset = 0;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let Some((mut w, path)) = self.cur.take() else {
+            return Ok(());
+        };
+        w.write_all(&tar::volume_footer(self.tar_offset))
+            .map_err(|e| Error::io(&path, e))?;
+        let (size, sha1) = w.finish().map_err(|e| Error::io(&path, e))?;
+        let (start, start_block) = self.start.take().unwrap_or_default();
+        let (end, end_block) = self
+            .last
+            .take()
+            .unwrap_or_else(|| (start.clone(), start_block));
+        let info = VolumeInfo {
+            number: self.number,
+            start,
+            start_block,
+            end,
+            end_block,
+            hashes: vec![("SHA1".to_string(), sha1)],
+        };
+        self.stored_bytes += size;
+        let name = self.ctx.prefixes.volume(self.set, self.number, self.wrap);
+        self.uploader.send(FinishedVolume {
+            path,
+            name,
+            size,
+            info,
+        })
+    }
+
+    /// Closes the last volume (writing an empty volume 1 if nothing was added).
+    fn finish(mut self) -> Result<(File, u64)> {
+        if self.number == 0 && self.cur.is_none() {
+            self.open()?;
+        }
+        self.close()?;
+        let f = self.uploader.join()?;
+        Ok((f, self.stored_bytes))
+    }
+}
+
+struct Engine<'a, 's> {
+    vw: VolumeWriter<'a, 's>,
+    sig: BufWriter<File>,
+    sig_path: PathBuf,
+    sig_offset: u64,
+    changed: Vec<ChangedFile>,
+    stats: Stats,
+    max_blocksize: u64,
+    buf: Vec<u8>,
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Feeds everything read through it into a signature.
+struct Tee<'a, R: Read> {
+    inner: R,
+    sig: &'a mut SigMaker,
+    read: u64,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sig.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Engine<'_, '_> {
+    fn sig_member(&mut self, header: &Header, data: &[u8]) -> Result<()> {
+        let mut bytes = header.to_pax_bytes();
+        bytes.extend_from_slice(data);
+        tar::pad_to_block(&mut bytes);
+        self.sig
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&self.sig_path, e))?;
+        self.sig_offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn vol_member(&mut self, index: &[u8], block: Option<u64>, header: &Header, data: &[u8]) -> Result<()> {
+        let head = header.to_pax_bytes();
+        let pad = vec![0u8; (tar::BLOCK - data.len() % tar::BLOCK) % tar::BLOCK];
+        self.vw.add(index, block, &[&head, data, &pad])
+    }
+
+    fn deleted(&mut self, prev: &SigEntry) -> Result<()> {
+        if prev.index.is_empty() {
+            return Ok(());
+        }
+        let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index));
+        self.vol_member(&prev.index, None, &h, &[])?;
+        let hs = Header::empty(entry::sig_name(DiffType::Deleted, &prev.index));
+        self.sig_member(&hs, &[])?;
+        self.stats.deleted_files += 1;
+        self.stats.delta_entries += 1;
+        if prev.difftype == DiffType::Signature {
+            self.changed.push(("deleted".into(), prev.index.clone()));
+        }
+        crate::log::info(&format!("D {}", String::from_utf8_lossy(&prev.index)));
+        Ok(())
+    }
+
+    /// Writes a payload as one member or as 64 KiB `multivol_*` chunks.
+    fn payload(&mut self, e: &SourceEntry, difftype: DiffType, r: &mut dyn Read) -> Result<u64> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let res = (|| -> Result<u64> {
+            let mut total = 0u64;
+            let mut read = |buf: &mut [u8]| -> usize {
+                match read_full(r, buf) {
+                    Ok(n) => n,
+                    Err(err) => {
+                        crate::log::warn(&format!(
+                            "error reading {}: {err}; its data is cut short",
+                            e.fs_path.display()
+                        ));
+                        0
+                    }
+                }
+            };
+            let n = read(&mut buf);
+            total += n as u64;
+            if n < CHUNK {
+                let mut h = e.header(entry::volume_name(difftype, &e.index));
+                h.size = n as u64;
+                self.vol_member(&e.index, None, &h, &buf[..n])?;
+                return Ok(total);
+            }
+            let mut k = 1u64;
+            let mut len = n;
+            loop {
+                let last = len < CHUNK;
+                let mut h = e.header(entry::multivol_name(difftype, &e.index, k));
+                h.size = len as u64;
+                self.vol_member(&e.index, (!last).then_some(k), &h, &buf[..len])?;
+                if last {
+                    return Ok(total);
+                }
+                len = read(&mut buf);
+                total += len as u64;
+                k += 1;
+            }
+        })();
+        self.buf = buf;
+        res
+    }
+
+    fn process(&mut self, e: SourceEntry, prev: Option<SigEntry>) -> Result<()> {
+        let now_header = e.header(Vec::new());
+        if let Some(p) = &prev {
+            if fsmeta::unchanged(&p.header, &now_header) {
+                self.stats.source_files += 1;
+                self.stats.source_size += e.size;
+                return Ok(());
+            }
+        }
+        self.stats.source_files += 1;
+        self.stats.delta_entries += 1;
+        if e.kind != EntryType::Regular {
+            let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
+            self.vol_member(&e.index, None, &h, &[])?;
+            let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
+            self.sig_member(&hs, &[])?;
+            self.stats.new_files += 1;
+            crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
+            return Ok(());
+        }
+        let file = match File::open(&e.fs_path) {
+            Ok(f) => f,
+            Err(err) => {
+                crate::log::warn(&format!(
+                    "cannot read {}: {err}; it is not backed up this time",
+                    e.fs_path.display()
+                ));
+                self.stats.errors += 1;
+                return Ok(());
+            }
+        };
+        let mut sigmaker = SigMaker::new(rsync::block_len(e.size, self.max_blocksize));
+        let old_sig = prev.and_then(|p| p.signature);
+        let (difftype, stored) = match old_sig {
+            Some(old) => {
+                let tee = Tee {
+                    inner: file,
+                    sig: &mut sigmaker,
+                    read: 0,
+                };
+                let mut delta = librsync::Delta::new(tee, &mut &old[..]).map_err(|err| {
+                    Error::corrupt(format!(
+                        "the previous signature of {} is unusable ({err}); run a full backup",
+                        String::from_utf8_lossy(&e.index)
+                    ))
+                })?;
+                let stored = self.payload(&e, DiffType::Diff, &mut delta)?;
+                io::copy(&mut delta, &mut io::sink()).map_err(|err| Error::io(&e.fs_path, err))?;
+                (DiffType::Diff, stored)
+            }
+            None => {
+                let mut tee = Tee {
+                    inner: file,
+                    sig: &mut sigmaker,
+                    read: 0,
+                };
+                let stored = self.payload(&e, DiffType::Snapshot, &mut tee)?;
+                if let Err(err) = io::copy(&mut tee, &mut io::sink()) {
+                    crate::log::warn(&format!("error reading {}: {err}", e.fs_path.display()));
+                }
+                (DiffType::Snapshot, stored)
+            }
+        };
+        let signature = sigmaker.finish();
+        let mut hs = e.header(entry::sig_name(DiffType::Signature, &e.index));
+        hs.size = signature.len() as u64;
+        self.sig_member(&hs, &signature)?;
+        self.stats.raw_delta_size += stored;
+        if difftype == DiffType::Diff {
+            self.stats.changed_files += 1;
+            self.stats.changed_size += e.size;
+            self.stats.changed_delta_size += stored;
+            self.changed.push(("changed".into(), e.index.clone()));
+            crate::log::info(&format!("M {}", String::from_utf8_lossy(&e.index)));
+        } else {
+            self.stats.new_files += 1;
+            self.stats.new_size += e.size;
+            self.changed.push(("new".into(), e.index.clone()));
+            crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
+        }
+        self.stats.source_size += e.size;
+        Ok(())
+    }
+}
+
+fn write_set(ctx: &Context, opts: &BackupOptions, set: SetTimes, mut overlay: SigOverlay) -> Result<()> {
+    let started = std::time::Instant::now();
+    let wrap = if ctx.compression {
+        Wrapping::Gzip
+    } else {
+        Wrapping::Plain
+    };
+    let meta_dir = if ctx.dry_run {
+        ctx.tempdir.clone()
+    } else {
+        ctx.cache.dir.clone()
+    };
+    let man_part = meta_dir.join(ctx.prefixes.manifest(set, true, false));
+    let sig_part = meta_dir.join(ctx.prefixes.signature(set, true, Wrapping::Plain));
+    let manifest = Manifest {
+        hostname: Some(hostname()),
+        localdir: Some(localdir(&opts.source)),
+        ..Default::default()
+    };
+    let mut man_file = File::create(&man_part).map_err(|e| Error::io(&man_part, e))?;
+    man_file
+        .write_all(&manifest.header_text())
+        .map_err(|e| Error::io(&man_part, e))?;
+    let sig_file = File::create(&sig_part).map_err(|e| Error::io(&sig_part, e))?;
+
+    thread::scope(|scope| {
+        let backend: &dyn Backend = &*ctx.backend;
+        let uploader = Uploader::start(scope, backend, man_file, ctx.dry_run);
+        run_engine(ctx, opts, set, wrap, uploader, sig_file, &sig_part, &man_part, manifest, &meta_dir, &mut overlay, started)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_engine(
+    ctx: &Context,
+    opts: &BackupOptions,
+    set: SetTimes,
+    wrap: Wrapping,
+    uploader: Uploader<'_>,
+    sig_file: File,
+    sig_part: &Path,
+    man_part: &Path,
+    mut manifest: Manifest,
+    meta_dir: &Path,
+    overlay: &mut SigOverlay,
+    started: std::time::Instant,
+) -> Result<()> {
+    let vw = VolumeWriter {
+        ctx,
+        set,
+        wrap,
+        target: (opts.volsize).saturating_sub(50 * 1024),
+        cur: None,
+        tar_offset: 0,
+        number: 0,
+        start: None,
+        last: None,
+        uploader,
+        stored_bytes: 0,
+    };
+    let mut eng = Engine {
+        vw,
+        sig: BufWriter::with_capacity(256 * 1024, sig_file),
+        sig_path: sig_part.to_path_buf(),
+        sig_offset: 0,
+        changed: Vec::new(),
+        stats: Stats::default(),
+        max_blocksize: opts.max_blocksize,
+        buf: vec![0u8; CHUNK],
+    };
+    let walk_result = fsmeta::walk(&opts.source, opts.copy_links, &mut |e: SourceEntry| {
+        while let Some(p) = overlay.peek()? {
+            if cmp_index(&p.index, &e.index) != Ordering::Less {
+                break;
+            }
+            let p = overlay.next_entry()?.expect("peeked");
+            eng.deleted(&p)?;
+        }
+        let prev = match overlay.peek()? {
+            Some(p) if p.index == e.index => overlay.next_entry()?,
+            _ => None,
+        };
+        eng.process(e, prev)
+    });
+    let walk_result = walk_result.and_then(|_| {
+        while let Some(p) = overlay.next_entry()? {
+            eng.deleted(&p)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = walk_result {
+        let _ = eng.vw.uploader.join();
+        return Err(e);
+    }
+    if opts.skip_if_no_change && !set.is_full() && eng.stats.delta_entries == 0 {
+        crate::log::notice("Skipped volume upload, as effectively nothing has changed");
+        drop(eng.vw.uploader.join());
+        let _ = std::fs::remove_file(&man_part);
+        let _ = std::fs::remove_file(&sig_part);
+        return Ok(());
+    }
+    let Engine {
+        vw,
+        mut sig,
+        sig_offset,
+        changed,
+        stats,
+        ..
+    } = eng;
+    let (mut man_file, stored) = vw.finish()?;
+    sig.write_all(&tar::archive_end(sig_offset))
+        .and_then(|_| sig.flush())
+        .map_err(|e| Error::io(&sig_part, e))?;
+    drop(sig);
+    manifest.files_changed = changed;
+    man_file
+        .write_all(&manifest.filelist_text())
+        .and_then(|_| man_file.sync_all())
+        .map_err(|e| Error::io(&man_part, e))?;
+    drop(man_file);
+
+    let sig_local = meta_dir.join(ctx.prefixes.signature(set, false, Wrapping::Gzip));
+    codec::gzip_file(&sig_part, &sig_local, crate::now_u32())?;
+    let sig_remote = ctx.prefixes.signature(set, false, wrap);
+    let man_remote = ctx.prefixes.manifest(set, false, false);
+    let man_local = meta_dir.join(&man_remote);
+    let sig_upload = if wrap == Wrapping::Gzip {
+        sig_local.as_path()
+    } else {
+        &sig_part
+    };
+    let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
+    let man_size = std::fs::metadata(&man_part).map(|m| m.len()).unwrap_or(0);
+    if !ctx.dry_run {
+        ctx.backend.put(sig_upload, &sig_remote)?;
+        ctx.backend.put(&man_part, &man_remote)?;
+    }
+    std::fs::rename(&man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
+    std::fs::remove_file(&sig_part).map_err(|e| Error::io(&sig_part, e))?;
+    if ctx.dry_run {
+        let _ = std::fs::remove_file(&man_local);
+        let _ = std::fs::remove_file(&sig_local);
+    }
+    if opts.print_statistics {
+        print_stats(ctx.now, started.elapsed().as_secs_f64(), &stats, stored + sig_size + man_size);
+    }
+    if stats.errors > 0 {
+        crate::log::warn(&format!("{} file(s) could not be read", stats.errors));
+    }
+    Ok(())
+}
+
+fn print_stats(start: i64, elapsed: f64, s: &Stats, dest: u64) {
+    let end = start as f64 + elapsed;
+    println!("--------------[ Backup Statistics ]--------------");
+    println!("StartTime {start}.00 ({})", crate::format::time::pretty(start));
+    println!("EndTime {end:.2} ({})", crate::format::time::pretty(end as i64));
+    println!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
+    println!("SourceFiles {}", s.source_files);
+    println!("SourceFileSize {}", s.source_size);
+    println!("NewFiles {}", s.new_files);
+    println!("NewFileSize {}", s.new_size);
+    println!("DeletedFiles {}", s.deleted_files);
+    println!("ChangedFiles {}", s.changed_files);
+    println!("ChangedFileSize {}", s.changed_size);
+    println!("ChangedDeltaSize {}", s.changed_delta_size);
+    println!("DeltaEntries {}", s.delta_entries);
+    println!("RawDeltaSize {}", s.raw_delta_size);
+    println!("TotalDestinationSizeChange {dest}");
+    println!("Errors {}", s.errors);
+    println!("-------------------------------------------------");
+}

@@ -1,0 +1,148 @@
+//! `cleanup`, `remove-older-than`, `remove-all-but-n-full` and
+//! `remove-all-inc-of-but-n-full`: list what would go, and delete it only with `--force`.
+
+use crate::collection::{BackupSet, Collection};
+use crate::commands::Context;
+use crate::error::{Error, Result};
+use crate::format::naming::{Kind, SetTimes};
+use crate::format::time::pretty;
+use std::collections::BTreeSet;
+
+fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
+    for name in remote {
+        ctx.backend.delete(name)?;
+    }
+    for name in local {
+        let p = ctx.cache.path(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cleanup`: orphaned and incomplete sets, orphaned signatures and partial files.
+pub fn cleanup(ctx: &Context) -> Result<()> {
+    let remote_names = ctx.backend.list()?;
+    let col = Collection::from_names(&ctx.prefixes, &remote_names);
+    let mut remote: Vec<String> = Vec::new();
+    for s in col.orphaned_sets.iter().chain(col.incomplete_sets.iter()) {
+        remote.extend(s.files());
+    }
+    remote.extend(col.orphaned_sigs.iter().cloned());
+    remote.extend(col.partial_sigs.iter().cloned());
+    let mut local: Vec<String> = Vec::new();
+    for name in ctx.cache.names()? {
+        match ctx.prefixes.parse(&name) {
+            Some(p) if p.partial => local.push(name),
+            Some(_) => {}
+            None if name.ends_with(".sync-tmp") => local.push(name),
+            None => {}
+        }
+    }
+    if remote.is_empty() && local.is_empty() {
+        crate::log::warn("No extraneous files found, nothing deleted in cleanup.");
+        return Ok(());
+    }
+    let all: Vec<&String> = local.iter().chain(remote.iter()).collect();
+    let list = all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n");
+    if ctx.force {
+        println!("Deleting these file(s) from backend:\n{list}");
+        if !ctx.dry_run {
+            delete_all(ctx, &remote, &local)?;
+        }
+    } else {
+        println!(
+            "Found the following file(s) to delete:\n{list}\nRun duplicity again with the --force \
+             option to actually delete."
+        );
+    }
+    Ok(())
+}
+
+/// Which sets of old chains a removal takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    WholeChains,
+    IncrementalsOnly,
+}
+
+/// Time of the `n`-th newest full backup.
+pub fn nth_full_time(ctx: &Context, n: usize) -> Result<i64> {
+    if n == 0 {
+        return Err(Error::usage("the count of full backups to keep must be at least 1"));
+    }
+    let remote = ctx.backend.list()?;
+    let col = Collection::from_names(&ctx.prefixes, &remote);
+    let fulls: Vec<i64> = col.chains.iter().map(|c| c.start()).collect();
+    if fulls.len() < n {
+        return Ok(i64::MIN);
+    }
+    Ok(fulls[fulls.len() - n])
+}
+
+/// Removes chains (or their incrementals) that end before `t`, never the newest chain.
+pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
+    let remote_names = ctx.backend.list()?;
+    ctx.sync_cache(&remote_names)?;
+    let col = Collection::from_names(&ctx.prefixes, &remote_names);
+    let n = col.chains.len();
+    let old: Vec<_> = col
+        .chains
+        .iter()
+        .take(n.saturating_sub(1))
+        .filter(|c| c.end() < t)
+        .collect();
+    if old.is_empty() {
+        crate::log::notice(
+            "No old backup sets found, nothing deleted.",
+        );
+        return Ok(());
+    }
+    let mut sets: Vec<&BackupSet> = Vec::new();
+    for c in old.iter().rev() {
+        match scope {
+            Scope::WholeChains => sets.extend(c.sets().collect::<Vec<_>>().into_iter().rev()),
+            Scope::IncrementalsOnly => sets.extend(c.incs.iter().rev()),
+        }
+    }
+    let times: BTreeSet<SetTimes> = sets.iter().map(|s| s.times()).collect();
+    let mut remote = Vec::new();
+    for s in &sets {
+        for name in &remote_names {
+            if let Some(p) = ctx.prefixes.parse(name) {
+                if p.set == s.times() && p.kind == Kind::Signature {
+                    remote.push(name.clone());
+                }
+            }
+        }
+        remote.extend(s.jsonstat.iter().cloned());
+        remote.extend(s.manifest.iter().cloned());
+        remote.extend(s.volumes.values().rev().cloned());
+    }
+    let mut local = Vec::new();
+    for name in ctx.cache.names()? {
+        if let Some(p) = ctx.prefixes.parse(&name) {
+            if times.contains(&p.set) {
+                local.push(name);
+            }
+        }
+    }
+    let when: Vec<String> = old.iter().map(|c| pretty(c.end())).collect();
+    if ctx.force {
+        println!(
+            "Deleting backup chain(s) at times:\n{}",
+            when.join("\n")
+        );
+        if !ctx.dry_run {
+            delete_all(ctx, &remote, &local)?;
+        }
+    } else {
+        println!(
+            "Found old backup chain(s) at the following time(s):\n{}\nRerun command with --force \
+             option to actually delete.",
+            when.join("\n")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,786 @@
+//! Restore and verify: read exactly the volumes that hold the wanted paths (fetched ahead
+//! in background threads), apply the chain per path (the newest snapshot, then each later
+//! delta) and hand every final object to a sink that writes or compares it.
+
+use crate::backend::Backend;
+use crate::codec;
+use crate::collection::{BackupSet, Chain, Collection};
+use crate::commands::Context;
+use crate::error::{Error, Result};
+use crate::format::entry::{self, DiffType, EntryName};
+use crate::format::manifest::{cmp_index, Manifest};
+use crate::format::tar::{EntryType, Header, TarReader};
+use crate::fsmeta::{self, OwnerPolicy};
+use std::cmp::Ordering;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use tempfile::TempPath;
+
+/// A restored object's final state; regular files carry their content in a temp file.
+pub struct Restored {
+    pub index: Vec<u8>,
+    pub header: Header,
+    pub content: Option<TempPath>,
+}
+
+/// Where restored objects go.
+pub trait Sink {
+    /// Directory for content temp files (on the destination's file system for restores).
+    fn temp_dir(&self) -> &Path;
+    fn put(&mut self, obj: Restored) -> Result<()>;
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Picks the chain and sets for time `t`, with a clear error when there is none.
+pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<(Chain, Vec<BackupSet>)> {
+    let first = col.chains.first().ok_or_else(|| {
+        Error::input(format!(
+            "no backup found at {} (check the URL and the --file-prefix options)",
+            ctx.backend.describe()
+        ))
+    })?;
+    if t < first.start() {
+        return Err(Error::input(format!(
+            "the requested time {} is before the first backup ({}); choose a later --time",
+            crate::format::time::pretty(t),
+            crate::format::time::pretty(first.start())
+        )));
+    }
+    let chain = col.chain_at(t).expect("t is after the first chain").clone();
+    let sets = chain.sets_until(t).into_iter().cloned().collect();
+    Ok((chain, sets))
+}
+
+/// Reads a set's manifest, from the archive dir when it is there.
+pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
+    let name = set.manifest.as_deref().expect("complete set");
+    let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
+        .map(|l| ctx.cache.path(&l))
+        .filter(|p| p.exists());
+    let (text, shown) = match local {
+        Some(p) => (
+            std::fs::read(&p).map_err(|e| Error::io(&p, e))?,
+            p.display().to_string(),
+        ),
+        None => {
+            let tmp = ctx.temp_path("manifest")?;
+            ctx.backend.get(name, &tmp)?;
+            let mut r = codec::open_stored(&tmp, name)?;
+            let mut text = Vec::new();
+            r.read_to_end(&mut text).map_err(|e| Error::io(&tmp, e))?;
+            (text, name.to_string())
+        }
+    };
+    Manifest::parse(&text).map_err(|e| {
+        Error::corrupt(format!(
+            "manifest {shown} is corrupt ({e}); run cleanup or restore an earlier --time"
+        ))
+    })
+}
+
+struct Fetched {
+    number: u32,
+    name: String,
+    path: TempPath,
+}
+
+/// One set's volumes as a stream of logical entries (multivol chunks joined).
+struct SetStream {
+    rx: mpsc::Receiver<Result<Fetched>>,
+    tar: Option<TarReader<Box<dyn Read + Send>>>,
+    volume: Option<Fetched>,
+    pending: Option<(EntryName, Header)>,
+    multivol: Option<(Vec<u8>, DiffType, u64)>,
+}
+
+impl SetStream {
+    fn corrupt(&self, e: io::Error) -> Error {
+        let name = self.volume.as_ref().map_or("?", |v| v.name.as_str());
+        Error::corrupt(format!(
+            "volume {name} is corrupt or truncated ({e}); restore an earlier --time or use \
+             --ignore-errors to skip what cannot be read"
+        ))
+    }
+
+    fn next_member(&mut self) -> Result<Option<(EntryName, Header)>> {
+        loop {
+            if let Some(tar) = self.tar.as_mut() {
+                match tar.next_header() {
+                    Ok(Some(h)) => {
+                        let Some(name) = entry::parse(&h.name) else {
+                            crate::log::warn(&format!(
+                                "ignoring unexpected member {:?} in {}",
+                                String::from_utf8_lossy(&h.name),
+                                self.volume.as_ref().map_or("?", |v| v.name.as_str())
+                            ));
+                            continue;
+                        };
+                        return Ok(Some((name, h)));
+                    }
+                    Ok(None) => {
+                        self.tar = None;
+                        self.volume = None;
+                    }
+                    Err(e) => return Err(self.corrupt(e)),
+                }
+            }
+            match self.rx.recv() {
+                Ok(Ok(v)) => {
+                    let r = codec::open_stored(&v.path, &v.name)?;
+                    crate::log::debug(&format!("reading volume {} ({})", v.number, v.name));
+                    self.tar = Some(TarReader::new(r));
+                    self.volume = Some(v);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// The next logical entry; the previous one's unread data is skipped.
+    fn next_entry(&mut self) -> Result<Option<(EntryName, Header)>> {
+        self.skip_payload()?;
+        loop {
+            let m = match self.pending.take() {
+                Some(m) => Some(m),
+                None => self.next_member()?,
+            };
+            let Some((name, h)) = m else {
+                return Ok(None);
+            };
+            match name.chunk {
+                Some(1) => {
+                    self.multivol = Some((name.index.clone(), name.difftype, 2));
+                    return Ok(Some((name, h)));
+                }
+                Some(_) => continue,
+                None => {
+                    self.multivol = None;
+                    return Ok(Some((name, h)));
+                }
+            }
+        }
+    }
+
+    fn skip_payload(&mut self) -> Result<()> {
+        io::copy(&mut Payload(self), &mut io::sink()).map_err(|e| match e.into_inner() {
+            Some(inner) => match inner.downcast::<ErrorBox>() {
+                Ok(b) => b.0,
+                Err(other) => Error::corrupt(other.to_string()),
+            },
+            None => Error::corrupt("volume read error".to_string()),
+        })?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct ErrorBox(Error);
+impl std::fmt::Display for ErrorBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+impl std::error::Error for ErrorBox {}
+
+fn unbox(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|r| r.is::<ErrorBox>()) {
+        let inner = e.into_inner().expect("checked");
+        return inner.downcast::<ErrorBox>().expect("checked").0;
+    }
+    Error::corrupt(format!("bad data in a volume: {e}"))
+}
+
+/// The current logical entry's data, across multivol chunks and volumes.
+struct Payload<'a>(&'a mut SetStream);
+
+impl Read for Payload<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let s = &mut *self.0;
+        loop {
+            let Some(tar) = s.tar.as_mut() else {
+                return Ok(0);
+            };
+            let n = match tar.read(buf) {
+                Ok(n) => n,
+                Err(e) => return Err(io::Error::other(ErrorBox(s.corrupt(e)))),
+            };
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let Some((index, difftype, next)) = s.multivol.clone() else {
+                return Ok(0);
+            };
+            let m = s.next_member().map_err(|e| io::Error::other(ErrorBox(e)))?;
+            match m {
+                Some((name, h))
+                    if name.chunk == Some(next) && name.index == index && name.difftype == difftype =>
+                {
+                    s.multivol = Some((index, difftype, next + 1));
+                    let _ = h;
+                }
+                other => {
+                    s.multivol = None;
+                    s.pending = other;
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
+/// What to restore.
+pub struct Request {
+    pub time: i64,
+    /// Archive path to restrict to (root = empty).
+    pub path: Vec<u8>,
+}
+
+impl Request {
+    fn wants(&self, index: &[u8]) -> bool {
+        self.path.is_empty()
+            || index == self.path.as_slice()
+            || (index.starts_with(&self.path) && index.get(self.path.len()) == Some(&b'/'))
+    }
+}
+
+fn spawn_fetcher<'s>(
+    scope: &'s thread::Scope<'s, '_>,
+    ctx: &'s Context,
+    manifest: Manifest,
+    set: BackupSet,
+    volumes: Vec<u32>,
+) -> mpsc::Receiver<Result<Fetched>> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let backend: &dyn Backend = &*ctx.backend;
+    scope.spawn(move || {
+        for n in volumes {
+            let result = (|| -> Result<Option<Fetched>> {
+                let name = set.volumes.get(&n).cloned().ok_or_else(|| {
+                    Error::corrupt(format!(
+                        "volume {n} of the backup set from {} is missing from the target; \
+                         restore an earlier --time or run cleanup",
+                        crate::format::time::pretty(set.times().end())
+                    ))
+                })?;
+                let path = ctx.temp_path("volume")?;
+                backend.get(&name, &path)?;
+                if let Some((kind, want)) = manifest.volumes.get(&n).and_then(|v| v.best_hash()) {
+                    if kind == "SHA1" {
+                        let got = codec::sha1_file(&path)?;
+                        if !got.eq_ignore_ascii_case(want) {
+                            let msg = format!(
+                                "volume {name} is corrupt: its SHA1 is {got} but the manifest \
+                                 says {want}"
+                            );
+                            if ctx.ignore_errors {
+                                crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
+                                return Ok(None);
+                            }
+                            return Err(Error::corrupt(format!(
+                                "{msg}; restore an earlier --time or use --ignore-errors"
+                            )));
+                        }
+                    }
+                }
+                Ok(Some(Fetched {
+                    number: n,
+                    name,
+                    path,
+                }))
+            })();
+            let stop = result.is_err();
+            match result {
+                Ok(None) => continue,
+                Ok(Some(f)) => {
+                    if tx.send(Ok(f)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+            if stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Replays the chain for `req` into `sink`; returns how many objects were produced.
+pub fn replay(ctx: &Context, sets: &[BackupSet], req: &Request, sink: &mut dyn Sink) -> Result<u64> {
+    let mut plans = Vec::new();
+    let mut all_names = Vec::new();
+    for set in sets {
+        if set.encrypted {
+            return Err(Error::Unsupported(format!(
+                "the backup set from {} is encrypted, and this version of ferrodup cannot \
+                 decrypt yet; restore it with duplicity",
+                crate::format::time::pretty(set.times().end())
+            )));
+        }
+        let m = read_manifest(ctx, set)?;
+        let vols = m.volumes_containing(&req.path);
+        for n in &vols {
+            if let Some(name) = set.volumes.get(n) {
+                all_names.push(name.clone());
+            }
+        }
+        plans.push((m, set.clone(), vols));
+    }
+    ctx.backend.prepare_download(&all_names)?;
+    thread::scope(|scope| {
+        let mut streams: Vec<SetStream> = plans
+            .into_iter()
+            .map(|(m, set, vols)| SetStream {
+                rx: spawn_fetcher(scope, ctx, m, set, vols),
+                tar: None,
+                volume: None,
+                pending: None,
+                multivol: None,
+            })
+            .collect();
+        merge(&mut streams, req, sink)
+    })
+}
+
+fn merge(streams: &mut [SetStream], req: &Request, sink: &mut dyn Sink) -> Result<u64> {
+    let mut heads: Vec<Option<(EntryName, Header)>> = Vec::new();
+    for s in streams.iter_mut() {
+        heads.push(s.next_entry()?);
+    }
+    let mut produced = 0u64;
+    loop {
+        let mut min: Option<Vec<u8>> = None;
+        for (n, _) in heads.iter().flatten() {
+            if min
+                .as_ref()
+                .is_none_or(|m| cmp_index(&n.index, m) == Ordering::Less)
+            {
+                min = Some(n.index.clone());
+            }
+        }
+        let Some(index) = min else {
+            break;
+        };
+        let parts: Vec<usize> = (0..heads.len())
+            .filter(|&i| heads[i].as_ref().is_some_and(|(n, _)| n.index == index))
+            .collect();
+        if req.wants(&index) {
+            let base = parts.iter().rposition(|&i| {
+                heads[i].as_ref().expect("part").0.difftype != DiffType::Diff
+            });
+            match base {
+                None => crate::log::warn(&format!(
+                    "{} has a delta but no earlier version in the chain; skipping it",
+                    String::from_utf8_lossy(&index)
+                )),
+                Some(b) => {
+                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink.temp_dir())? {
+                        sink.put(obj)?;
+                        produced += 1;
+                    }
+                }
+            }
+        }
+        for &i in &parts {
+            heads[i] = streams[i].next_entry()?;
+        }
+    }
+    sink.finish()?;
+    Ok(produced)
+}
+
+fn build(
+    streams: &mut [SetStream],
+    heads: &[Option<(EntryName, Header)>],
+    parts: &[usize],
+    index: &[u8],
+    tmpdir: &Path,
+) -> Result<Option<Restored>> {
+    let (name, header) = heads[parts[0]].as_ref().expect("part");
+    if name.difftype == DiffType::Deleted {
+        if parts.len() > 1 {
+            crate::log::warn(&format!(
+                "{} was deleted but later has a delta; skipping it",
+                String::from_utf8_lossy(index)
+            ));
+        }
+        return Ok(None);
+    }
+    let mut header = header.clone();
+    if header.kind != EntryType::Regular {
+        return Ok(Some(Restored {
+            index: index.to_vec(),
+            header,
+            content: None,
+        }));
+    }
+    let new_temp = || -> Result<(File, TempPath)> {
+        let t = tempfile::Builder::new()
+            .prefix(".ferrodup-restore-")
+            .tempfile_in(tmpdir)
+            .map_err(|e| Error::io(tmpdir, e))?;
+        let (f, p) = t.into_parts();
+        Ok((f, p))
+    };
+    let (mut f, mut path) = new_temp()?;
+    io::copy(&mut Payload(&mut streams[parts[0]]), &mut f).map_err(unbox)?;
+    drop(f);
+    for &i in &parts[1..] {
+        header = heads[i].as_ref().expect("part").1.clone();
+        let base = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let (mut out, out_path) = new_temp()?;
+        {
+            let mut patch = librsync::Patch::new(base, Payload(&mut streams[i])).map_err(|e| {
+                Error::corrupt(format!(
+                    "cannot apply the delta of {}: {e}",
+                    String::from_utf8_lossy(index)
+                ))
+            })?;
+            io::copy(&mut patch, &mut out).map_err(|e| {
+                Error::corrupt(format!(
+                    "the delta of {} does not apply ({e}); the backup is corrupt",
+                    String::from_utf8_lossy(index)
+                ))
+            })?;
+        }
+        path = out_path;
+    }
+    Ok(Some(Restored {
+        index: index.to_vec(),
+        header,
+        content: Some(path),
+    }))
+}
+
+/// Writes restored objects under a destination directory.
+pub struct WriteSink {
+    pub dest: PathBuf,
+    pub strip: Vec<u8>,
+    pub owners: OwnerPolicy,
+    pub rename: Vec<(Vec<u8>, Vec<u8>)>,
+    pub dirs: Vec<(Vec<u8>, PathBuf, Header)>,
+    pub tmp: PathBuf,
+}
+
+impl WriteSink {
+    fn target(&self, index: &[u8]) -> PathBuf {
+        let mut index = index.to_vec();
+        for (from, to) in &self.rename {
+            if index == *from || (index.starts_with(from) && index.get(from.len()) == Some(&b'/')) {
+                let mut v = to.clone();
+                v.extend_from_slice(&index[from.len()..]);
+                index = v;
+                break;
+            }
+        }
+        let rel = if self.strip.is_empty() {
+            &index[..]
+        } else if index.len() > self.strip.len() {
+            &index[self.strip.len() + 1..]
+        } else {
+            &index[..0]
+        };
+        if rel.is_empty() {
+            self.dest.clone()
+        } else {
+            self.dest.join(fsmeta::index_to_path(rel))
+        }
+    }
+
+    fn close_dirs_until(&mut self, index: Option<&[u8]>) -> Result<()> {
+        while let Some((d, _, _)) = self.dirs.last() {
+            let ancestor = match index {
+                Some(i) => d.is_empty() || (i.starts_with(d) && i.get(d.len()) == Some(&b'/')),
+                None => false,
+            };
+            if ancestor {
+                break;
+            }
+            let (_, path, h) = self.dirs.pop().expect("checked");
+            fsmeta::apply_metadata(&path, &h, self.owners)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_existing(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e)),
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(path, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+impl Sink for WriteSink {
+    fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn put(&mut self, obj: Restored) -> Result<()> {
+        self.close_dirs_until(Some(&obj.index))?;
+        let target = self.target(&obj.index);
+        if let Some(parent) = target.parent() {
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+        }
+        let h = &obj.header;
+        match h.kind {
+            EntryType::Directory => {
+                match std::fs::symlink_metadata(&target) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => {
+                        remove_existing(&target)?;
+                        std::fs::create_dir(&target).map_err(|e| Error::io(&target, e))?;
+                    }
+                    Err(_) => std::fs::create_dir(&target).map_err(|e| Error::io(&target, e))?,
+                }
+                self.dirs.push((obj.index.clone(), target, obj.header));
+                return Ok(());
+            }
+            EntryType::Regular => {
+                let content = obj.content.expect("regular files carry content");
+                if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                    remove_existing(&target)?;
+                }
+                content
+                    .persist(&target)
+                    .map_err(|e| Error::io(&target, e.error))?;
+            }
+            EntryType::Symlink => {
+                remove_existing(&target)?;
+                std::os::unix::fs::symlink(fsmeta::index_to_path(&h.linkname), &target)
+                    .map_err(|e| Error::io(&target, e))?;
+            }
+            EntryType::Fifo | EntryType::CharDevice | EntryType::BlockDevice => {
+                remove_existing(&target)?;
+                fsmeta::make_special(&target, h)?;
+            }
+            _ => {
+                crate::log::warn(&format!(
+                    "skipping {} of unsupported type",
+                    String::from_utf8_lossy(&obj.index)
+                ));
+                return Ok(());
+            }
+        }
+        fsmeta::apply_metadata(&target, h, self.owners)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.close_dirs_until(None)
+    }
+}
+
+/// Compares restored objects with a local tree (duplicity's `verify --compare-data`).
+pub struct CompareSink {
+    pub root: PathBuf,
+    pub strip: Vec<u8>,
+    pub compare_data: bool,
+    pub tmp: PathBuf,
+    pub compared: u64,
+    pub differences: u64,
+}
+
+impl CompareSink {
+    fn diff(&mut self, index: &[u8], what: String) {
+        self.differences += 1;
+        let shown = if index.is_empty() {
+            ".".to_string()
+        } else {
+            String::from_utf8_lossy(index).into_owned()
+        };
+        crate::log::notice(&format!("Difference found: {}", what.replace("{}", &shown)));
+    }
+}
+
+fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
+    let mut fa = io::BufReader::new(File::open(a)?);
+    let mut fb = io::BufReader::new(File::open(b)?);
+    let mut ba = vec![0u8; 64 * 1024];
+    let mut bb = vec![0u8; 64 * 1024];
+    loop {
+        let na = read_full(&mut fa, &mut ba)?;
+        let nb = read_full(&mut fb, &mut bb)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let k = r.read(&mut buf[n..])?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(n)
+}
+
+impl Sink for CompareSink {
+    fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn put(&mut self, obj: Restored) -> Result<()> {
+        self.compared += 1;
+        if !self.compare_data {
+            return Ok(());
+        }
+        let rel = if obj.index.len() > self.strip.len() && !self.strip.is_empty() {
+            obj.index[self.strip.len() + 1..].to_vec()
+        } else if self.strip.is_empty() {
+            obj.index.clone()
+        } else {
+            Vec::new()
+        };
+        let local = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(fsmeta::index_to_path(&rel))
+        };
+        let now = match fsmeta::SourceEntry::from_path(&local, rel.clone(), false) {
+            Ok(Some(e)) => e,
+            _ => {
+                self.diff(&obj.index, "File {} is missing".to_string());
+                return Ok(());
+            }
+        };
+        let h = &obj.header;
+        let nh = now.header(Vec::new());
+        if nh.kind != h.kind {
+            self.diff(&obj.index, format!("File {{}} has type {:?}, expected {:?}", nh.kind, h.kind));
+            return Ok(());
+        }
+        match h.kind {
+            EntryType::Symlink => {
+                if nh.linkname != h.linkname {
+                    self.diff(&obj.index, "Symlink {} points to a different target".to_string());
+                }
+            }
+            _ => {
+                if nh.mode != h.mode || nh.uid != h.uid || nh.gid != h.gid {
+                    self.diff(
+                        &obj.index,
+                        format!("File {{}} has permissions {:o}, expected {:o}", nh.mode, h.mode),
+                    );
+                } else if nh.mtime != h.mtime && (nh.mtime > 0 || h.mtime > 0) {
+                    self.diff(
+                        &obj.index,
+                        format!(
+                            "File {{}} has mtime {}, expected {}",
+                            crate::format::time::pretty(nh.mtime),
+                            crate::format::time::pretty(h.mtime)
+                        ),
+                    );
+                } else if let Some(content) = &obj.content {
+                    if !same_content(content, &local).map_err(|e| Error::io(&local, e))? {
+                        self.diff(&obj.index, "Data for file {} is different".to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Normalises a `--path-to-restore` value to an archive path.
+pub fn normalize_path(p: &str) -> Vec<u8> {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    parts.join("/").into_bytes()
+}
+
+/// `restore`: writes the state at `--time` to `dest`.
+pub fn restore(
+    ctx: &Context,
+    req: &Request,
+    dest: &Path,
+    force: bool,
+    owners: OwnerPolicy,
+    rename: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    if dest.exists() && !force {
+        return Err(Error::input(format!(
+            "restore destination {} already exists; will not overwrite it without --force",
+            dest.display()
+        )));
+    }
+    let remote = ctx.backend.list()?;
+    ctx.sync_cache(&remote)?;
+    let col = Collection::from_names(&ctx.prefixes, &remote);
+    let (_, sets) = sets_at(ctx, &col, req.time)?;
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let mut sink = WriteSink {
+        dest: dest.to_path_buf(),
+        strip: req.path.clone(),
+        owners,
+        rename,
+        dirs: Vec::new(),
+        tmp: parent,
+    };
+    let n = replay(ctx, &sets, req, &mut sink).map_err(|e| {
+        if dest.exists() {
+            crate::log::warn(&format!(
+                "the restore stopped early: what is at {} is incomplete",
+                dest.display()
+            ));
+        }
+        e
+    })?;
+    if n == 0 {
+        return Err(Error::input(format!(
+            "{} not found in archive - no files restored",
+            if req.path.is_empty() {
+                ".".to_string()
+            } else {
+                String::from_utf8_lossy(&req.path).into_owned()
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// `verify`: compares the backup at `--time` with a local tree; returns the differences.
+pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) -> Result<u64> {
+    let remote = ctx.backend.list()?;
+    ctx.sync_cache(&remote)?;
+    let col = Collection::from_names(&ctx.prefixes, &remote);
+    let (_, sets) = sets_at(ctx, &col, req.time)?;
+    let mut sink = CompareSink {
+        root: local.to_path_buf(),
+        strip: req.path.clone(),
+        compare_data,
+        tmp: ctx.tempdir.clone(),
+        compared: 0,
+        differences: 0,
+    };
+    replay(ctx, &sets, req, &mut sink)?;
+    crate::log::notice(&format!(
+        "Verify complete: {} file(s) compared, {} difference(s) found.",
+        sink.compared, sink.differences
+    ));
+    let _ = io::stdout().flush();
+    Ok(sink.differences)
+}

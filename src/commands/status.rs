@@ -1,0 +1,81 @@
+//! `collection-status`: the chains, sets and stray files at the target.
+
+use crate::collection::{Chain, Collection};
+use crate::commands::Context;
+use crate::error::Result;
+use crate::format::time::pretty;
+
+fn chain_text(c: &Chain) -> String {
+    let mut l = vec![
+        "-------------------------".to_string(),
+        format!("Chain start time: {}", pretty(c.start())),
+        format!("Chain end time: {}", pretty(c.end())),
+        format!("Number of contained backup sets: {}", c.incs.len() + 1),
+        format!(
+            "Total number of contained volumes: {}",
+            c.sets().map(|s| s.volumes.len()).sum::<usize>()
+        ),
+        format!("{:>20}   {:>30}   {:>15}", "Type of backup set:", "Time:", "Num volumes:"),
+    ];
+    for s in c.sets() {
+        let kind = if s.times().is_full() {
+            "Full"
+        } else {
+            "Incremental"
+        };
+        l.push(format!(
+            "{:>20}   {:>30}   {:>15}",
+            kind,
+            pretty(s.times().end()),
+            s.volumes.len()
+        ));
+    }
+    l.push("-------------------------".to_string());
+    l.join("\n")
+}
+
+pub fn run(ctx: &Context) -> Result<()> {
+    let remote = ctx.backend.list()?;
+    ctx.sync_cache(&remote)?;
+    let col = Collection::from_names(&ctx.prefixes, &remote);
+    let mut l = Vec::new();
+    if let Some(c) = col.last_chain() {
+        l.push(format!("Last full backup date: {}", pretty(c.start())));
+    } else {
+        l.push("Last full backup date: none".to_string());
+    }
+    l.push("Collection Status".to_string());
+    l.push("-----------------".to_string());
+    l.push(format!("Connecting with backend: {}", ctx.backend.describe()));
+    l.push(format!("Archive dir: {}", ctx.cache.dir.display()));
+    let n = col.chains.len();
+    let secondary = n.saturating_sub(1);
+    l.push(format!("\nFound {secondary} secondary backup chain(s)."));
+    for (i, c) in col.chains.iter().take(secondary).enumerate() {
+        l.push(format!("Secondary chain {} of {}:", i + 1, secondary));
+        l.push(chain_text(c));
+        l.push(String::new());
+    }
+    match col.last_chain() {
+        Some(c) => {
+            l.push("\nFound primary backup chain with matching signature chain:".to_string());
+            l.push(chain_text(c));
+        }
+        None => l.push("No backup chains with active signatures found".to_string()),
+    }
+    if !col.orphaned_sets.is_empty() || !col.incomplete_sets.is_empty() {
+        l.push(format!(
+            "Also found {} backup set(s) not part of any chain,",
+            col.orphaned_sets.len()
+        ));
+        l.push(format!(
+            "and {} incomplete backup set(s).",
+            col.incomplete_sets.len()
+        ));
+        l.push("These may be deleted by running duplicity with the \"cleanup\" command.".to_string());
+    } else {
+        l.push("No orphaned or incomplete backup sets found.".to_string());
+    }
+    println!("{}", l.join("\n"));
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! duplicity's on-disk format, free of I/O beyond `Read`/`Write` streams.
+
+pub mod entry;
+pub mod manifest;
+pub mod naming;
+pub mod rsync;
+pub mod tar;
+pub mod time;

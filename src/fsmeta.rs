@@ -1,0 +1,342 @@
+//! The local file system side: walking a source tree in duplicity's order, turning what
+//! `lstat` says into tar headers, and setting metadata back on restore.
+
+use crate::error::{Error, Result};
+use crate::format::tar::{EntryType, Header};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// One object of the source tree.
+#[derive(Clone, Debug)]
+pub struct SourceEntry {
+    /// Archive path (`a/b/c`, root = empty).
+    pub index: Vec<u8>,
+    pub fs_path: PathBuf,
+    pub kind: EntryType,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: i64,
+    pub size: u64,
+    pub linkname: Vec<u8>,
+    pub dev: (u32, u32),
+}
+
+impl SourceEntry {
+    /// Reads an object's metadata with `lstat` (or `stat` when following links).
+    pub fn from_path(fs_path: &Path, index: Vec<u8>, follow_links: bool) -> Result<Option<Self>> {
+        let md = if follow_links {
+            std::fs::metadata(fs_path).or_else(|_| std::fs::symlink_metadata(fs_path))
+        } else {
+            std::fs::symlink_metadata(fs_path)
+        }
+        .map_err(|e| Error::io(fs_path, e))?;
+        let ft = md.file_type();
+        let kind = if ft.is_file() {
+            EntryType::Regular
+        } else if ft.is_dir() {
+            EntryType::Directory
+        } else if ft.is_symlink() {
+            EntryType::Symlink
+        } else if ft.is_fifo() {
+            EntryType::Fifo
+        } else if ft.is_char_device() {
+            EntryType::CharDevice
+        } else if ft.is_block_device() {
+            EntryType::BlockDevice
+        } else {
+            crate::log::warn(&format!(
+                "skipping socket {} (sockets cannot be backed up)",
+                fs_path.display()
+            ));
+            return Ok(None);
+        };
+        let linkname = if kind == EntryType::Symlink {
+            std::fs::read_link(fs_path)
+                .map_err(|e| Error::io(fs_path, e))?
+                .as_os_str()
+                .as_bytes()
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let rdev = md.rdev();
+        Ok(Some(SourceEntry {
+            index,
+            fs_path: fs_path.to_path_buf(),
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid() as u64,
+            gid: md.gid() as u64,
+            mtime: md.mtime().max(0),
+            size: if kind == EntryType::Regular { md.size() } else { 0 },
+            linkname,
+            dev: (libc::major(rdev), libc::minor(rdev)),
+        }))
+    }
+
+    /// The tar header duplicity writes for this object (size 0; callers set it).
+    pub fn header(&self, name: Vec<u8>) -> Header {
+        Header {
+            name,
+            kind: self.kind,
+            mode: if self.kind == EntryType::Symlink {
+                0o777
+            } else {
+                self.mode
+            },
+            uid: self.uid,
+            gid: self.gid,
+            size: 0,
+            mtime: self.mtime,
+            linkname: self.linkname.clone(),
+            uname: user_name(self.uid),
+            gname: group_name(self.gid),
+            devmajor: self.dev.0,
+            devminor: self.dev.1,
+        }
+    }
+}
+
+/// duplicity's "unchanged" test between a previous state (from signatures) and now: same
+/// type, and the same mode, owner and integer mtime (or both mtimes <= 0) for files,
+/// directories and fifos; the same target for symlinks; same mode and numbers for devices.
+pub fn unchanged(prev: &Header, now: &Header) -> bool {
+    if prev.kind != now.kind {
+        return false;
+    }
+    let perms = prev.mode & 0o7777 == now.mode & 0o7777 && prev.uid == now.uid && prev.gid == now.gid;
+    match now.kind {
+        EntryType::Regular | EntryType::Directory | EntryType::Fifo => {
+            perms && (prev.mtime == now.mtime || (prev.mtime <= 0 && now.mtime <= 0))
+        }
+        EntryType::Symlink => prev.linkname == now.linkname,
+        EntryType::CharDevice | EntryType::BlockDevice => {
+            perms && prev.devmajor == now.devmajor && prev.devminor == now.devminor
+        }
+        _ => false,
+    }
+}
+
+fn join_index(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        name.to_vec()
+    } else {
+        let mut v = Vec::with_capacity(parent.len() + 1 + name.len());
+        v.extend_from_slice(parent);
+        v.push(b'/');
+        v.extend_from_slice(name);
+        v
+    }
+}
+
+/// Walks `root` depth first, children sorted bytewise by name (duplicity's index order),
+/// calling `visit` for every object, root first. Unreadable directories are reported and
+/// skipped, as duplicity does.
+pub fn walk(
+    root: &Path,
+    follow_links: bool,
+    visit: &mut dyn FnMut(SourceEntry) -> Result<()>,
+) -> Result<()> {
+    let top = SourceEntry::from_path(root, Vec::new(), true)?
+        .ok_or_else(|| Error::input(format!("{} is not a directory", root.display())))?;
+    if top.kind != EntryType::Directory {
+        return Err(Error::input(format!(
+            "source {} is not a directory: give the directory to back up",
+            root.display()
+        )));
+    }
+    let top_path = top.fs_path.clone();
+    visit(top)?;
+    walk_dir(&top_path, &[], follow_links, visit)
+}
+
+fn walk_dir(
+    dir: &Path,
+    index: &[u8],
+    follow_links: bool,
+    visit: &mut dyn FnMut(SourceEntry) -> Result<()>,
+) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            crate::log::warn(&format!("cannot read directory {}: {e}; skipping it", dir.display()));
+            return Ok(());
+        }
+    };
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for ent in rd {
+        match ent {
+            Ok(ent) => names.push(ent.file_name()),
+            Err(e) => crate::log::warn(&format!("error listing {}: {e}", dir.display())),
+        }
+    }
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    for name in names {
+        let path = dir.join(&name);
+        let child_index = join_index(index, name.as_bytes());
+        let entry = match SourceEntry::from_path(&path, child_index.clone(), follow_links) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(e) => {
+                crate::log::warn(&format!("{e}; skipping it"));
+                continue;
+            }
+        };
+        let is_dir = entry.kind == EntryType::Directory;
+        visit(entry)?;
+        if is_dir {
+            walk_dir(&path, &child_index, follow_links, visit)?;
+        }
+    }
+    Ok(())
+}
+
+static USERS: Mutex<Option<HashMap<(bool, u64), Vec<u8>>>> = Mutex::new(None);
+
+fn lookup_name(group: bool, id: u64) -> Vec<u8> {
+    let mut cache = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(n) = map.get(&(group, id)) {
+        return n.clone();
+    }
+    let name = system_name(group, id).unwrap_or_default();
+    map.insert((group, id), name.clone());
+    name
+}
+
+fn system_name(group: bool, id: u64) -> Option<Vec<u8>> {
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: the *_r functions write only into the structs and buffer we own, and the name
+    // pointer they return points into that buffer, which outlives its use here.
+    unsafe {
+        if group {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut res: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrgid_r(id as libc::gid_t, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res);
+            if rc != 0 || res.is_null() {
+                return None;
+            }
+            Some(std::ffi::CStr::from_ptr(grp.gr_name).to_bytes().to_vec())
+        } else {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut res: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(id as libc::uid_t, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res);
+            if rc != 0 || res.is_null() {
+                return None;
+            }
+            Some(std::ffi::CStr::from_ptr(pwd.pw_name).to_bytes().to_vec())
+        }
+    }
+}
+
+/// The user name of a uid on this host, empty if unknown.
+pub fn user_name(uid: u64) -> Vec<u8> {
+    lookup_name(false, uid)
+}
+
+/// The group name of a gid on this host, empty if unknown.
+pub fn group_name(gid: u64) -> Vec<u8> {
+    lookup_name(true, gid)
+}
+
+fn id_by_name(group: bool, name: &[u8]) -> Option<u64> {
+    let c = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: as in `system_name`.
+    unsafe {
+        if group {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut res: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(c.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut res);
+            (rc == 0 && !res.is_null()).then_some(grp.gr_gid as u64)
+        } else {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut res: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(c.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res);
+            (rc == 0 && !res.is_null()).then_some(pwd.pw_uid as u64)
+        }
+    }
+}
+
+/// How restored objects get their owners.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerPolicy {
+    pub restore_ownership: bool,
+    pub numeric_owner: bool,
+}
+
+fn cpath(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::input(format!("path {} contains a NUL byte", p.display())))
+}
+
+/// Sets owner (when root and asked), permissions and mtime of a restored object; symlink
+/// mtimes are left alone, as duplicity does.
+pub fn apply_metadata(path: &Path, h: &Header, owners: OwnerPolicy) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if owners.restore_ownership && root {
+        let uid = (!owners.numeric_owner)
+            .then(|| id_by_name(false, &h.uname))
+            .flatten()
+            .unwrap_or(h.uid);
+        let gid = (!owners.numeric_owner)
+            .then(|| id_by_name(true, &h.gname))
+            .flatten()
+            .unwrap_or(h.gid);
+        std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    if h.kind == EntryType::Symlink {
+        return Ok(());
+    }
+    let c = cpath(path)?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::chmod(c.as_ptr(), (h.mode & 0o7777) as libc::mode_t) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    let ts = libc::timespec {
+        tv_sec: h.mtime as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [ts, ts];
+    // SAFETY: c is a valid path and times points to two timespecs.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Creates a special object (fifo or device) at `path`.
+pub fn make_special(path: &Path, h: &Header) -> Result<()> {
+    let c = cpath(path)?;
+    let rc = match h.kind {
+        // SAFETY: c is a valid NUL-terminated path.
+        EntryType::Fifo => unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        EntryType::CharDevice | EntryType::BlockDevice => {
+            let kind = if h.kind == EntryType::CharDevice {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFBLK
+            };
+            let dev = libc::makedev(h.devmajor, h.devminor);
+            // SAFETY: c is a valid NUL-terminated path.
+            unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev) }
+        }
+        _ => return Ok(()),
+    };
+    if rc != 0 {
+        return Err(Error::io(path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The archive path as a relative file-system path.
+pub fn index_to_path(index: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(index))
+}

@@ -1,0 +1,21 @@
+//! ferrodup: a fast backup tool that reads and writes duplicity's format.
+
+pub mod backend;
+pub mod cache;
+pub mod cli;
+pub mod codec;
+pub mod collection;
+pub mod commands;
+pub mod error;
+pub mod format;
+pub mod fsmeta;
+pub mod log;
+pub mod sigstate;
+
+/// The wall clock as gzip header time.
+pub fn now_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}

@@ -1,0 +1,254 @@
+use clap::Parser;
+use ferrodup::backend::{self, Retry};
+use ferrodup::cache::Cache;
+use ferrodup::cli::Cli;
+use ferrodup::commands::backup::{BackupOptions, Mode};
+use ferrodup::commands::remove::Scope;
+use ferrodup::commands::restore::{normalize_path, Request};
+use ferrodup::commands::{backup, list, remove, restore, status, Context};
+use ferrodup::error::{Error, Result};
+use ferrodup::format::naming::Prefixes;
+use ferrodup::format::time;
+use ferrodup::fsmeta::OwnerPolicy;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ferrodup: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}
+
+fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
+    if args.len() != n {
+        return Err(Error::usage(format!(
+            "wrong number of arguments; usage: ferrodup {usage}"
+        )));
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    if let Some(v) = &cli.verbosity {
+        let level = ferrodup::log::parse_level(v)
+            .ok_or_else(|| Error::usage(format!("bad verbosity {v:?}: use 0-9 or error, warning, notice, info, debug")))?;
+        ferrodup::log::set_level(level);
+    }
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let now = match &cli.current_time {
+        Some(t) => time::parse_user_time(t, wall).map_err(Error::usage)?,
+        None => wall,
+    };
+    let parse_time = |what: &str, s: &str| -> Result<i64> {
+        time::parse_user_time(s, now).map_err(|e| Error::usage(format!("{what}: {e}")))
+    };
+    let args = &cli.args;
+    if args.is_empty() {
+        return Err(Error::usage(
+            "no command given; try: ferrodup full SOURCE_DIR file:///path/to/backups (see --help)",
+        ));
+    }
+    let cmd = args[0].as_str();
+    let rest = &args[1..];
+    enum Cmd {
+        Backup(Mode, String, String),
+        Restore(String, String),
+        Verify(String, String),
+        Status(String),
+        List(String),
+        Cleanup(String),
+        RemoveOlder(String, String),
+        RemoveButN(String, String, Scope),
+    }
+    let command = match cmd {
+        "full" | "fb" | "incremental" | "incr" | "inc" | "ib" | "backup" | "bu" => {
+            want(rest, 2, &format!("{cmd} SOURCE_DIR URL"))?;
+            let mode = match cmd {
+                "full" | "fb" => Mode::Full,
+                "backup" | "bu" => Mode::Auto,
+                _ => Mode::Incremental,
+            };
+            Cmd::Backup(mode, rest[0].clone(), rest[1].clone())
+        }
+        "restore" | "rb" => {
+            want(rest, 2, "restore URL DEST")?;
+            Cmd::Restore(rest[0].clone(), rest[1].clone())
+        }
+        "verify" | "vb" => {
+            want(rest, 2, "verify URL SOURCE_DIR")?;
+            Cmd::Verify(rest[0].clone(), rest[1].clone())
+        }
+        "collection-status" | "st" => {
+            want(rest, 1, "collection-status URL")?;
+            Cmd::Status(rest[0].clone())
+        }
+        "list-current-files" | "ls" => {
+            want(rest, 1, "list-current-files URL")?;
+            Cmd::List(rest[0].clone())
+        }
+        "cleanup" | "cl" => {
+            want(rest, 1, "cleanup URL")?;
+            Cmd::Cleanup(rest[0].clone())
+        }
+        "remove-older-than" | "ro" => {
+            want(rest, 2, "remove-older-than TIME URL")?;
+            Cmd::RemoveOlder(rest[0].clone(), rest[1].clone())
+        }
+        "remove-all-but-n-full" | "ra" => {
+            want(rest, 2, "remove-all-but-n-full N URL")?;
+            Cmd::RemoveButN(rest[0].clone(), rest[1].clone(), Scope::WholeChains)
+        }
+        "remove-all-inc-of-but-n-full" | "ri" => {
+            want(rest, 2, "remove-all-inc-of-but-n-full N URL")?;
+            Cmd::RemoveButN(rest[0].clone(), rest[1].clone(), Scope::IncrementalsOnly)
+        }
+        _ => {
+            want(args, 2, "SOURCE_DIR URL  or  ferrodup URL DEST")?;
+            if args[0].contains("://") {
+                Cmd::Restore(args[0].clone(), args[1].clone())
+            } else {
+                Cmd::Backup(Mode::Auto, args[0].clone(), args[1].clone())
+            }
+        }
+    };
+    let url = match &command {
+        Cmd::Backup(_, _, u)
+        | Cmd::Restore(u, _)
+        | Cmd::Verify(u, _)
+        | Cmd::Status(u)
+        | Cmd::List(u)
+        | Cmd::Cleanup(u)
+        | Cmd::RemoveOlder(_, u)
+        | Cmd::RemoveButN(_, u, _) => u.clone(),
+    };
+    if matches!(command, Cmd::Backup(..)) && !cli.no_encryption {
+        return Err(Error::Unsupported(
+            "encrypted backups are not supported yet: add --no-encryption to write a plain \
+             (gzip-compressed) backup"
+                .into(),
+        ));
+    }
+    if cli.volsize == 0 {
+        return Err(Error::usage("--volsize must be at least 1 (MiB)"));
+    }
+    let inner = backend::open(&url)?;
+    let backend: Box<dyn backend::Backend> = Box::new(Retry::new(
+        inner,
+        cli.num_retries,
+        Duration::from_secs(cli.backend_retry_delay),
+    ));
+    let tempdir = cli
+        .tempdir
+        .clone()
+        .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    if !tempdir.is_dir() {
+        return Err(Error::usage(format!(
+            "temporary directory {} does not exist; give --tempdir an existing directory",
+            tempdir.display()
+        )));
+    }
+    let ctx = Context {
+        backend,
+        prefixes: Prefixes {
+            base: cli.file_prefix.clone(),
+            archive: cli.file_prefix_archive.clone(),
+            manifest: cli.file_prefix_manifest.clone(),
+            signature: cli.file_prefix_signature.clone(),
+            jsonstat: cli.file_prefix_jsonstat.clone(),
+        },
+        cache: Cache::open(cli.archive_dir.as_deref(), cli.name.as_deref(), &url)?,
+        tempdir,
+        compression: !cli.no_compression,
+        now,
+        dry_run: cli.dry_run,
+        force: cli.force,
+        ignore_errors: cli.ignore_errors,
+    };
+    let restore_time = match &cli.time {
+        Some(t) => parse_time("--time", t)?,
+        None => now,
+    };
+    let req = Request {
+        time: restore_time,
+        path: cli
+            .path_to_restore
+            .as_deref()
+            .map(normalize_path)
+            .unwrap_or_default(),
+    };
+    match command {
+        Cmd::Backup(mode, source, _) => {
+            let opts = BackupOptions {
+                source: PathBuf::from(&source),
+                mode,
+                volsize: cli.volsize.saturating_mul(1024 * 1024),
+                max_blocksize: cli.max_blocksize,
+                full_if_older_than: cli
+                    .full_if_older_than
+                    .as_deref()
+                    .map(|t| parse_time("--full-if-older-than", t))
+                    .transpose()?,
+                full_if_n_inc: cli.full_if_n_inc,
+                allow_source_mismatch: cli.allow_source_mismatch,
+                skip_if_no_change: cli.skip_if_no_change,
+                copy_links: cli.copy_links,
+                print_statistics: !cli.no_print_statistics,
+            };
+            backup::run(&ctx, &opts)?;
+            Ok(0)
+        }
+        Cmd::Restore(_, dest) => {
+            let rename = cli
+                .rename
+                .chunks(2)
+                .map(|p| (normalize_path(&p[0]), normalize_path(&p[1])))
+                .collect();
+            restore::restore(
+                &ctx,
+                &req,
+                Path::new(&dest),
+                cli.force,
+                OwnerPolicy {
+                    restore_ownership: !cli.no_restore_ownership,
+                    numeric_owner: cli.numeric_owner,
+                },
+                rename,
+            )?;
+            Ok(0)
+        }
+        Cmd::Verify(_, local) => {
+            let diffs = restore::verify(&ctx, &req, Path::new(&local), cli.compare_data)?;
+            Ok(if diffs > 0 { 1 } else { 0 })
+        }
+        Cmd::Status(_) => status::run(&ctx).map(|_| 0),
+        Cmd::List(_) => list::run(&ctx, restore_time).map(|_| 0),
+        Cmd::Cleanup(_) => remove::cleanup(&ctx).map(|_| 0),
+        Cmd::RemoveOlder(t, _) => {
+            let t = parse_time("remove-older-than", &t)?;
+            remove::remove_older_than(&ctx, t, Scope::WholeChains).map(|_| 0)
+        }
+        Cmd::RemoveButN(n, _, scope) => {
+            let n: usize = n
+                .parse()
+                .map_err(|_| Error::usage(format!("{n:?} is not a number of full backups")))?;
+            let t = remove::nth_full_time(&ctx, n)?;
+            remove::remove_older_than(&ctx, t, scope).map(|_| 0)
+        }
+    }
+}
