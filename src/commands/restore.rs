@@ -200,6 +200,10 @@ struct Payload<'a>(&'a mut SetStream);
 impl Read for Payload<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let s = &mut *self.0;
+        if s.pending.is_some() {
+            // The next entry's header was already read: this payload has ended.
+            return Ok(0);
+        }
         loop {
             let Some(tar) = s.tar.as_mut() else {
                 return Ok(0);
