@@ -25,9 +25,8 @@ impl Cache {
                 if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
                     PathBuf::from(x).join("duplicity")
                 } else {
-                    let home = std::env::var_os("HOME").ok_or_else(|| {
-                        Error::usage("HOME is not set: give --archive-dir")
-                    })?;
+                    let home = std::env::var_os("HOME")
+                        .ok_or_else(|| Error::usage("HOME is not set: give --archive-dir"))?;
                     PathBuf::from(home).join(".cache").join("duplicity")
                 }
             }

@@ -101,7 +101,12 @@ pub struct Cli {
     #[arg(long)]
     pub force: bool,
     /// Time to restore, verify or list (default: now).
-    #[arg(short = 't', long = "time", visible_alias = "restore-time", value_name = "TIME")]
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "restore-time",
+        value_name = "TIME"
+    )]
     pub time: Option<String>,
     /// Restore or verify only this path of the backup.
     #[arg(

@@ -67,7 +67,7 @@ impl<W: Write> Write for HashCount<W> {
 /// A stored file being written: plain or gzip, counting and hashing the stored bytes.
 pub enum StoredWriter {
     Plain(HashCount<BufWriter<File>>),
-    Gzip(GzEncoder<HashCount<BufWriter<File>>>),
+    Gzip(Box<GzEncoder<HashCount<BufWriter<File>>>>),
 }
 
 impl StoredWriter {
@@ -80,12 +80,12 @@ impl StoredWriter {
             sha1: Sha1::new(),
         };
         Ok(if gzip {
-            StoredWriter::Gzip(
+            StoredWriter::Gzip(Box::new(
                 GzBuilder::new()
                     .mtime(mtime)
                     .operating_system(255)
                     .write(hc, Compression::new(6)),
-            )
+            ))
         } else {
             StoredWriter::Plain(hc)
         })

@@ -186,7 +186,11 @@ impl Collection {
 
     /// The signature chain matching the state at time `t`.
     pub fn sig_chain_at(&self, t: i64) -> Option<&SigChain> {
-        if let Some(c) = self.sig_chains.iter().find(|c| c.start() <= t && t <= c.end()) {
+        if let Some(c) = self
+            .sig_chains
+            .iter()
+            .find(|c| c.start() <= t && t <= c.end())
+        {
             return Some(c);
         }
         self.sig_chains.iter().rev().find(|c| c.end() < t)

@@ -45,7 +45,9 @@ impl Error {
     pub fn io(path: &Path, e: std::io::Error) -> Self {
         let hint = match e.raw_os_error() {
             Some(libc::ENOSPC) => ": the disk is full; free space or use --tempdir elsewhere",
-            Some(libc::EACCES) | Some(libc::EPERM) => ": permission denied; check its owner and mode",
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                ": permission denied; check its owner and mode"
+            }
             Some(libc::EROFS) => ": read-only file system",
             _ => "",
         };

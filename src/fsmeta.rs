@@ -73,7 +73,11 @@ impl SourceEntry {
             uid: md.uid() as u64,
             gid: md.gid() as u64,
             mtime: md.mtime().max(0),
-            size: if kind == EntryType::Regular { md.size() } else { 0 },
+            size: if kind == EntryType::Regular {
+                md.size()
+            } else {
+                0
+            },
             linkname,
             dev: (libc::major(rdev), libc::minor(rdev)),
         }))
@@ -109,7 +113,8 @@ pub fn unchanged(prev: &Header, now: &Header) -> bool {
     if prev.kind != now.kind {
         return false;
     }
-    let perms = prev.mode & 0o7777 == now.mode & 0o7777 && prev.uid == now.uid && prev.gid == now.gid;
+    let perms =
+        prev.mode & 0o7777 == now.mode & 0o7777 && prev.uid == now.uid && prev.gid == now.gid;
     match now.kind {
         EntryType::Regular | EntryType::Directory | EntryType::Fifo => {
             perms && (prev.mtime == now.mtime || (prev.mtime <= 0 && now.mtime <= 0))
@@ -164,7 +169,10 @@ fn walk_dir(
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
-            crate::log::warn(&format!("cannot read directory {}: {e}; skipping it", dir.display()));
+            crate::log::warn(&format!(
+                "cannot read directory {}: {e}; skipping it",
+                dir.display()
+            ));
             return Ok(());
         }
     };
@@ -196,7 +204,10 @@ fn walk_dir(
     Ok(())
 }
 
-static USERS: Mutex<Option<HashMap<(bool, u64), Vec<u8>>>> = Mutex::new(None);
+/// Names of uids (`false`) and gids (`true`), looked up once each.
+type NameCache = HashMap<(bool, u64), Vec<u8>>;
+
+static USERS: Mutex<Option<NameCache>> = Mutex::new(None);
 
 fn lookup_name(group: bool, id: u64) -> Vec<u8> {
     let mut cache = USERS.lock().unwrap_or_else(|e| e.into_inner());
@@ -217,7 +228,13 @@ fn system_name(group: bool, id: u64) -> Option<Vec<u8>> {
         if group {
             let mut grp: libc::group = std::mem::zeroed();
             let mut res: *mut libc::group = std::ptr::null_mut();
-            let rc = libc::getgrgid_r(id as libc::gid_t, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res);
+            let rc = libc::getgrgid_r(
+                id as libc::gid_t,
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            );
             if rc != 0 || res.is_null() {
                 return None;
             }
@@ -225,7 +242,13 @@ fn system_name(group: bool, id: u64) -> Option<Vec<u8>> {
         } else {
             let mut pwd: libc::passwd = std::mem::zeroed();
             let mut res: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(id as libc::uid_t, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res);
+            let rc = libc::getpwuid_r(
+                id as libc::uid_t,
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            );
             if rc != 0 || res.is_null() {
                 return None;
             }

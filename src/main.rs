@@ -42,8 +42,11 @@ fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
 
 fn run(cli: Cli) -> Result<i32> {
     if let Some(v) = &cli.verbosity {
-        let level = ferrodup::log::parse_level(v)
-            .ok_or_else(|| Error::usage(format!("bad verbosity {v:?}: use 0-9 or error, warning, notice, info, debug")))?;
+        let level = ferrodup::log::parse_level(v).ok_or_else(|| {
+            Error::usage(format!(
+                "bad verbosity {v:?}: use 0-9 or error, warning, notice, info, debug"
+            ))
+        })?;
         ferrodup::log::set_level(level);
     }
     let wall = std::time::SystemTime::now()

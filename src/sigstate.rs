@@ -35,6 +35,7 @@ impl Stream {
         };
         self.head = None;
         let Some(h) = self.tar.next_header().map_err(corrupt)? else {
+            self.tar.drain().map_err(corrupt)?;
             return Ok(());
         };
         let parsed = entry::parse(&h.name).ok_or_else(|| {

@@ -74,22 +74,46 @@ fn check_duplicity_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str])
     for (i, (t, state)) in states.iter().enumerate() {
         let dest = work.join(format!("dup-restored-{i}"));
         let ts = t.to_string();
-        let mut args = vec!["restore", "--no-encryption", "--archive-dir", "dcache", "-t", &ts];
+        let mut args = vec![
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache",
+            "-t",
+            &ts,
+        ];
         args.extend_from_slice(extra);
         args.push(&url);
         let d = dest.to_str().unwrap();
         args.push(d);
         duplicity(work, &args).ok();
-        assert_same_tree(state, &dest, &format!("duplicity restore at state {}", i + 1));
+        assert_same_tree(
+            state,
+            &dest,
+            &format!("duplicity restore at state {}", i + 1),
+        );
     }
-    let mut args = vec!["collection-status", "--no-encryption", "--archive-dir", "dcache"];
+    let mut args = vec![
+        "collection-status",
+        "--no-encryption",
+        "--archive-dir",
+        "dcache",
+    ];
     args.extend_from_slice(extra);
     args.push(&url);
     let st = duplicity(work, &args).ok().stdout();
     assert!(st.contains("Number of contained backup sets: 4"), "{st}");
-    assert!(st.contains("No orphaned or incomplete backup sets found."), "{st}");
+    assert!(
+        st.contains("No orphaned or incomplete backup sets found."),
+        "{st}"
+    );
 
-    let mut args = vec!["list-current-files", "--no-encryption", "--archive-dir", "dcache"];
+    let mut args = vec![
+        "list-current-files",
+        "--no-encryption",
+        "--archive-dir",
+        "dcache",
+    ];
     args.extend_from_slice(extra);
     args.push(&url);
     let listed = listing_paths(&duplicity(work, &args).ok().stdout());
@@ -97,7 +121,13 @@ fn check_duplicity_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str])
     assert_eq!(listed, expected, "duplicity list-current-files");
 
     let last = states[3].1.to_str().unwrap();
-    let mut args = vec!["verify", "--compare-data", "--no-encryption", "--archive-dir", "dcache"];
+    let mut args = vec![
+        "verify",
+        "--compare-data",
+        "--no-encryption",
+        "--archive-dir",
+        "dcache",
+    ];
     args.extend_from_slice(extra);
     args.push(&url);
     args.push(last);
@@ -132,7 +162,11 @@ fn check_ferrodup_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str]) 
         args.push(&url);
         args.push(d);
         ferrodup(work, &args).ok();
-        assert_same_tree(state, &dest, &format!("ferrodup restore at state {}", i + 1));
+        assert_same_tree(
+            state,
+            &dest,
+            &format!("ferrodup restore at state {}", i + 1),
+        );
         // A single directory and a single file, at every time they exist.
         for path in ["sub", "medium.txt", "sub/owned.txt"] {
             if !state.join(path).exists() {
@@ -145,21 +179,41 @@ fn check_ferrodup_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str]) 
             args.push(&url);
             args.push(d);
             ferrodup(work, &args).ok();
-            assert_same_tree(&state.join(path), &dest, &format!("restore -r {path} at {}", i + 1));
+            assert_same_tree(
+                &state.join(path),
+                &dest,
+                &format!("restore -r {path} at {}", i + 1),
+            );
         }
         let mut args = vec!["list-current-files", "--archive-dir", "fcache", "-t", &ts];
         args.extend_from_slice(extra);
         args.push(&url);
         let listed = listing_paths(&ferrodup(work, &args).ok().stdout());
         let expected: Vec<String> = snapshot(state).into_keys().collect();
-        assert_eq!(listed, expected, "ferrodup list-current-files at state {}", i + 1);
+        assert_eq!(
+            listed,
+            expected,
+            "ferrodup list-current-files at state {}",
+            i + 1
+        );
         let s = state.to_str().unwrap();
-        let mut args = vec!["verify", "--compare-data", "--archive-dir", "fcache", "-t", &ts];
+        let mut args = vec![
+            "verify",
+            "--compare-data",
+            "--archive-dir",
+            "fcache",
+            "-t",
+            &ts,
+        ];
         args.extend_from_slice(extra);
         args.push(&url);
         args.push(s);
         let v = ferrodup(work, &args).ok();
-        assert!(v.stderr().contains(" 0 difference(s) found"), "{}", v.stderr());
+        assert!(
+            v.stderr().contains(" 0 difference(s) found"),
+            "{}",
+            v.stderr()
+        );
     }
     let mut args = vec!["collection-status", "--archive-dir", "fcache"];
     args.extend_from_slice(extra);
@@ -238,7 +292,7 @@ fn duplicity_fixtures_are_read_by_ferrodup() {
         copy_tree(&fixtures().join(name).join("remote"), &w.join("target"));
         make_fixture_tree(&w.join("state1"), 1, big);
         make_fixture_tree(&w.join("state2"), 2, big);
-        let states = vec![(T1, w.join("state1")), (T2, w.join("state2"))];
+        let states = [(T1, w.join("state1")), (T2, w.join("state2"))];
         let url = target_url(w);
         for (i, (t, state)) in states.iter().enumerate() {
             let ts = t.to_string();
@@ -252,14 +306,33 @@ fn duplicity_fixtures_are_read_by_ferrodup() {
             assert_same_tree(state, &dest, &format!("fixture {name} at state {}", i + 1));
             let dest = w.join(format!("r{i}-file"));
             let d = dest.to_str().unwrap();
-            let mut args = vec!["restore", "--archive-dir", "fcache", "-t", &ts, "-r", "sub/deeper"];
+            let mut args = vec![
+                "restore",
+                "--archive-dir",
+                "fcache",
+                "-t",
+                &ts,
+                "-r",
+                "sub/deeper",
+            ];
             args.extend_from_slice(extra);
             args.push(&url);
             args.push(d);
             ferrodup(w, &args).ok();
-            assert_same_tree(&state.join("sub/deeper"), &dest, &format!("fixture {name} -r"));
+            assert_same_tree(
+                &state.join("sub/deeper"),
+                &dest,
+                &format!("fixture {name} -r"),
+            );
             let s = state.to_str().unwrap();
-            let mut args = vec!["verify", "--compare-data", "--archive-dir", "fcache", "-t", &ts];
+            let mut args = vec![
+                "verify",
+                "--compare-data",
+                "--archive-dir",
+                "fcache",
+                "-t",
+                &ts,
+            ];
             args.extend_from_slice(extra);
             args.push(&url);
             args.push(s);
@@ -269,11 +342,20 @@ fn duplicity_fixtures_are_read_by_ferrodup() {
         args.extend_from_slice(extra);
         args.push(&url);
         let ours = ferrodup(w, &args).ok().stdout();
-        let mut args = vec!["list-current-files", "--no-encryption", "--archive-dir", "dcache"];
+        let mut args = vec![
+            "list-current-files",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache",
+        ];
         args.extend_from_slice(extra);
         args.push(&url);
         let theirs = duplicity(w, &args).ok().stdout();
-        assert_eq!(listing_paths(&ours), listing_paths(&theirs), "fixture {name} listing");
+        assert_eq!(
+            listing_paths(&ours),
+            listing_paths(&theirs),
+            "fixture {name} listing"
+        );
         assert!(!listing_paths(&ours).is_empty());
     }
 }
@@ -317,11 +399,18 @@ fn full_volumes_match_duplicity_byte_for_byte() {
         )));
         assert!(ours == theirs, "volume {n} differs from duplicity's");
     }
-    let ours = std::fs::read(w.join("target/duplicity-full-signatures.20240101T120000Z.sigtar")).unwrap();
-    let theirs = gunzip(fixtures().join("multivol/remote/duplicity-full-signatures.20240101T120000Z.sigtar.gz"));
+    let ours =
+        std::fs::read(w.join("target/duplicity-full-signatures.20240101T120000Z.sigtar")).unwrap();
+    let theirs = gunzip(
+        fixtures().join("multivol/remote/duplicity-full-signatures.20240101T120000Z.sigtar.gz"),
+    );
     assert!(ours == theirs, "signature file differs from duplicity's");
-    let ours = std::fs::read_to_string(w.join("target/duplicity-full.20240101T120000Z.manifest")).unwrap();
-    let theirs = std::fs::read_to_string(fixtures().join("multivol/remote/duplicity-full.20240101T120000Z.manifest")).unwrap();
+    let ours =
+        std::fs::read_to_string(w.join("target/duplicity-full.20240101T120000Z.manifest")).unwrap();
+    let theirs = std::fs::read_to_string(
+        fixtures().join("multivol/remote/duplicity-full.20240101T120000Z.manifest"),
+    )
+    .unwrap();
     let strip = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| !l.starts_with("Hostname") && !l.contains("Hash SHA1"))

@@ -16,7 +16,9 @@ impl FileBackend {
     /// `rest` is what follows `file://`: `/abs/path` or a path relative to the current directory.
     pub fn new(rest: &str) -> Result<Self> {
         if rest.is_empty() {
-            return Err(Error::usage("file:// URL has no path: use file:///path/to/backups"));
+            return Err(Error::usage(
+                "file:// URL has no path: use file:///path/to/backups",
+            ));
         }
         Ok(FileBackend {
             dir: PathBuf::from(rest),

@@ -53,7 +53,9 @@ impl<B: Backend> Backend for Retry<B> {
         })
     }
     fn get(&self, name: &str, dest: &Path) -> Result<()> {
-        self.run(&format!("downloading {name}"), || self.inner.get(name, dest))
+        self.run(&format!("downloading {name}"), || {
+            self.inner.get(name, dest)
+        })
     }
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         self.run(&format!("uploading {name}"), || self.inner.put(src, name))

@@ -95,7 +95,11 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
                 full = true;
             }
             Some(chain) => {
-                let sig = local.sig_chains.iter().rev().find(|s| s.end() == chain.end());
+                let sig = local
+                    .sig_chains
+                    .iter()
+                    .rev()
+                    .find(|s| s.end() == chain.end());
                 if let Some(limit) = opts.full_if_older_than {
                     if chain.start() < limit {
                         crate::log::notice("Last full backup is too old, forcing full backup");
@@ -330,7 +334,9 @@ impl<'s> Uploader<'s> {
             Some(h) => h
                 .join()
                 .map_err(|_| Error::backend("the upload thread panicked".to_string()))?,
-            None => Err(Error::backend("the upload thread already stopped".to_string())),
+            None => Err(Error::backend(
+                "the upload thread already stopped".to_string(),
+            )),
         }
     }
 }
@@ -374,10 +380,11 @@ impl VolumeWriter<'_, '_> {
 
     fn open(&mut self) -> Result<()> {
         self.number += 1;
-        let path = self
-            .ctx
-            .tempdir
-            .join(format!("ferrodup-{}-vol{}", std::process::id(), self.number));
+        let path = self.ctx.tempdir.join(format!(
+            "ferrodup-{}-vol{}",
+            std::process::id(),
+            self.number
+        ));
         let w = StoredWriter::create(&path, self.wrap == Wrapping::Gzip, crate::now_u32())?;
         self.cur = Some((w, path));
         self.tar_offset = 0;
@@ -477,7 +484,13 @@ impl Engine<'_, '_> {
         Ok(())
     }
 
-    fn vol_member(&mut self, index: &[u8], block: Option<u64>, header: &Header, data: &[u8]) -> Result<()> {
+    fn vol_member(
+        &mut self,
+        index: &[u8],
+        block: Option<u64>,
+        header: &Header,
+        data: &[u8],
+    ) -> Result<()> {
         let head = header.to_pax_bytes();
         let pad = vec![0u8; (tar::BLOCK - data.len() % tar::BLOCK) % tar::BLOCK];
         self.vw.add(index, block, &[&head, data, &pad])
@@ -629,7 +642,12 @@ impl Engine<'_, '_> {
     }
 }
 
-fn write_set(ctx: &Context, opts: &BackupOptions, set: SetTimes, mut overlay: SigOverlay) -> Result<()> {
+fn write_set(
+    ctx: &Context,
+    opts: &BackupOptions,
+    set: SetTimes,
+    mut overlay: SigOverlay,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let wrap = if ctx.compression {
         Wrapping::Gzip
@@ -657,7 +675,20 @@ fn write_set(ctx: &Context, opts: &BackupOptions, set: SetTimes, mut overlay: Si
     thread::scope(|scope| {
         let backend: &dyn Backend = &*ctx.backend;
         let uploader = Uploader::start(scope, backend, man_file, ctx.dry_run);
-        run_engine(ctx, opts, set, wrap, uploader, sig_file, &sig_part, &man_part, manifest, &meta_dir, &mut overlay, started)
+        run_engine(
+            ctx,
+            opts,
+            set,
+            wrap,
+            uploader,
+            sig_file,
+            &sig_part,
+            &man_part,
+            manifest,
+            &meta_dir,
+            &mut overlay,
+            started,
+        )
     })
 }
 
@@ -726,8 +757,8 @@ fn run_engine(
     if opts.skip_if_no_change && !set.is_full() && eng.stats.delta_entries == 0 {
         crate::log::notice("Skipped volume upload, as effectively nothing has changed");
         drop(eng.vw.uploader.join());
-        let _ = std::fs::remove_file(&man_part);
-        let _ = std::fs::remove_file(&sig_part);
+        let _ = std::fs::remove_file(man_part);
+        let _ = std::fs::remove_file(sig_part);
         return Ok(());
     }
     let Engine {
@@ -741,39 +772,44 @@ fn run_engine(
     let (mut man_file, stored) = vw.finish()?;
     sig.write_all(&tar::archive_end(sig_offset))
         .and_then(|_| sig.flush())
-        .map_err(|e| Error::io(&sig_part, e))?;
+        .map_err(|e| Error::io(sig_part, e))?;
     drop(sig);
     manifest.files_changed = changed;
     man_file
         .write_all(&manifest.filelist_text())
         .and_then(|_| man_file.sync_all())
-        .map_err(|e| Error::io(&man_part, e))?;
+        .map_err(|e| Error::io(man_part, e))?;
     drop(man_file);
 
     let sig_local = meta_dir.join(ctx.prefixes.signature(set, false, Wrapping::Gzip));
-    codec::gzip_file(&sig_part, &sig_local, crate::now_u32())?;
+    codec::gzip_file(sig_part, &sig_local, crate::now_u32())?;
     let sig_remote = ctx.prefixes.signature(set, false, wrap);
     let man_remote = ctx.prefixes.manifest(set, false, false);
     let man_local = meta_dir.join(&man_remote);
     let sig_upload = if wrap == Wrapping::Gzip {
         sig_local.as_path()
     } else {
-        &sig_part
+        sig_part
     };
     let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
-    let man_size = std::fs::metadata(&man_part).map(|m| m.len()).unwrap_or(0);
+    let man_size = std::fs::metadata(man_part).map(|m| m.len()).unwrap_or(0);
     if !ctx.dry_run {
         ctx.backend.put(sig_upload, &sig_remote)?;
-        ctx.backend.put(&man_part, &man_remote)?;
+        ctx.backend.put(man_part, &man_remote)?;
     }
-    std::fs::rename(&man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
-    std::fs::remove_file(&sig_part).map_err(|e| Error::io(&sig_part, e))?;
+    std::fs::rename(man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
+    std::fs::remove_file(sig_part).map_err(|e| Error::io(sig_part, e))?;
     if ctx.dry_run {
         let _ = std::fs::remove_file(&man_local);
         let _ = std::fs::remove_file(&sig_local);
     }
     if opts.print_statistics {
-        print_stats(ctx.now, started.elapsed().as_secs_f64(), &stats, stored + sig_size + man_size);
+        print_stats(
+            ctx.now,
+            started.elapsed().as_secs_f64(),
+            &stats,
+            stored + sig_size + man_size,
+        );
     }
     if stats.errors > 0 {
         crate::log::warn(&format!("{} file(s) could not be read", stats.errors));
@@ -784,8 +820,14 @@ fn run_engine(
 fn print_stats(start: i64, elapsed: f64, s: &Stats, dest: u64) {
     let end = start as f64 + elapsed;
     println!("--------------[ Backup Statistics ]--------------");
-    println!("StartTime {start}.00 ({})", crate::format::time::pretty(start));
-    println!("EndTime {end:.2} ({})", crate::format::time::pretty(end as i64));
+    println!(
+        "StartTime {start}.00 ({})",
+        crate::format::time::pretty(start)
+    );
+    println!(
+        "EndTime {end:.2} ({})",
+        crate::format::time::pretty(end as i64)
+    );
     println!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
     println!("SourceFiles {}", s.source_files);
     println!("SourceFileSize {}", s.source_size);

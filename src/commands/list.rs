@@ -33,11 +33,18 @@ pub fn run(ctx: &Context, time: i64) -> Result<()> {
             .filter(|p| p.exists());
         let reader = match local {
             Some(p) => {
-                let lname = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+                let lname = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string();
                 codec::open_stored(&p, &lname)?
             }
             None => {
-                let tmp = ctx.temp_path("sig")?.keep().map_err(|e| Error::io(&ctx.tempdir, e.error))?;
+                let tmp = ctx
+                    .temp_path("sig")?
+                    .keep()
+                    .map_err(|e| Error::io(&ctx.tempdir, e.error))?;
                 ctx.backend.get(name, &tmp)?;
                 let r = codec::open_stored(&tmp, name)?;
                 let _ = std::fs::remove_file(&tmp);
@@ -59,5 +66,6 @@ pub fn run(ctx: &Context, time: i64) -> Result<()> {
         let _ = out.write_all(&path);
         let _ = out.write_all(b"\n");
     }
-    out.flush().map_err(|e| Error::Io(format!("writing to standard output: {e}")))
+    out.flush()
+        .map_err(|e| Error::Io(format!("writing to standard output: {e}")))
 }

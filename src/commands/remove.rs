@@ -45,7 +45,11 @@ pub fn cleanup(ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let all: Vec<&String> = local.iter().chain(remote.iter()).collect();
-    let list = all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n");
+    let list = all
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     if ctx.force {
         println!("Deleting these file(s) from backend:\n{list}");
         if !ctx.dry_run {
@@ -70,7 +74,9 @@ pub enum Scope {
 /// Time of the `n`-th newest full backup.
 pub fn nth_full_time(ctx: &Context, n: usize) -> Result<i64> {
     if n == 0 {
-        return Err(Error::usage("the count of full backups to keep must be at least 1"));
+        return Err(Error::usage(
+            "the count of full backups to keep must be at least 1",
+        ));
     }
     let remote = ctx.backend.list()?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
@@ -94,9 +100,7 @@ pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
         .filter(|c| c.end() < t)
         .collect();
     if old.is_empty() {
-        crate::log::notice(
-            "No old backup sets found, nothing deleted.",
-        );
+        crate::log::notice("No old backup sets found, nothing deleted.");
         return Ok(());
     }
     let mut sets: Vec<&BackupSet> = Vec::new();
@@ -130,10 +134,7 @@ pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
     }
     let when: Vec<String> = old.iter().map(|c| pretty(c.end())).collect();
     if ctx.force {
-        println!(
-            "Deleting backup chain(s) at times:\n{}",
-            when.join("\n")
-        );
+        println!("Deleting backup chain(s) at times:\n{}", when.join("\n"));
         if !ctx.dry_run {
             delete_all(ctx, &remote, &local)?;
         }

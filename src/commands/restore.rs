@@ -121,6 +121,9 @@ impl SetStream {
                         return Ok(Some((name, h)));
                     }
                     Ok(None) => {
+                        if let Err(e) = tar.drain() {
+                            return Err(self.corrupt(e));
+                        }
                         self.tar = None;
                         self.volume = None;
                     }
@@ -221,7 +224,9 @@ impl Read for Payload<'_> {
             let m = s.next_member().map_err(|e| io::Error::other(ErrorBox(e)))?;
             match m {
                 Some((name, h))
-                    if name.chunk == Some(next) && name.index == index && name.difftype == difftype =>
+                    if name.chunk == Some(next)
+                        && name.index == index
+                        && name.difftype == difftype =>
                 {
                     s.multivol = Some((index, difftype, next + 1));
                     let _ = h;
@@ -317,7 +322,12 @@ fn spawn_fetcher<'s>(
 }
 
 /// Replays the chain for `req` into `sink`; returns how many objects were produced.
-pub fn replay(ctx: &Context, sets: &[BackupSet], req: &Request, sink: &mut dyn Sink) -> Result<u64> {
+pub fn replay(
+    ctx: &Context,
+    sets: &[BackupSet],
+    req: &Request,
+    sink: &mut dyn Sink,
+) -> Result<u64> {
     let mut plans = Vec::new();
     let mut all_names = Vec::new();
     for set in sets {
@@ -376,16 +386,17 @@ fn merge(streams: &mut [SetStream], req: &Request, sink: &mut dyn Sink) -> Resul
             .filter(|&i| heads[i].as_ref().is_some_and(|(n, _)| n.index == index))
             .collect();
         if req.wants(&index) {
-            let base = parts.iter().rposition(|&i| {
-                heads[i].as_ref().expect("part").0.difftype != DiffType::Diff
-            });
+            let base = parts
+                .iter()
+                .rposition(|&i| heads[i].as_ref().expect("part").0.difftype != DiffType::Diff);
             match base {
                 None => crate::log::warn(&format!(
                     "{} has a delta but no earlier version in the chain; skipping it",
                     String::from_utf8_lossy(&index)
                 )),
                 Some(b) => {
-                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink.temp_dir())? {
+                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink.temp_dir())?
+                    {
                         sink.put(obj)?;
                         produced += 1;
                     }
@@ -666,20 +677,29 @@ impl Sink for CompareSink {
         let h = &obj.header;
         let nh = now.header(Vec::new());
         if nh.kind != h.kind {
-            self.diff(&obj.index, format!("File {{}} has type {:?}, expected {:?}", nh.kind, h.kind));
+            self.diff(
+                &obj.index,
+                format!("File {{}} has type {:?}, expected {:?}", nh.kind, h.kind),
+            );
             return Ok(());
         }
         match h.kind {
             EntryType::Symlink => {
                 if nh.linkname != h.linkname {
-                    self.diff(&obj.index, "Symlink {} points to a different target".to_string());
+                    self.diff(
+                        &obj.index,
+                        "Symlink {} points to a different target".to_string(),
+                    );
                 }
             }
             _ => {
                 if nh.mode != h.mode || nh.uid != h.uid || nh.gid != h.gid {
                     self.diff(
                         &obj.index,
-                        format!("File {{}} has permissions {:o}, expected {:o}", nh.mode, h.mode),
+                        format!(
+                            "File {{}} has permissions {:o}, expected {:o}",
+                            nh.mode, h.mode
+                        ),
                     );
                 } else if nh.mtime != h.mtime && (nh.mtime > 0 || h.mtime > 0) {
                     self.diff(
@@ -707,7 +727,10 @@ impl Sink for CompareSink {
 
 /// Normalises a `--path-to-restore` value to an archive path.
 pub fn normalize_path(p: &str) -> Vec<u8> {
-    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     parts.join("/").into_bytes()
 }
 
@@ -744,14 +767,13 @@ pub fn restore(
         dirs: Vec::new(),
         tmp: parent,
     };
-    let n = replay(ctx, &sets, req, &mut sink).map_err(|e| {
+    let n = replay(ctx, &sets, req, &mut sink).inspect_err(|_e| {
         if dest.exists() {
             crate::log::warn(&format!(
                 "the restore stopped early: what is at {} is incomplete",
                 dest.display()
             ));
         }
-        e
     })?;
     if n == 0 {
         return Err(Error::input(format!(

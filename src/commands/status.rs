@@ -15,7 +15,10 @@ fn chain_text(c: &Chain) -> String {
             "Total number of contained volumes: {}",
             c.sets().map(|s| s.volumes.len()).sum::<usize>()
         ),
-        format!("{:>20}   {:>30}   {:>15}", "Type of backup set:", "Time:", "Num volumes:"),
+        format!(
+            "{:>20}   {:>30}   {:>15}",
+            "Type of backup set:", "Time:", "Num volumes:"
+        ),
     ];
     for s in c.sets() {
         let kind = if s.times().is_full() {
@@ -46,7 +49,10 @@ pub fn run(ctx: &Context) -> Result<()> {
     }
     l.push("Collection Status".to_string());
     l.push("-----------------".to_string());
-    l.push(format!("Connecting with backend: {}", ctx.backend.describe()));
+    l.push(format!(
+        "Connecting with backend: {}",
+        ctx.backend.describe()
+    ));
     l.push(format!("Archive dir: {}", ctx.cache.dir.display()));
     let n = col.chains.len();
     let secondary = n.saturating_sub(1);
@@ -72,7 +78,9 @@ pub fn run(ctx: &Context) -> Result<()> {
             "and {} incomplete backup set(s).",
             col.incomplete_sets.len()
         ));
-        l.push("These may be deleted by running duplicity with the \"cleanup\" command.".to_string());
+        l.push(
+            "These may be deleted by running duplicity with the \"cleanup\" command.".to_string(),
+        );
     } else {
         l.push("No orphaned or incomplete backup sets found.".to_string());
     }

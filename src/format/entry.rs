@@ -121,11 +121,17 @@ mod tests {
         assert_eq!(parse(b"snapshot").unwrap().index, b"");
         assert_eq!(parse(b"snapshot/sub/").unwrap().index, b"sub");
         let m = parse(b"multivol_diff/a/big.bin/12").unwrap();
-        assert_eq!((m.difftype, m.index.as_slice(), m.chunk), (DiffType::Diff, &b"a/big.bin"[..], Some(12)));
+        assert_eq!(
+            (m.difftype, m.index.as_slice(), m.chunk),
+            (DiffType::Diff, &b"a/big.bin"[..], Some(12))
+        );
         assert!(parse(b"snapshot/../etc/passwd").is_none());
         assert!(parse(b"snapshots/x").is_none());
         assert_eq!(volume_name(DiffType::Snapshot, b""), b"snapshot/.");
         assert_eq!(sig_name(DiffType::Snapshot, b""), b"snapshot/");
-        assert_eq!(multivol_name(DiffType::Snapshot, b"a b", 2), b"multivol_snapshot/a b/2");
+        assert_eq!(
+            multivol_name(DiffType::Snapshot, b"a b", 2),
+            b"multivol_snapshot/a b/2"
+        );
     }
 }

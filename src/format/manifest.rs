@@ -38,7 +38,10 @@ pub fn index_len(path: &[u8]) -> usize {
 }
 
 fn needs_quote(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\'')
+    matches!(
+        c,
+        b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\''
+    )
 }
 
 /// duplicity's `Quote`: strings with white space, backslashes or quotes get `\xHH` escapes
@@ -118,7 +121,13 @@ impl VolumeInfo {
     }
 
     pub fn to_text(&self) -> Vec<u8> {
-        let idx = |p: &[u8]| if p.is_empty() { b".".to_vec() } else { quote(p) };
+        let idx = |p: &[u8]| {
+            if p.is_empty() {
+                b".".to_vec()
+            } else {
+                quote(p)
+            }
+        };
         let blk = |b: Option<u64>| b.map_or(" ".to_string(), |n| n.to_string());
         let mut s = format!("Volume {}:\n", self.number).into_bytes();
         s.extend_from_slice(b"    StartingPath   ");
@@ -310,7 +319,11 @@ impl Manifest {
 
 fn parse_volume_number(line: &[u8]) -> Result<u32, String> {
     let rest = &line[7..];
-    let digits: Vec<u8> = rest.iter().copied().take_while(u8::is_ascii_digit).collect();
+    let digits: Vec<u8> = rest
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
     if digits.is_empty() || rest.get(digits.len()) != Some(&b':') {
         return Err(format!(
             "bad volume line {:?}",

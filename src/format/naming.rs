@@ -143,10 +143,18 @@ impl Prefixes {
         };
         if let Some(rest) = with(&self.archive) {
             if let Some(r) = parse_short(rest, "df", 1, ".dt", true) {
-                return Some(make(SetTimes::Full(r.t[0]), Kind::Volume(r.num?), r.partial));
+                return Some(make(
+                    SetTimes::Full(r.t[0]),
+                    Kind::Volume(r.num?),
+                    r.partial,
+                ));
             }
             if let Some(r) = parse_long(rest, "duplicity-full.", false, Tail::Volume) {
-                return Some(make(SetTimes::Full(r.t[0]), Kind::Volume(r.num?), r.partial));
+                return Some(make(
+                    SetTimes::Full(r.t[0]),
+                    Kind::Volume(r.num?),
+                    r.partial,
+                ));
             }
         }
         if let Some(rest) = with(&self.manifest) {
@@ -175,10 +183,18 @@ impl Prefixes {
         }
         if let Some(rest) = with(&self.manifest) {
             if let Some(r) = parse_short(rest, "di", 2, ".m", false) {
-                return Some(make(SetTimes::Inc(r.t[0], r.t[1]), Kind::Manifest, r.partial));
+                return Some(make(
+                    SetTimes::Inc(r.t[0], r.t[1]),
+                    Kind::Manifest,
+                    r.partial,
+                ));
             }
             if let Some(r) = parse_long(rest, "duplicity-inc.", true, Tail::Exact(".manifest")) {
-                return Some(make(SetTimes::Inc(r.t[0], r.t[1]), Kind::Manifest, r.partial));
+                return Some(make(
+                    SetTimes::Inc(r.t[0], r.t[1]),
+                    Kind::Manifest,
+                    r.partial,
+                ));
             }
         }
         if let Some(rest) = with(&self.signature) {
@@ -194,7 +210,11 @@ impl Prefixes {
                 return Some(make(SetTimes::Full(r.t[0]), Kind::Signature, r.partial));
             }
             if let Some(r) = parse_short(rest, "dns", 2, ".st", false) {
-                return Some(make(SetTimes::Inc(r.t[0], r.t[1]), Kind::Signature, r.partial));
+                return Some(make(
+                    SetTimes::Inc(r.t[0], r.t[1]),
+                    Kind::Signature,
+                    r.partial,
+                ));
             }
             if let Some(r) = parse_long(
                 rest,
@@ -202,7 +222,11 @@ impl Prefixes {
                 true,
                 Tail::Exact(".sigtar"),
             ) {
-                return Some(make(SetTimes::Inc(r.t[0], r.t[1]), Kind::Signature, r.partial));
+                return Some(make(
+                    SetTimes::Inc(r.t[0], r.t[1]),
+                    Kind::Signature,
+                    r.partial,
+                ));
             }
         }
         if let Some(rest) = with(&self.jsonstat) {
@@ -308,7 +332,11 @@ fn parse_long(rest: &str, stem: &str, inc: bool, tail: Tail) -> Option<Parts> {
 }
 
 fn base36(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    {
         return None;
     }
     i64::from_str_radix(s, 36).ok()
@@ -387,7 +415,9 @@ mod tests {
                 compressed: false
             })
         );
-        let m = p.parse("duplicity-full.20240101T120000Z.manifest.part").unwrap();
+        let m = p
+            .parse("duplicity-full.20240101T120000Z.manifest.part")
+            .unwrap();
         assert!(m.partial);
         assert_eq!(m.kind, Kind::Manifest);
         let s = p
@@ -396,7 +426,9 @@ mod tests {
         assert_eq!((s.set, s.kind, s.compressed), (full, Kind::Signature, true));
         assert!(p.parse("duplicity-full.garbage.vol1.difftar.gz").is_none());
         assert!(p.parse("README").is_none());
-        assert!(p.parse("duplicity-full.20240101T120000Z.vol1.difftarx").is_none());
+        assert!(p
+            .parse("duplicity-full.20240101T120000Z.vol1.difftarx")
+            .is_none());
     }
 
     #[test]
@@ -437,10 +469,18 @@ mod tests {
             String::from_utf8(s).unwrap()
         };
         let v = p.parse(&format!("df.{}.2.dt.g", t36(T1))).unwrap();
-        assert_eq!((v.set, v.kind, v.encrypted), (SetTimes::Full(T1), Kind::Volume(2), true));
+        assert_eq!(
+            (v.set, v.kind, v.encrypted),
+            (SetTimes::Full(T1), Kind::Volume(2), true)
+        );
         let m = p.parse(&format!("di.{}.{}.m.p", t36(T1), t36(T2))).unwrap();
-        assert_eq!((m.set, m.kind, m.partial), (SetTimes::Inc(T1, T2), Kind::Manifest, true));
-        let s = p.parse(&format!("dns.{}.{}.st.z", t36(T1), t36(T2))).unwrap();
+        assert_eq!(
+            (m.set, m.kind, m.partial),
+            (SetTimes::Inc(T1, T2), Kind::Manifest, true)
+        );
+        let s = p
+            .parse(&format!("dns.{}.{}.st.z", t36(T1), t36(T2)))
+            .unwrap();
         assert_eq!((s.kind, s.compressed), (Kind::Signature, true));
     }
 }

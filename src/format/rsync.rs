@@ -89,9 +89,7 @@ fn weak_sum(block: &[u8]) -> u32 {
     }
     let len = block.len() as u32;
     s1 = s1.wrapping_add(len.wrapping_mul(CHAR_OFFSET));
-    s2 = s2.wrapping_add(
-        (len.wrapping_mul(len.wrapping_add(1)) / 2).wrapping_mul(CHAR_OFFSET),
-    );
+    s2 = s2.wrapping_add((len.wrapping_mul(len.wrapping_add(1)) / 2).wrapping_mul(CHAR_OFFSET));
     (s2 << 16) | (s1 & 0xffff)
 }
 

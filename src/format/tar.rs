@@ -351,7 +351,9 @@ impl<R: Read> TarReader<R> {
                         gid: parse_num(&block[116..124])?,
                         size,
                         mtime: parse_num(&block[136..148])? as i64,
-                        linkname: long_link.take().unwrap_or_else(|| field_str(&block[157..257])),
+                        linkname: long_link
+                            .take()
+                            .unwrap_or_else(|| field_str(&block[157..257])),
                         uname: field_str(&block[265..297]),
                         gname: field_str(&block[297..329]),
                         devmajor: parse_num(&block[329..337]).unwrap_or(0) as u32,
@@ -393,6 +395,13 @@ impl<R: Read> TarReader<R> {
         }
     }
 
+    /// Reads the stream to its end after the archive's end marker, so that a wrapping
+    /// decoder checks its trailer (gzip CRC, OpenPGP MDC); returns the bytes skipped.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        self.skip_rest()?;
+        io::copy(&mut self.inner, &mut io::sink())
+    }
+
     fn read_member_data(&mut self, size: u64) -> io::Result<Vec<u8>> {
         if size > 64 << 20 {
             return Err(bad("tar extension header too large"));
@@ -421,7 +430,9 @@ impl<R: Read> Read for TarReader<R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..max])?;
         if n == 0 {
             return Err(truncated());

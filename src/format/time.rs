@@ -54,7 +54,7 @@ fn check_ranges(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<()> 
         && (0..=23).contains(&h)
         && (0..=59).contains(&mi)
         && (0..=61).contains(&s))
-        .then_some(())
+    .then_some(())
 }
 
 /// Seconds east of UTC of the local time zone (standard offset at `t`).
@@ -81,11 +81,7 @@ pub fn from_string(s: &str) -> Option<i64> {
         }
         let n = |a: &str| -> Option<i64> { all_digits(a).then(|| a.parse().ok())? };
         let (y, mo, d) = (n(&date[0..4])?, n(&date[4..6])?, n(&date[6..8])?);
-        let (h, mi, sec) = (
-            n(&daytime[0..2])?,
-            n(&daytime[2..4])?,
-            n(&daytime[4..6])?,
-        );
+        let (h, mi, sec) = (n(&daytime[0..2])?, n(&daytime[2..4])?, n(&daytime[4..6])?);
         check_ranges(y, mo, d, h, mi, sec)?;
         return Some(timegm(y, mo, d, h, mi, sec));
     }
@@ -268,10 +264,7 @@ mod tests {
         assert_eq!(parse_user_time("1704110400", now), Ok(1704110400));
         assert_eq!(parse_user_time("3D2h", now), Ok(now - 3 * 86400 - 7200));
         assert_eq!(parse_user_time("1h30m", now), Ok(now - 5400));
-        assert_eq!(
-            parse_user_time("2024-01-01T12:00:00Z", now),
-            Ok(1704110400)
-        );
+        assert_eq!(parse_user_time("2024-01-01T12:00:00Z", now), Ok(1704110400));
         assert_eq!(
             parse_user_time("2024-01-01T13:00:00+01:00", now),
             Ok(1704110400)

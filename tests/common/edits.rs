@@ -8,7 +8,9 @@ use std::path::Path;
 
 /// Deterministic pseudo-random bytes.
 pub fn prng_bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x = x
@@ -36,7 +38,11 @@ pub fn state3(root: &Path, mtime: i64) {
     write(&root.join("link-to-hello"), b"now a regular file\n", mtime);
     fs::remove_file(root.join("binary.bin")).unwrap();
     fs::create_dir(root.join("binary.bin")).unwrap();
-    write(&root.join("binary.bin/inside.txt"), b"a file where a file was\n", mtime);
+    write(
+        &root.join("binary.bin/inside.txt"),
+        b"a file where a file was\n",
+        mtime,
+    );
     set_mtime(&root.join("binary.bin"), mtime);
     let mut medium = fs::read(root.join("medium.txt")).unwrap();
     medium.extend(prng_bytes(33, 70_000));

@@ -65,7 +65,9 @@ impl Run {
 }
 
 pub fn run(cmd: &mut Command, what: &str) -> Run {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     Run {
         out,
         what: what.to_string(),
@@ -116,10 +118,29 @@ pub fn make_fixture_tree(dest: &Path, state: u32, big: bool) {
 /// One object of a tree, as compared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Obj {
-    File { mode: u32, uid: u32, gid: u32, mtime: i64, sha1: String },
-    Dir { mode: u32, uid: u32, gid: u32, mtime: i64 },
-    Link { target: Vec<u8> },
-    Other { kind: u32, mode: u32, uid: u32, gid: u32, mtime: i64 },
+    File {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: i64,
+        sha1: String,
+    },
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: i64,
+    },
+    Link {
+        target: Vec<u8>,
+    },
+    Other {
+        kind: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: i64,
+    },
 }
 
 fn sha1_of(p: &Path) -> String {
@@ -136,18 +157,18 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Obj> {
     let mut out = BTreeMap::new();
     fn visit(root: &Path, p: &Path, out: &mut BTreeMap<String, Obj>) {
         let md = std::fs::symlink_metadata(p).unwrap();
-        let rel = p
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let rel = if rel.is_empty() { ".".to_string() } else { rel };
         let ft = md.file_type();
         let mode = md.permissions().mode() & 0o7777;
         let obj = if ft.is_symlink() {
             use std::os::unix::ffi::OsStrExt;
             Obj::Link {
-                target: std::fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec(),
+                target: std::fs::read_link(p)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
             }
         } else if ft.is_file() {
             Obj::File {
@@ -195,20 +216,24 @@ pub fn assert_same_tree(expected: &Path, actual: &Path, what: &str) {
     let b = snapshot(actual);
     let mut diffs = Vec::new();
     for k in a.keys().chain(b.keys()) {
-        if a.get(k) != b.get(k) && !diffs.iter().any(|d: &String| d.starts_with(&format!("{k}:"))) {
+        if a.get(k) != b.get(k)
+            && !diffs
+                .iter()
+                .any(|d: &String| d.starts_with(&format!("{k}:")))
+        {
             diffs.push(format!("{k}: expected {:?}, got {:?}", a.get(k), b.get(k)));
         }
     }
-    assert!(diffs.is_empty(), "{what}: trees differ:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{what}: trees differ:\n{}",
+        diffs.join("\n")
+    );
 }
 
 /// Copies a tree preserving modes, owners, mtimes and links (GNU cp -a).
 pub fn copy_tree(src: &Path, dest: &Path) {
-    run(
-        Command::new("cp").arg("-a").arg(src).arg(dest),
-        "cp -a",
-    )
-    .ok();
+    run(Command::new("cp").arg("-a").arg(src).arg(dest), "cp -a").ok();
 }
 
 /// Sets a path's mtime without following links.

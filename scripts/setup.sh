@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what ferrodup's tests need on a Debian machine (idempotent): the C toolchain and
+# librsync headers (for duplicity's extension), GnuPG, and the real duplicity from PyPI in a
+# virtualenv. Prints the path of the duplicity binary on its last line.
+set -euo pipefail
+
+VENV=${FERRODUP_VENV:-$HOME/.cache/ferrodup/venv}
+DUPLICITY_VERSION=${DUPLICITY_VERSION:-3.2.1}
+
+sudo_if_needed() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for pkg in gcc librsync-dev gnupg python3-venv python3-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ ! -x "$VENV/bin/duplicity" ]; then
+    echo "setup: installing duplicity $DUPLICITY_VERSION into $VENV" >&2
+    mkdir -p "$(dirname "$VENV")"
+    python3 -m venv "$VENV" >&2 || /usr/bin/python3 -m venv "$VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check "duplicity==$DUPLICITY_VERSION" >&2
+fi
+"$VENV/bin/duplicity" --version >&2
+echo "$VENV/bin/duplicity"

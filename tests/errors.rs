@@ -1,0 +1,288 @@
+//! Bad input gets one clear error line, a documented non-zero exit status and no panic.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// Asserts a failure with `code` whose error line mentions every word of `words`.
+fn assert_fails(r: &Run, code: i32, words: &[&str]) {
+    let err = r.stderr();
+    assert_eq!(r.code(), code, "{}: stderr:\n{err}", r.what);
+    assert!(!err.contains("panicked"), "{}: panic:\n{err}", r.what);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ferrodup: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}: want one error line:\n{err}", r.what);
+    for w in words {
+        assert!(
+            lines[0].contains(w),
+            "{}: {w:?} not in {:?}",
+            r.what,
+            lines[0]
+        );
+    }
+}
+
+/// A two-set chain with three full volumes, in a fresh work dir.
+fn chain() -> tempfile::TempDir {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, true);
+    let url = format!("file://{}/target", w.display());
+    ferrodup(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--current-time",
+            &T1.to_string(),
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    std::fs::remove_dir_all(w.join("src")).unwrap();
+    make_fixture_tree(&w.join("src"), 2, true);
+    ferrodup(
+        w,
+        &[
+            "incremental",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--current-time",
+            &T2.to_string(),
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    work
+}
+
+fn restore(w: &Path, extra: &[&str]) -> Run {
+    let url = format!("file://{}/target", w.display());
+    let mut args = vec!["restore", "--archive-dir", "rcache", "--num-retries", "1"];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    args.push("out");
+    ferrodup(w, &args)
+}
+
+const VOL2: &str = "target/duplicity-full.20240101T120000Z.vol2.difftar.gz";
+
+#[test]
+fn missing_volume() {
+    let work = chain();
+    std::fs::remove_file(work.path().join(VOL2)).unwrap();
+    assert_fails(&restore(work.path(), &[]), 4, &["volume 2", "missing"]);
+}
+
+#[test]
+fn truncated_volume() {
+    let work = chain();
+    let p = work.path().join(VOL2);
+    let data = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &data[..data.len() / 2]).unwrap();
+    assert_fails(&restore(work.path(), &[]), 4, &["vol2.difftar.gz", "SHA1"]);
+}
+
+#[test]
+fn corrupted_volume_fails_its_hash() {
+    let work = chain();
+    let p = work.path().join(VOL2);
+    let mut data = std::fs::read(&p).unwrap();
+    data[5000] ^= 0x55;
+    std::fs::write(&p, &data).unwrap();
+    assert_fails(
+        &restore(work.path(), &[]),
+        4,
+        &["vol2.difftar.gz", "corrupt"],
+    );
+}
+
+#[test]
+fn corrupted_volume_with_matching_hash_is_still_caught() {
+    let work = chain();
+    let w = work.path();
+    let p = w.join(VOL2);
+    let mut data = std::fs::read(&p).unwrap();
+    data[5000] ^= 0x55;
+    std::fs::write(&p, &data).unwrap();
+    // Forge the manifest so the hash matches: the gzip and tar checks must still object.
+    use sha1::{Digest, Sha1};
+    let hex: String = Sha1::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let man = w.join("target/duplicity-full.20240101T120000Z.manifest");
+    let text = std::fs::read_to_string(&man).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines.iter().position(|l| l == "Volume 2:").unwrap();
+    lines[at + 3] = format!("    Hash SHA1 {hex}");
+    std::fs::write(&man, lines.join("\n") + "\n").unwrap();
+    assert_fails(&restore(w, &[]), 4, &["vol2.difftar.gz"]);
+}
+
+#[test]
+fn missing_full_manifest_means_no_backup() {
+    let work = chain();
+    let w = work.path();
+    std::fs::remove_file(w.join("target/duplicity-full.20240101T120000Z.manifest")).unwrap();
+    assert_fails(&restore(w, &[]), 3, &["no backup found"]);
+}
+
+#[test]
+fn corrupt_manifest() {
+    let work = chain();
+    let w = work.path();
+    std::fs::write(
+        w.join("target/duplicity-full.20240101T120000Z.manifest"),
+        "Volume x:\nnonsense\n",
+    )
+    .unwrap();
+    assert_fails(&restore(w, &[]), 4, &["manifest", "corrupt"]);
+}
+
+#[test]
+fn corrupt_signature_file() {
+    let work = chain();
+    let w = work.path();
+    let sig =
+        w.join("cache/n/duplicity-new-signatures.20240101T120000Z.to.20240102T120000Z.sigtar.gz");
+    let data = std::fs::read(&sig).unwrap();
+    std::fs::write(&sig, &data[..data.len() / 3]).unwrap();
+    let url = format!("file://{}/target", w.display());
+    let r = ferrodup(
+        w,
+        &[
+            "incremental",
+            "--no-encryption",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "--current-time",
+            &(T2 + 100).to_string(),
+            "src",
+            &url,
+        ],
+    );
+    assert_fails(&r, 4, &["new-signatures", "corrupt"]);
+}
+
+#[test]
+fn target_without_backup() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("target")).unwrap();
+    assert_fails(&restore(work.path(), &[]), 3, &["no backup found"]);
+}
+
+#[test]
+fn source_is_not_a_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("file"), "x").unwrap();
+    let url = format!("file://{}/target", w.display());
+    let r = ferrodup(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "file",
+            &url,
+        ],
+    );
+    assert_fails(&r, 3, &["file", "not a directory"]);
+    let r = ferrodup(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "nowhere",
+            &url,
+        ],
+    );
+    assert_fails(&r, 3, &["nowhere"]);
+}
+
+#[test]
+fn time_before_first_backup() {
+    let work = chain();
+    assert_fails(
+        &restore(work.path(), &["-t", "1000"]),
+        3,
+        &["before the first backup"],
+    );
+}
+
+#[test]
+fn destination_exists_without_force() {
+    let work = chain();
+    let w = work.path();
+    std::fs::create_dir(w.join("out")).unwrap();
+    assert_fails(&restore(w, &[]), 3, &["out", "--force"]);
+    restore(w, &["--force"]).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore --force into an existing dir",
+    );
+}
+
+#[test]
+fn unknown_scheme_and_bad_options() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let r = ferrodup(w, &["restore", "gopher://x/y", "out"]);
+    assert_fails(&r, 2, &["gopher"]);
+    let r = ferrodup(
+        w,
+        &[
+            "restore",
+            "-t",
+            "yesterday-ish",
+            "file:///nonexistent",
+            "out",
+        ],
+    );
+    assert_fails(&r, 2, &["--time"]);
+    let r = ferrodup(w, &["full", "src"]);
+    assert_fails(&r, 2, &["usage"]);
+}
+
+#[test]
+fn encryption_requested_before_it_is_supported() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir(w.join("src")).unwrap();
+    let r = ferrodup(w, &["full", "src", "file:///tmp/never-written"]);
+    assert_fails(&r, 7, &["--no-encryption"]);
+    assert!(!Path::new("/tmp/never-written").exists());
+}
+
+#[test]
+fn restore_path_not_in_backup() {
+    let work = chain();
+    assert_fails(
+        &restore(work.path(), &["-r", "no/such/path"]),
+        3,
+        &["no/such/path", "not found"],
+    );
+}
