@@ -7,4 +7,4 @@ DUPLICITY=$(bash scripts/setup.sh | tail -n 1)
 export DUPLICITY
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo test --locked --all-targets

@@ -122,6 +122,9 @@ pub struct Cli {
     /// verify: compare file contents too.
     #[arg(long)]
     pub compare_data: bool,
+    /// Testing aid: stop with an error right after storing volume N of a backup.
+    #[arg(long, hide = true, value_name = "N")]
+    pub fail_on_volume: Option<u32>,
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,

@@ -212,6 +212,7 @@ fn run(cli: Cli) -> Result<i32> {
                 skip_if_no_change: cli.skip_if_no_change,
                 copy_links: cli.copy_links,
                 print_statistics: !cli.no_print_statistics,
+                fail_on_volume: cli.fail_on_volume,
             };
             backup::run(&ctx, &opts)?;
             Ok(0)

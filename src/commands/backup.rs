@@ -11,7 +11,7 @@ use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::{cmp_index, ChangedFile, Manifest, VolumeInfo};
-use crate::format::naming::{SetTimes, Wrapping};
+use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, SourceEntry};
@@ -46,6 +46,17 @@ pub struct BackupOptions {
     pub skip_if_no_change: bool,
     pub copy_links: bool,
     pub print_statistics: bool,
+    /// Testing aid (duplicity's hidden option): fail right after storing this volume.
+    pub fail_on_volume: Option<u32>,
+}
+
+/// How to continue a backup that an earlier run left unfinished.
+struct Resume {
+    set: SetTimes,
+    /// Volumes already stored and kept (1..=n).
+    kept: Vec<VolumeInfo>,
+    /// The tar stream is regenerated and skipped up to this path and multivol block.
+    skip_to: (Vec<u8>, Option<u64>),
 }
 
 #[derive(Default)]
@@ -80,8 +91,8 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    clean_incomplete(ctx, &col)?;
     let local = Collection::from_names(&ctx.prefixes, &ctx.cache.names()?);
+    let resume = plan_resume(ctx, opts, &col, &local)?;
 
     let mut full = opts.mode == Mode::Full;
     let mut prev_chain = None;
@@ -135,9 +146,25 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
         }
     }
 
-    let set = match &prev_chain {
-        None => SetTimes::Full(ctx.now),
-        Some((chain, _)) => {
+    if let Some(r) = &resume {
+        prev_chain = match r.set {
+            SetTimes::Full(_) => None,
+            SetTimes::Inc(start, _) => col.last_chain().and_then(|c| {
+                let sig = local.sig_chains.iter().rev().find(|s| s.end() == start)?;
+                Some((c, sig.clone()))
+            }),
+        };
+        full = r.set.is_full();
+        crate::log::notice(&format!(
+            "Resuming the interrupted backup from {} after volume {}.",
+            crate::format::time::pretty(r.set.end()),
+            r.kept.len()
+        ));
+    }
+    let set = match (&resume, &prev_chain) {
+        (Some(r), _) => r.set,
+        (None, None) => SetTimes::Full(ctx.now),
+        (None, Some((chain, _))) => {
             if ctx.now <= chain.end() {
                 return Err(Error::input(format!(
                     "the current time {} is not after the last backup {}; check the clock \
@@ -170,7 +197,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
             crate::format::time::pretty(set_start(set))
         ));
     }
-    write_set(ctx, opts, set, overlay)
+    write_set(ctx, opts, set, overlay, resume)
 }
 
 fn set_start(set: SetTimes) -> i64 {
@@ -183,13 +210,27 @@ fn open_local(path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
     codec::open_stored(path, name)
 }
 
-/// Deletes leftovers of an interrupted run (sets without a manifest) that are newer than
-/// every complete backup; they hold nothing restorable.
-fn clean_incomplete(ctx: &Context, col: &Collection) -> Result<()> {
+/// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
+/// when its partial manifest is in the archive dir and at least two of its volumes were
+/// stored (the last stored volume is always redone, as duplicity does); newer leftovers
+/// that cannot be resumed are deleted, since nothing in them is restorable.
+fn plan_resume(
+    ctx: &Context,
+    opts: &BackupOptions,
+    col: &Collection,
+    local: &Collection,
+) -> Result<Option<Resume>> {
     let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
-    for set in &col.incomplete_sets {
+    let mut resume: Option<Resume> = None;
+    for set in col.incomplete_sets.iter().rev() {
         if set.times().end() <= newest || ctx.dry_run {
             continue;
+        }
+        if resume.is_none() {
+            resume = resumable(ctx, opts, col, local, set)?;
+            if resume.is_some() {
+                continue;
+            }
         }
         crate::log::notice(&format!(
             "Deleting the incomplete backup set from {} left by an interrupted run.",
@@ -199,13 +240,70 @@ fn clean_incomplete(ctx: &Context, col: &Collection) -> Result<()> {
             ctx.backend.delete(&f)?;
         }
     }
-    for name in ctx.cache.names()? {
-        if ctx.prefixes.parse(&name).is_some_and(|p| p.partial) {
-            let p = ctx.cache.path(&name);
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+    if !ctx.dry_run {
+        for name in ctx.cache.names()? {
+            let Some(p) = ctx.prefixes.parse(&name) else {
+                continue;
+            };
+            if p.partial && resume.as_ref().is_none_or(|r| r.set != p.set) {
+                let path = ctx.cache.path(&name);
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
         }
     }
-    Ok(())
+    Ok(resume)
+}
+
+fn resumable(
+    ctx: &Context,
+    opts: &BackupOptions,
+    col: &Collection,
+    local: &Collection,
+    set: &crate::collection::BackupSet,
+) -> Result<Option<Resume>> {
+    let times = set.times();
+    if let SetTimes::Inc(start, _) = times {
+        let chain_ok = col.last_chain().is_some_and(|c| c.end() == start);
+        let sig_ok = local.sig_chains.iter().any(|s| s.end() == start);
+        if opts.mode == Mode::Full || !chain_ok || !sig_ok {
+            return Ok(None);
+        }
+    }
+    let part = ctx.cache.path(&ctx.prefixes.manifest(times, true, false));
+    let Ok(text) = std::fs::read(&part) else {
+        return Ok(None);
+    };
+    let Ok(m) = Manifest::parse(&text) else {
+        return Ok(None);
+    };
+    let mut contiguous = 0u32;
+    while set.volumes.contains_key(&(contiguous + 1)) && m.volumes.contains_key(&(contiguous + 1)) {
+        contiguous += 1;
+    }
+    let start_vol = contiguous.saturating_sub(1);
+    if start_vol == 0 {
+        return Ok(None);
+    }
+    let wrap = if ctx.compression {
+        Wrapping::Gzip
+    } else {
+        Wrapping::Plain
+    };
+    if set.volumes.get(&1) != Some(&ctx.prefixes.volume(times, 1, wrap)) {
+        return Err(Error::input(format!(
+            "the interrupted backup from {} was written with other compression or encryption \
+             settings; run again with the same options to resume it, or run cleanup --force",
+            crate::format::time::pretty(times.end())
+        )));
+    }
+    let kept: Vec<VolumeInfo> = (1..=start_vol).map(|n| m.volumes[&n].clone()).collect();
+    let last = kept.last().expect("start_vol >= 1");
+    let skip_to = (last.end.clone(), last.end_block);
+    Ok(Some(Resume {
+        set: times,
+        kept,
+        skip_to,
+    }))
 }
 
 fn hostname() -> String {
@@ -286,6 +384,7 @@ impl<'s> Uploader<'s> {
         backend: &'e dyn Backend,
         mut manifest: File,
         dry_run: bool,
+        fail_on_volume: Option<u32>,
     ) -> Self {
         let (tx, rx) = mpsc::sync_channel::<FinishedVolume>(1);
         let handle = scope.spawn(move || -> Result<File> {
@@ -309,6 +408,12 @@ impl<'s> Uploader<'s> {
                 }
                 let _ = std::fs::remove_file(&v.path);
                 crate::log::info(&format!("Processed volume {}", v.info.number));
+                if fail_on_volume == Some(v.info.number) {
+                    return Err(Error::backend(format!(
+                        "stopping after volume {} as asked by --fail-on-volume",
+                        v.info.number
+                    )));
+                }
             }
             Ok(manifest)
         });
@@ -354,12 +459,28 @@ struct VolumeWriter<'a, 's> {
     last: Option<(Vec<u8>, Option<u64>)>,
     uploader: Uploader<'s>,
     stored_bytes: u64,
+    skip_to: Option<(Vec<u8>, Option<u64>)>,
 }
 
 impl VolumeWriter<'_, '_> {
     /// Adds one member (header, data, padding) that belongs to `index`; `block` is the
     /// multivol chunk number recorded in the manifest.
     fn add(&mut self, index: &[u8], block: Option<u64>, parts: &[&[u8]]) -> Result<()> {
+        if let Some((last, last_block)) = &self.skip_to {
+            let stored_already = match cmp_index(index, last) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => match (last_block, block) {
+                    (None, _) => true,
+                    (Some(k), Some(b)) => b <= *k,
+                    (Some(_), None) => false,
+                },
+            };
+            if stored_already {
+                return Ok(());
+            }
+            self.skip_to = None;
+        }
         if let Some((w, _)) = &self.cur {
             if self.target.saturating_sub(w.stored_len()) < CHUNK as u64 {
                 self.close()?;
@@ -647,6 +768,7 @@ fn write_set(
     opts: &BackupOptions,
     set: SetTimes,
     mut overlay: SigOverlay,
+    resume: Option<Resume>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let wrap = if ctx.compression {
@@ -667,14 +789,35 @@ fn write_set(
         ..Default::default()
     };
     let mut man_file = File::create(&man_part).map_err(|e| Error::io(&man_part, e))?;
+    let mut head = manifest.header_text();
+    let mut first_volume = 0;
+    let mut skip_to = None;
+    if let Some(r) = resume {
+        for v in &r.kept {
+            head.extend(v.to_text());
+        }
+        first_volume = r.kept.len() as u32;
+        skip_to = Some(r.skip_to);
+        let remote = ctx.backend.list()?;
+        for name in remote {
+            if let Some(p) = ctx.prefixes.parse(&name) {
+                if let (true, Kind::Volume(n)) = (p.set == set, p.kind) {
+                    if n > first_volume {
+                        ctx.backend.delete(&name)?;
+                    }
+                }
+            }
+        }
+    }
     man_file
-        .write_all(&manifest.header_text())
+        .write_all(&head)
+        .and_then(|_| man_file.flush())
         .map_err(|e| Error::io(&man_part, e))?;
     let sig_file = File::create(&sig_part).map_err(|e| Error::io(&sig_part, e))?;
 
     thread::scope(|scope| {
         let backend: &dyn Backend = &*ctx.backend;
-        let uploader = Uploader::start(scope, backend, man_file, ctx.dry_run);
+        let uploader = Uploader::start(scope, backend, man_file, ctx.dry_run, opts.fail_on_volume);
         run_engine(
             ctx,
             opts,
@@ -688,6 +831,7 @@ fn write_set(
             &meta_dir,
             &mut overlay,
             started,
+            (first_volume, skip_to),
         )
     })
 }
@@ -706,6 +850,7 @@ fn run_engine(
     meta_dir: &Path,
     overlay: &mut SigOverlay,
     started: std::time::Instant,
+    (first_volume, skip_to): (u32, Option<(Vec<u8>, Option<u64>)>),
 ) -> Result<()> {
     let vw = VolumeWriter {
         ctx,
@@ -714,11 +859,12 @@ fn run_engine(
         target: (opts.volsize).saturating_sub(50 * 1024),
         cur: None,
         tar_offset: 0,
-        number: 0,
+        number: first_volume,
         start: None,
         last: None,
         uploader,
         stored_bytes: 0,
+        skip_to,
     };
     let mut eng = Engine {
         vw,

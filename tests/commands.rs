@@ -1,0 +1,521 @@
+//! Command behaviour: resume after an interruption, cleanup and removal, the options that
+//! choose full or incremental, dry runs, and duplicity's command-line conventions.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn url(w: &Path) -> String {
+    format!("file://{}/target", w.display())
+}
+
+fn names(w: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(w.join("target"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn backup(w: &Path, kind: &str, t: i64, extra: &[&str]) -> Run {
+    let u = url(w);
+    let ts = t.to_string();
+    let mut args = vec![
+        kind,
+        "--no-encryption",
+        "--no-print-statistics",
+        "--archive-dir",
+        "cache",
+        "--name",
+        "n",
+        "--current-time",
+        &ts,
+    ];
+    args.extend_from_slice(extra);
+    args.push("src");
+    args.push(&u);
+    ferrodup(w, &args)
+}
+
+fn restore_ok(w: &Path, t: i64, dest: &str) {
+    let u = url(w);
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "-t",
+            &t.to_string(),
+            &u,
+            dest,
+        ],
+    )
+    .ok();
+}
+
+fn big_source(w: &Path) {
+    make_fixture_tree(&w.join("src"), 1, true);
+    std::fs::write(w.join("src/random.bin"), edits::prng_bytes(9, 4_000_000)).unwrap();
+    set_mtime(&w.join("src/random.bin"), T1 - 5);
+    set_mtime(&w.join("src"), T1 - 5);
+}
+
+#[test]
+fn interrupted_full_backup_resumes_with_its_timestamp() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    big_source(w);
+    let r = backup(w, "full", T1, &["--volsize", "1", "--fail-on-volume", "3"]);
+    assert_ne!(r.code(), 0);
+    assert!(
+        !names(w).iter().any(|n| n.contains("manifest")),
+        "{:?}",
+        names(w)
+    );
+    // Not mistaken for a complete backup.
+    let st = ferrodup(
+        w,
+        &[
+            "collection-status",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            &url(w),
+        ],
+    )
+    .ok();
+    assert!(
+        st.stdout().contains("1 incomplete backup set(s)"),
+        "{}",
+        st.stdout()
+    );
+    let r = ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            &url(w),
+            "x",
+        ],
+    );
+    assert_eq!(r.code(), 3);
+
+    let r = backup(w, "full", T1 + 5000, &["--volsize", "1"]).ok();
+    assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
+    assert!(names(w).contains(&"duplicity-full.20240101T120000Z.manifest".to_string()));
+    restore_ok(w, T1 + 5000, "out");
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "ferrodup restore of a resumed backup",
+    );
+    let d = duplicity(
+        w,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &url(w),
+            "dout",
+        ],
+    )
+    .ok();
+    let _ = d;
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("dout"),
+        "duplicity restore of a resumed backup",
+    );
+}
+
+#[test]
+fn interrupted_incremental_resumes() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    backup(w, "full", T1, &["--volsize", "1"]).ok();
+    std::fs::write(w.join("src/random.bin"), edits::prng_bytes(10, 4_000_000)).unwrap();
+    set_mtime(&w.join("src/random.bin"), T2 - 5);
+    std::fs::remove_file(w.join("src/hello.txt")).unwrap();
+    let r = backup(
+        w,
+        "incremental",
+        T2,
+        &["--volsize", "1", "--fail-on-volume", "2"],
+    );
+    assert_ne!(r.code(), 0);
+    let r = backup(w, "incremental", T2 + 99, &["--volsize", "1"]).ok();
+    assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
+    assert!(names(w)
+        .contains(&"duplicity-inc.20240101T120000Z.to.20240102T120000Z.manifest".to_string()));
+    restore_ok(w, T2, "out");
+    assert_same_tree(&w.join("src"), &w.join("out"), "resumed incremental");
+    duplicity(
+        w,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &url(w),
+            "dout",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("dout"),
+        "duplicity restore of resumed incremental",
+    );
+}
+
+#[test]
+fn unresumable_leftovers_are_replaced_and_cleanup_removes_orphans() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    big_source(w);
+    // Stopped after the first volume: nothing to keep, the next run starts afresh.
+    assert_ne!(
+        backup(w, "full", T1, &["--volsize", "1", "--fail-on-volume", "1"]).code(),
+        0
+    );
+    backup(w, "full", T2, &["--volsize", "1"]).ok();
+    assert!(
+        !names(w).iter().any(|n| n.contains("20240101T120000Z")),
+        "{:?}",
+        names(w)
+    );
+    restore_ok(w, T2, "out");
+    assert_same_tree(&w.join("src"), &w.join("out"), "fresh full after leftovers");
+
+    // An orphaned incremental (its chain is gone) is listed by cleanup, deleted with --force.
+    let orphan = "duplicity-inc.20230101T000000Z.to.20230102T000000Z.vol1.difftar.gz";
+    std::fs::write(w.join("target").join(orphan), b"x").unwrap();
+    let args = ["cleanup", "--archive-dir", "cache", "--name", "n"];
+    let r = ferrodup(w, &[&args[..], &[url(w).as_str()]].concat()).ok();
+    assert!(r.stdout().contains(orphan), "{}", r.stdout());
+    assert!(names(w).contains(&orphan.to_string()));
+    ferrodup(w, &[&args[..], &["--force", url(w).as_str()]].concat()).ok();
+    assert!(!names(w).contains(&orphan.to_string()));
+    restore_ok(w, T2, "out2");
+}
+
+/// Five sets in three chains: full T1, inc T2, full T3, inc T4, full T5.
+fn three_chains(w: &Path) {
+    make_fixture_tree(&w.join("src"), 1, false);
+    backup(w, "full", T1, &[]).ok();
+    set_mtime(&w.join("src/hello.txt"), T2 - 1);
+    backup(w, "incremental", T2, &[]).ok();
+    backup(w, "full", T2 + 86_400, &[]).ok();
+    set_mtime(&w.join("src/hello.txt"), T2 + 2 * 86_400 - 1);
+    backup(w, "incremental", T2 + 2 * 86_400, &[]).ok();
+    backup(w, "full", T2 + 3 * 86_400, &[]).ok();
+}
+
+fn count(w: &Path, pat: &str) -> usize {
+    names(w).iter().filter(|n| n.contains(pat)).count()
+}
+
+#[test]
+fn remove_older_than_and_keep_n_full() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    three_chains(w);
+    assert_eq!(count(w, ".manifest"), 5);
+    let base = ["--archive-dir", "cache", "--name", "n"];
+    let u = url(w);
+    // Without --force nothing goes.
+    let r = ferrodup(
+        w,
+        &[&["remove-older-than", "20240103T000000Z"][..], &base, &[&u]].concat(),
+    )
+    .ok();
+    assert!(r.stdout().contains("--force"), "{}", r.stdout());
+    assert_eq!(count(w, ".manifest"), 5);
+    ferrodup(
+        w,
+        &[
+            &["remove-older-than", "20240103T000000Z", "--force"][..],
+            &base,
+            &[&u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, ".manifest"), 3);
+    assert_eq!(count(w, "20240101T120000Z"), 0, "{:?}", names(w));
+    // Incrementals of older chains only.
+    ferrodup(
+        w,
+        &[
+            &["remove-all-inc-of-but-n-full", "1", "--force"][..],
+            &base,
+            &[&u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, ".manifest"), 2);
+    assert_eq!(count(w, "duplicity-inc."), 0);
+    ferrodup(
+        w,
+        &[&["remove-all-but-n-full", "1", "--force"][..], &base, &[&u]].concat(),
+    )
+    .ok();
+    assert_eq!(count(w, ".manifest"), 1);
+    let st = duplicity(
+        w,
+        &[
+            "collection-status",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &u,
+        ],
+    )
+    .ok();
+    assert!(
+        st.stdout().contains("Found 0 secondary backup chain(s)"),
+        "{}",
+        st.stdout()
+    );
+    assert!(st
+        .stdout()
+        .contains("No orphaned or incomplete backup sets found."));
+    restore_ok(w, T2 + 3 * 86_400, "out");
+    assert_same_tree(&w.join("src"), &w.join("out"), "after removals");
+}
+
+#[test]
+fn full_or_incremental_choice() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    let u = url(w);
+    // Bare form: full when there is no chain, incremental after.
+    let base = [
+        "--no-encryption",
+        "--archive-dir",
+        "cache",
+        "--name",
+        "n",
+        "--no-print-statistics",
+    ];
+    ferrodup(
+        w,
+        &[&base[..], &["--current-time", &T1.to_string(), "src", &u]].concat(),
+    )
+    .ok();
+    set_mtime(&w.join("src/hello.txt"), T2 - 1);
+    ferrodup(
+        w,
+        &[&base[..], &["--current-time", &T2.to_string(), "src", &u]].concat(),
+    )
+    .ok();
+    assert_eq!(count(w, "duplicity-inc."), 2);
+    // --full-if-n-inc 1: the chain has one incremental, so this is a full.
+    let t3 = (T2 + 100).to_string();
+    ferrodup(
+        w,
+        &[
+            &["backup"][..],
+            &base,
+            &["--full-if-n-inc", "1", "--current-time", &t3, "src", &u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, ".manifest"), 3);
+    assert_eq!(count(w, "duplicity-full."), 4);
+    // --full-if-older-than 1h with a chain started now-ish: incremental.
+    set_mtime(&w.join("src/hello.txt"), T2 + 150);
+    let t4 = (T2 + 200).to_string();
+    ferrodup(
+        w,
+        &[
+            &["backup"][..],
+            &base,
+            &[
+                "--full-if-older-than",
+                "1h",
+                "--current-time",
+                &t4,
+                "src",
+                &u,
+            ],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, "duplicity-inc."), 4);
+    // --full-if-older-than 1s: full.
+    let t5 = (T2 + 300).to_string();
+    ferrodup(
+        w,
+        &[
+            &["backup"][..],
+            &base,
+            &[
+                "--full-if-older-than",
+                "1s",
+                "--current-time",
+                &t5,
+                "src",
+                &u,
+            ],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, "duplicity-full."), 6);
+    // --skip-if-no-change: nothing changed, nothing written.
+    let before = names(w);
+    let t6 = (T2 + 400).to_string();
+    ferrodup(
+        w,
+        &[
+            &["incremental"][..],
+            &base,
+            &["--skip-if-no-change", "--current-time", &t6, "src", &u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(names(w), before);
+    // --dry-run writes nothing either, even with changes.
+    set_mtime(&w.join("src/hello.txt"), T2 + 450);
+    let t7 = (T2 + 500).to_string();
+    ferrodup(
+        w,
+        &[
+            &["incremental"][..],
+            &base,
+            &["--dry-run", "--current-time", &t7, "src", &u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(names(w), before);
+    // An explicit incremental without any chain is refused by duplicity only when there are
+    // no signatures at all; here the chain exists, so it works.
+    ferrodup(
+        w,
+        &[
+            &["incremental"][..],
+            &base,
+            &["--current-time", &t7, "src", &u],
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(count(w, ".manifest"), 6);
+    restore_ok(w, T2 + 500, "out");
+    assert_same_tree(&w.join("src"), &w.join("out"), "after mixed runs");
+}
+
+#[test]
+fn options_anywhere_equals_form_and_abbreviations() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    let u = url(w);
+    let t = format!("--current-time={T1}");
+    ferrodup(
+        w,
+        &[
+            "--no-enc",
+            "full",
+            "--archive-dir=cache",
+            "src",
+            "--name",
+            "n",
+            &u,
+            "--num-ret=2",
+            &t,
+            "--no-print-stat",
+        ],
+    )
+    .ok();
+    ferrodup(
+        w,
+        &[
+            "rb",
+            &u,
+            "--archive-d",
+            "cache",
+            "--name=n",
+            "out",
+            "-t",
+            "now",
+        ],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("out"), "abbreviated options");
+    // Bare restore form and --rename.
+    ferrodup(
+        w,
+        &[
+            &u,
+            "out2",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "--rename",
+            "sub/deeper",
+            "elsewhere",
+        ],
+    )
+    .ok();
+    assert!(w.join("out2/elsewhere/file with spaces.txt").is_file());
+    assert!(!w.join("out2/sub/deeper").exists());
+    // An ambiguous abbreviation is an error.
+    let r = ferrodup(w, &["--file-prefix-a", "x", "--no", "ls", &u]);
+    assert_eq!(r.code(), 2);
+}
+
+#[test]
+fn list_and_status_at_a_time() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    backup(w, "full", T1, &[]).ok();
+    std::fs::remove_file(w.join("src/hello.txt")).unwrap();
+    backup(w, "incremental", T2, &[]).ok();
+    let u = url(w);
+    let list = |t: i64| {
+        ferrodup(
+            w,
+            &[
+                "ls",
+                "--archive-dir",
+                "cache",
+                "--name",
+                "n",
+                "-t",
+                &t.to_string(),
+                &u,
+            ],
+        )
+        .ok()
+        .stdout()
+    };
+    assert!(list(T1).contains(" hello.txt\n"));
+    assert!(!list(T2).contains(" hello.txt\n"));
+    let st = ferrodup(w, &["st", "--archive-dir", "cache", "--name", "n", &u])
+        .ok()
+        .stdout();
+    assert!(st.contains("Number of contained backup sets: 2"), "{st}");
+}
