@@ -50,13 +50,16 @@ pub struct BackupOptions {
     pub fail_on_volume: Option<u32>,
 }
 
+/// A place in the tar stream: an archive path and, inside a multivol file, the chunk number.
+type Position = (Vec<u8>, Option<u64>);
+
 /// How to continue a backup that an earlier run left unfinished.
 struct Resume {
     set: SetTimes,
     /// Volumes already stored and kept (1..=n).
     kept: Vec<VolumeInfo>,
     /// The tar stream is regenerated and skipped up to this path and multivol block.
-    skip_to: (Vec<u8>, Option<u64>),
+    skip_to: Position,
 }
 
 #[derive(Default)]
@@ -455,11 +458,11 @@ struct VolumeWriter<'a, 's> {
     cur: Option<(StoredWriter, PathBuf)>,
     tar_offset: u64,
     number: u32,
-    start: Option<(Vec<u8>, Option<u64>)>,
-    last: Option<(Vec<u8>, Option<u64>)>,
+    start: Option<Position>,
+    last: Option<Position>,
     uploader: Uploader<'s>,
     stored_bytes: u64,
-    skip_to: Option<(Vec<u8>, Option<u64>)>,
+    skip_to: Option<Position>,
 }
 
 impl VolumeWriter<'_, '_> {
@@ -850,7 +853,7 @@ fn run_engine(
     meta_dir: &Path,
     overlay: &mut SigOverlay,
     started: std::time::Instant,
-    (first_volume, skip_to): (u32, Option<(Vec<u8>, Option<u64>)>),
+    (first_volume, skip_to): (u32, Option<Position>),
 ) -> Result<()> {
     let vw = VolumeWriter {
         ctx,
