@@ -139,69 +139,94 @@ fn join_index(parent: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Walks `root` depth first, children sorted bytewise by name (duplicity's index order),
-/// calling `visit` for every object, root first. Unreadable directories are reported and
-/// skipped, as duplicity does.
-pub fn walk(
-    root: &Path,
+/// Walks a tree depth first, children sorted bytewise by name (duplicity's index order),
+/// root first. Unreadable directories and objects are reported and skipped, as duplicity
+/// does. Memory: one sorted name list per directory level.
+pub struct Walk {
     follow_links: bool,
-    visit: &mut dyn FnMut(SourceEntry) -> Result<()>,
-) -> Result<()> {
-    let top = SourceEntry::from_path(root, Vec::new(), true)?
-        .ok_or_else(|| Error::input(format!("{} is not a directory", root.display())))?;
-    if top.kind != EntryType::Directory {
-        return Err(Error::input(format!(
-            "source {} is not a directory: give the directory to back up",
-            root.display()
-        )));
-    }
-    let top_path = top.fs_path.clone();
-    visit(top)?;
-    walk_dir(&top_path, &[], follow_links, visit)
+    root: Option<SourceEntry>,
+    stack: Vec<Frame>,
 }
 
-fn walk_dir(
-    dir: &Path,
-    index: &[u8],
-    follow_links: bool,
-    visit: &mut dyn FnMut(SourceEntry) -> Result<()>,
-) -> Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            crate::log::warn(&format!(
-                "cannot read directory {}: {e}; skipping it",
-                dir.display()
-            ));
-            return Ok(());
-        }
-    };
-    let mut names: Vec<std::ffi::OsString> = Vec::new();
-    for ent in rd {
-        match ent {
-            Ok(ent) => names.push(ent.file_name()),
-            Err(e) => crate::log::warn(&format!("error listing {}: {e}", dir.display())),
-        }
+struct Frame {
+    dir: PathBuf,
+    index: Vec<u8>,
+    names: std::vec::IntoIter<std::ffi::OsString>,
+}
+
+impl Walk {
+    /// Starts a walk of `root`, which must be a directory.
+    pub fn new(root: &Path, follow_links: bool) -> Result<Self> {
+        let top = SourceEntry::from_path(root, Vec::new(), true)?
+            .filter(|e| e.kind == EntryType::Directory)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "source {} is not a directory: give the directory to back up",
+                    root.display()
+                ))
+            })?;
+        Ok(Walk {
+            follow_links,
+            root: Some(top),
+            stack: Vec::new(),
+        })
     }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    for name in names {
-        let path = dir.join(&name);
-        let child_index = join_index(index, name.as_bytes());
-        let entry = match SourceEntry::from_path(&path, child_index.clone(), follow_links) {
-            Ok(Some(e)) => e,
-            Ok(None) => continue,
+
+    fn frame(dir: &Path, index: Vec<u8>) -> Option<Frame> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
             Err(e) => {
-                crate::log::warn(&format!("{e}; skipping it"));
-                continue;
+                crate::log::warn(&format!(
+                    "cannot read directory {}: {e}; skipping it",
+                    dir.display()
+                ));
+                return None;
             }
         };
-        let is_dir = entry.kind == EntryType::Directory;
-        visit(entry)?;
-        if is_dir {
-            walk_dir(&path, &child_index, follow_links, visit)?;
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        for ent in rd {
+            match ent {
+                Ok(ent) => names.push(ent.file_name()),
+                Err(e) => crate::log::warn(&format!("error listing {}: {e}", dir.display())),
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Some(Frame {
+            dir: dir.to_path_buf(),
+            index,
+            names: names.into_iter(),
+        })
+    }
+}
+
+impl Iterator for Walk {
+    type Item = SourceEntry;
+
+    fn next(&mut self) -> Option<SourceEntry> {
+        if let Some(top) = self.root.take() {
+            self.stack.extend(Self::frame(&top.fs_path, Vec::new()));
+            return Some(top);
+        }
+        loop {
+            let frame = self.stack.last_mut()?;
+            let Some(name) = frame.names.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let path = frame.dir.join(&name);
+            let index = join_index(&frame.index, name.as_bytes());
+            match SourceEntry::from_path(&path, index, self.follow_links) {
+                Ok(Some(e)) => {
+                    if e.kind == EntryType::Directory {
+                        self.stack.extend(Self::frame(&path, e.index.clone()));
+                    }
+                    return Some(e);
+                }
+                Ok(None) => {}
+                Err(e) => crate::log::warn(&format!("{e}; skipping it")),
+            }
         }
     }
-    Ok(())
 }
 
 /// Names of uids (`false`) and gids (`true`), looked up once each.

@@ -519,3 +519,111 @@ fn list_and_status_at_a_time() {
         .stdout();
     assert!(st.contains("Number of contained backup sets: 2"), "{st}");
 }
+
+#[test]
+fn verify_reports_new_missing_and_changed_files() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    backup(w, "full", T1, &[]).ok();
+    let u = url(w);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "--archive-dir", "cache", "--name", "n"];
+        args.extend_from_slice(extra);
+        args.push(&u);
+        args.push("src");
+        ferrodup(w, &args)
+    };
+    let r = verify(&["--compare-data"]).ok();
+    assert!(
+        r.stderr().contains("0 difference(s) found"),
+        "{}",
+        r.stderr()
+    );
+    std::fs::write(w.join("src/extra.txt"), "new").unwrap();
+    std::fs::remove_file(w.join("src/lorem.txt")).unwrap();
+    let mut data = std::fs::read(w.join("src/medium.txt")).unwrap();
+    data[10] ^= 1;
+    std::fs::write(w.join("src/medium.txt"), data).unwrap();
+    set_mtime(&w.join("src/medium.txt"), 1704067200);
+    set_mtime(&w.join("src"), 1704067200);
+    let r = verify(&["--compare-data"]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(err.contains("New file extra.txt"), "{err}");
+    assert!(err.contains("File lorem.txt is missing"), "{err}");
+    assert!(
+        err.contains("Data for file medium.txt is different"),
+        "{err}"
+    );
+    assert!(err.contains("3 difference(s) found"), "{err}");
+    // duplicity agrees on the count.
+    let d = duplicity(
+        w,
+        &[
+            "verify",
+            "--compare-data",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &u,
+            "src",
+        ],
+    );
+    assert_eq!(d.code(), 1);
+    assert!(
+        d.stdout().contains("3 difference(s) found"),
+        "{}",
+        d.stdout()
+    );
+    // Without --compare-data, as in duplicity, nothing is compared.
+    verify(&[]).ok();
+}
+
+#[test]
+fn restore_reads_only_the_volumes_it_needs() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, true);
+    backup(w, "full", T1, &["--volsize", "1"]).ok();
+    // to-be-deleted.txt sits in volume 3: volumes 1 and 2 are not needed.
+    for n in [1, 2] {
+        std::fs::remove_file(w.join(format!(
+            "target/duplicity-full.20240101T120000Z.vol{n}.difftar.gz"
+        )))
+        .unwrap();
+    }
+    let u = url(w);
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "-r",
+            "to-be-deleted.txt",
+            &u,
+            "one",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read(w.join("one")).unwrap(),
+        std::fs::read(w.join("src/to-be-deleted.txt")).unwrap()
+    );
+    let r = ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            &u,
+            "all",
+        ],
+    );
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+}

@@ -879,26 +879,26 @@ fn run_engine(
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
     };
-    let walk_result = fsmeta::walk(&opts.source, opts.copy_links, &mut |e: SourceEntry| {
-        while let Some(p) = overlay.peek()? {
-            if cmp_index(&p.index, &e.index) != Ordering::Less {
-                break;
+    let walk_result = (|| -> Result<()> {
+        for e in fsmeta::Walk::new(&opts.source, opts.copy_links)? {
+            while let Some(p) = overlay.peek()? {
+                if cmp_index(&p.index, &e.index) != Ordering::Less {
+                    break;
+                }
+                let p = overlay.next_entry()?.expect("peeked");
+                eng.deleted(&p)?;
             }
-            let p = overlay.next_entry()?.expect("peeked");
-            eng.deleted(&p)?;
+            let prev = match overlay.peek()? {
+                Some(p) if p.index == e.index => overlay.next_entry()?,
+                _ => None,
+            };
+            eng.process(e, prev)?;
         }
-        let prev = match overlay.peek()? {
-            Some(p) if p.index == e.index => overlay.next_entry()?,
-            _ => None,
-        };
-        eng.process(e, prev)
-    });
-    let walk_result = walk_result.and_then(|_| {
         while let Some(p) = overlay.next_entry()? {
             eng.deleted(&p)?;
         }
         Ok(())
-    });
+    })();
     if let Err(e) = walk_result {
         let _ = eng.vw.uploader.join();
         return Err(e);

@@ -594,18 +594,35 @@ impl Sink for WriteSink {
     }
 }
 
-/// Compares restored objects with a local tree (duplicity's `verify --compare-data`).
+/// Compares restored objects with a local tree (duplicity's `verify`), walking the local
+/// tree alongside so that files missing from the backup are found too. As in duplicity,
+/// differences are looked for only with `--compare-data`.
 pub struct CompareSink {
-    pub root: PathBuf,
     pub strip: Vec<u8>,
     pub compare_data: bool,
     pub tmp: PathBuf,
+    pub local: Option<std::iter::Peekable<fsmeta::Walk>>,
     pub compared: u64,
     pub differences: u64,
 }
 
 impl CompareSink {
+    pub fn new(root: &Path, strip: Vec<u8>, compare_data: bool, tmp: PathBuf) -> Self {
+        let local = fsmeta::Walk::new(root, false).ok().map(Iterator::peekable);
+        CompareSink {
+            strip,
+            compare_data,
+            tmp,
+            local,
+            compared: 0,
+            differences: 0,
+        }
+    }
+
     fn diff(&mut self, index: &[u8], what: String) {
+        if !self.compare_data {
+            return;
+        }
         self.differences += 1;
         let shown = if index.is_empty() {
             ".".to_string()
@@ -613,6 +630,32 @@ impl CompareSink {
             String::from_utf8_lossy(index).into_owned()
         };
         crate::log::notice(&format!("Difference found: {}", what.replace("{}", &shown)));
+    }
+
+    /// The archive path of a local walk entry.
+    fn archive_index(&self, rel: &[u8]) -> Vec<u8> {
+        match (self.strip.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_vec(),
+            (false, true) => self.strip.clone(),
+            (false, false) => [&self.strip[..], b"/", rel].concat(),
+        }
+    }
+
+    /// Reports local objects that sort before `index` (or all that are left) as new.
+    fn local_until(&mut self, index: Option<&[u8]>) -> Option<fsmeta::SourceEntry> {
+        loop {
+            let rel = self.local.as_mut()?.peek()?.index.clone();
+            let li = self.archive_index(&rel);
+            match index.map(|i| cmp_index(&li, i)) {
+                Some(Ordering::Equal) => return self.local.as_mut()?.next(),
+                Some(Ordering::Greater) => return None,
+                _ => {
+                    self.local.as_mut()?.next();
+                    self.compared += 1;
+                    self.diff(&li, "New file {}".to_string());
+                }
+            }
+        }
     }
 }
 
@@ -652,28 +695,14 @@ impl Sink for CompareSink {
 
     fn put(&mut self, obj: Restored) -> Result<()> {
         self.compared += 1;
+        let Some(now) = self.local_until(Some(&obj.index)) else {
+            self.diff(&obj.index, "File {} is missing".to_string());
+            return Ok(());
+        };
         if !self.compare_data {
             return Ok(());
         }
-        let rel = if obj.index.len() > self.strip.len() && !self.strip.is_empty() {
-            obj.index[self.strip.len() + 1..].to_vec()
-        } else if self.strip.is_empty() {
-            obj.index.clone()
-        } else {
-            Vec::new()
-        };
-        let local = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(fsmeta::index_to_path(&rel))
-        };
-        let now = match fsmeta::SourceEntry::from_path(&local, rel.clone(), false) {
-            Ok(Some(e)) => e,
-            _ => {
-                self.diff(&obj.index, "File {} is missing".to_string());
-                return Ok(());
-            }
-        };
+        let local = now.fs_path.clone();
         let h = &obj.header;
         let nh = now.header(Vec::new());
         if nh.kind != h.kind {
@@ -721,6 +750,7 @@ impl Sink for CompareSink {
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.local_until(None);
         Ok(())
     }
 }
@@ -794,14 +824,7 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
     let (_, sets) = sets_at(ctx, &col, req.time)?;
-    let mut sink = CompareSink {
-        root: local.to_path_buf(),
-        strip: req.path.clone(),
-        compare_data,
-        tmp: ctx.tempdir.clone(),
-        compared: 0,
-        differences: 0,
-    };
+    let mut sink = CompareSink::new(local, req.path.clone(), compare_data, ctx.tempdir.clone());
     replay(ctx, &sets, req, &mut sink)?;
     crate::log::notice(&format!(
         "Verify complete: {} file(s) compared, {} difference(s) found.",
