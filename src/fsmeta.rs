@@ -292,7 +292,22 @@ pub fn group_name(gid: u64) -> Vec<u8> {
     lookup_name(true, gid)
 }
 
+/// Ids of user (`false`) and group (`true`) names, looked up once each.
+type IdCache = HashMap<(bool, Vec<u8>), Option<u64>>;
+
+static IDS: Mutex<Option<IdCache>> = Mutex::new(None);
+
 fn id_by_name(group: bool, name: &[u8]) -> Option<u64> {
+    if name.is_empty() {
+        return None;
+    }
+    let mut cache = IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    *map.entry((group, name.to_vec()))
+        .or_insert_with(|| system_id(group, name))
+}
+
+fn system_id(group: bool, name: &[u8]) -> Option<u64> {
     let c = CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16384];
     // SAFETY: as in `system_name`.

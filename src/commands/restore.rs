@@ -19,17 +19,49 @@ use std::sync::mpsc;
 use std::thread;
 use tempfile::TempPath;
 
-/// A restored object's final state; regular files carry their content in a temp file.
+/// Where a restored regular file's content was written.
+pub enum Content {
+    /// A temporary file, removed unless it is persisted.
+    Temp(TempPath),
+    /// Written straight to its final place (a restore into a new folder).
+    InPlace(PathBuf),
+}
+
+impl Content {
+    pub fn path(&self) -> &Path {
+        match self {
+            Content::Temp(t) => t,
+            Content::InPlace(p) => p,
+        }
+    }
+}
+
+/// A restored object's final state; regular files carry their content.
 pub struct Restored {
     pub index: Vec<u8>,
     pub header: Header,
-    pub content: Option<TempPath>,
+    pub content: Option<Content>,
+}
+
+/// A new temporary file in `dir`.
+fn temp_in(dir: &Path) -> Result<(File, TempPath)> {
+    let t = tempfile::Builder::new()
+        .prefix(".ferrodup-restore-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    Ok(t.into_parts())
 }
 
 /// Where restored objects go.
 pub trait Sink {
-    /// Directory for content temp files (on the destination's file system for restores).
-    fn temp_dir(&self) -> &Path;
+    /// Directory for temporary files of `index` (for restores, the folder the file will
+    /// live in, so that putting it in place is a rename).
+    fn temp_dir(&self, index: &[u8]) -> Result<PathBuf>;
+    /// A file to write the content of `index` into.
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
+        let (f, p) = temp_in(&self.temp_dir(index)?)?;
+        Ok((f, Content::Temp(p)))
+    }
     fn put(&mut self, obj: Restored) -> Result<()>;
     fn finish(&mut self) -> Result<()>;
 }
@@ -395,8 +427,7 @@ fn merge(streams: &mut [SetStream], req: &Request, sink: &mut dyn Sink) -> Resul
                     String::from_utf8_lossy(&index)
                 )),
                 Some(b) => {
-                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink.temp_dir())?
-                    {
+                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink)? {
                         sink.put(obj)?;
                         produced += 1;
                     }
@@ -416,7 +447,7 @@ fn build(
     heads: &[Option<(EntryName, Header)>],
     parts: &[usize],
     index: &[u8],
-    tmpdir: &Path,
+    sink: &dyn Sink,
 ) -> Result<Option<Restored>> {
     let (name, header) = heads[parts[0]].as_ref().expect("part");
     if name.difftype == DiffType::Deleted {
@@ -436,21 +467,15 @@ fn build(
             content: None,
         }));
     }
-    let new_temp = || -> Result<(File, TempPath)> {
-        let t = tempfile::Builder::new()
-            .prefix(".ferrodup-restore-")
-            .tempfile_in(tmpdir)
-            .map_err(|e| Error::io(tmpdir, e))?;
-        let (f, p) = t.into_parts();
-        Ok((f, p))
-    };
-    let (mut f, mut path) = new_temp()?;
-    io::copy(&mut Payload(&mut streams[parts[0]]), &mut f).map_err(unbox)?;
+    let (mut f, mut content) = sink.create_content(index)?;
+    io::copy(&mut Payload(&mut streams[parts[0]]), &mut f)
+        .map_err(unbox)
+        .and_then(|_| f.flush().map_err(|e| Error::io(content.path(), e)))?;
     drop(f);
     for &i in &parts[1..] {
         header = heads[i].as_ref().expect("part").1.clone();
-        let base = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let (mut out, out_path) = new_temp()?;
+        let base = File::open(content.path()).map_err(|e| Error::io(content.path(), e))?;
+        let (mut out, out_path) = temp_in(&sink.temp_dir(index)?)?;
         {
             let mut patch = librsync::Patch::new(base, Payload(&mut streams[i])).map_err(|e| {
                 Error::corrupt(format!(
@@ -465,12 +490,18 @@ fn build(
                 ))
             })?;
         }
-        path = out_path;
+        content = match content {
+            Content::InPlace(p) => {
+                out_path.persist(&p).map_err(|e| Error::io(&p, e.error))?;
+                Content::InPlace(p)
+            }
+            Content::Temp(_) => Content::Temp(out_path),
+        };
     }
     Ok(Some(Restored {
         index: index.to_vec(),
         header,
-        content: Some(path),
+        content: Some(content),
     }))
 }
 
@@ -534,8 +565,29 @@ fn remove_existing(path: &Path) -> Result<()> {
 }
 
 impl Sink for WriteSink {
-    fn temp_dir(&self) -> &Path {
-        &self.tmp
+    fn temp_dir(&self, index: &[u8]) -> Result<PathBuf> {
+        let target = self.target(index);
+        match target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => {
+                if !parent.is_dir() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                Ok(parent.to_path_buf())
+            }
+            None => Ok(self.tmp.clone()),
+        }
+    }
+
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
+        let dir = self.temp_dir(index)?;
+        let target = self.target(index);
+        if std::fs::symlink_metadata(&target).is_err() {
+            if let Ok(f) = File::options().write(true).create_new(true).open(&target) {
+                return Ok((f, Content::InPlace(target)));
+            }
+        }
+        let (f, p) = temp_in(&dir)?;
+        Ok((f, Content::Temp(p)))
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
@@ -560,15 +612,16 @@ impl Sink for WriteSink {
                 self.dirs.push((obj.index.clone(), target, obj.header));
                 return Ok(());
             }
-            EntryType::Regular => {
-                let content = obj.content.expect("regular files carry content");
-                if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                    remove_existing(&target)?;
+            EntryType::Regular => match obj.content.expect("regular files carry content") {
+                Content::InPlace(_) => {}
+                Content::Temp(t) => {
+                    if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                        remove_existing(&target)?;
+                    }
+                    t.persist(&target)
+                        .map_err(|e| Error::io(&target, e.error))?;
                 }
-                content
-                    .persist(&target)
-                    .map_err(|e| Error::io(&target, e.error))?;
-            }
+            },
             EntryType::Symlink => {
                 remove_existing(&target)?;
                 std::os::unix::fs::symlink(fsmeta::index_to_path(&h.linkname), &target)
@@ -689,8 +742,8 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 impl Sink for CompareSink {
-    fn temp_dir(&self) -> &Path {
-        &self.tmp
+    fn temp_dir(&self, _index: &[u8]) -> Result<PathBuf> {
+        Ok(self.tmp.clone())
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
@@ -740,7 +793,7 @@ impl Sink for CompareSink {
                         ),
                     );
                 } else if let Some(content) = &obj.content {
-                    if !same_content(content, &local).map_err(|e| Error::io(&local, e))? {
+                    if !same_content(content.path(), &local).map_err(|e| Error::io(&local, e))? {
                         self.diff(&obj.index, "Data for file {} is different".to_string());
                     }
                 }
