@@ -4,6 +4,7 @@
 
 use crate::backend::Backend;
 use crate::codec;
+use crate::crypto::Crypto;
 use crate::error::{Error, Result};
 use crate::format::naming::{Kind, Prefixes, Wrapping};
 use md5::{Digest, Md5};
@@ -78,6 +79,7 @@ impl Cache {
         prefixes: &Prefixes,
         remote: &[String],
         tempdir: &Path,
+        crypto: Option<&Crypto>,
     ) -> Result<()> {
         let local: HashSet<String> = self.names()?.into_iter().collect();
         let mut wanted = HashSet::new();
@@ -90,7 +92,7 @@ impl Cache {
                 continue;
             }
             let parsed = prefixes.parse(name).expect("parsed above");
-            if parsed.encrypted {
+            if parsed.encrypted && crypto.is_none() {
                 crate::log::debug(&format!("not caching encrypted {name}"));
                 continue;
             }
@@ -102,10 +104,16 @@ impl Cache {
             backend.get(name, tmp.path())?;
             let dest = self.path(&lname);
             let part = self.path(&format!("{lname}.sync-tmp"));
-            if parsed.kind == Kind::Signature && !parsed.compressed {
-                codec::gzip_file(tmp.path(), &part, crate::now_u32())?;
-            } else {
+            if parsed.kind == Kind::Signature && parsed.compressed {
                 std::fs::copy(tmp.path(), &part).map_err(|e| Error::io(&part, e))?;
+            } else {
+                let mut r = codec::open_stored(tmp.path(), name, crypto)?;
+                let wrap = if parsed.kind == Kind::Signature {
+                    Wrapping::Gzip
+                } else {
+                    Wrapping::Plain
+                };
+                codec::store(&mut r, &part, wrap, None)?;
             }
             std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
         }

@@ -22,9 +22,30 @@ pub struct Cli {
     #[arg(num_args = 0.., allow_hyphen_values = false)]
     pub args: Vec<String>,
 
-    /// Do not encrypt (required until OpenPGP support lands).
+    /// Do not encrypt (the default is OpenPGP, symmetric with PASSPHRASE or to --encrypt-key).
     #[arg(long)]
     pub no_encryption: bool,
+    /// Encrypt to this public key (id, fingerprint or e-mail; repeatable).
+    #[arg(long, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub encrypt_key: Vec<String>,
+    /// Encrypt to this public key without naming it in the files (repeatable).
+    #[arg(long, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub hidden_encrypt_key: Vec<String>,
+    /// Sign with this secret key; restores then require its signature.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<String>,
+    /// Both --encrypt-key and --sign-key with this key.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt_sign_key: Option<String>,
+    /// Key file (armored or binary, public or secret keys) to use besides the GnuPG home (repeatable).
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub gpg_key_file: Vec<PathBuf>,
+    /// gpg binary used for secret keys only gpg's agent holds.
+    #[arg(long, default_value = "gpg", value_name = "PATH")]
+    pub gpg_binary: PathBuf,
+    /// gpg options: --cipher-algo and --compress-algo are honoured, others are ignored.
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub gpg_options: Option<String>,
     /// Store volumes and signatures without gzip.
     #[arg(long)]
     pub no_compression: bool,

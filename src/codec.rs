@@ -1,6 +1,8 @@
-//! Stream wrappers for stored files: gzip (and, later, OpenPGP) chosen by file name.
+//! Stream wrappers for stored files: gzip or OpenPGP, chosen by file name.
 
+use crate::crypto::{Crypto, PgpWriter};
 use crate::error::{Error, Result};
+use crate::format::naming::Wrapping;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
@@ -10,12 +12,24 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 /// Opens a downloaded file for reading, unwrapping it according to its name.
-pub fn open_stored(path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
-    if name.ends_with(".gpg") || name.ends_with(".g") || name.ends_with(".p7m") {
+pub fn open_stored(
+    path: &Path,
+    name: &str,
+    crypto: Option<&Crypto>,
+) -> Result<Box<dyn Read + Send>> {
+    if name.ends_with(".p7m") {
         return Err(Error::Unsupported(format!(
-            "{name} is encrypted, and this version of ferrodup cannot decrypt yet; \
-             restore it with duplicity or wait for OpenPGP support"
+            "{name} was written with --use-gpgsm, which ferrodup does not support"
         )));
+    }
+    if name.ends_with(".gpg") || name.ends_with(".g") {
+        return match crypto {
+            Some(c) => c.reader(path, name),
+            None => Err(Error::usage(format!(
+                "{name} is encrypted: run without --no-encryption, with PASSPHRASE set or the \
+                 secret key available"
+            ))),
+        };
     }
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let r = BufReader::with_capacity(256 * 1024, f);
@@ -64,15 +78,24 @@ impl<W: Write> Write for HashCount<W> {
     }
 }
 
-/// A stored file being written: plain or gzip, counting and hashing the stored bytes.
+/// A stored file being written: plain, gzip or OpenPGP, counting and hashing the stored
+/// bytes.
 pub enum StoredWriter {
     Plain(HashCount<BufWriter<File>>),
     Gzip(Box<GzEncoder<HashCount<BufWriter<File>>>>),
+    Pgp(PgpWriter),
 }
 
 impl StoredWriter {
-    /// Creates `path`; gzip is level 6 with no file name, as Python's `GzipFile` writes it.
-    pub fn create(path: &Path, gzip: bool, mtime: u32) -> Result<Self> {
+    /// Creates `path` wrapped as `wrap`; gzip is level 6 with no file name, as Python's
+    /// `GzipFile` writes it.
+    pub fn create(path: &Path, wrap: Wrapping, crypto: Option<&Crypto>) -> Result<Self> {
+        if wrap == Wrapping::Gpg {
+            let c = crypto.ok_or_else(|| Error::usage("encryption is not configured"))?;
+            return Ok(StoredWriter::Pgp(c.writer(path)?));
+        }
+        let gzip = wrap == Wrapping::Gzip;
+        let mtime = crate::now_u32();
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let hc = HashCount {
             inner: BufWriter::with_capacity(256 * 1024, f),
@@ -96,6 +119,7 @@ impl StoredWriter {
         match self {
             StoredWriter::Plain(h) => h.count,
             StoredWriter::Gzip(g) => g.get_ref().count,
+            StoredWriter::Pgp(p) => p.stored_len(),
         }
     }
 
@@ -104,6 +128,7 @@ impl StoredWriter {
         let mut hc = match self {
             StoredWriter::Plain(h) => h,
             StoredWriter::Gzip(g) => g.finish()?,
+            StoredWriter::Pgp(p) => return p.finish(),
         };
         hc.flush()?;
         let file = hc.inner.into_inner().map_err(|e| e.into_error())?;
@@ -117,21 +142,33 @@ impl Write for StoredWriter {
         match self {
             StoredWriter::Plain(h) => h.write(buf),
             StoredWriter::Gzip(g) => g.write(buf),
+            StoredWriter::Pgp(p) => p.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             StoredWriter::Plain(h) => h.flush(),
             StoredWriter::Gzip(g) => g.flush(),
+            StoredWriter::Pgp(p) => p.flush(),
         }
     }
 }
 
-/// Gzips `src` into `dest` (level 6, Python-style header).
-pub fn gzip_file(src: &Path, dest: &Path, mtime: u32) -> Result<()> {
+/// Writes everything `input` yields into `dest`, wrapped as `wrap`; returns the size.
+pub fn store(
+    input: &mut dyn Read,
+    dest: &Path,
+    wrap: Wrapping,
+    crypto: Option<&Crypto>,
+) -> Result<u64> {
+    let mut w = StoredWriter::create(dest, wrap, crypto)?;
+    io::copy(input, &mut w).map_err(|e| Error::io(dest, e))?;
+    let (size, _) = w.finish().map_err(|e| Error::io(dest, e))?;
+    Ok(size)
+}
+
+/// Wraps the file `src` into `dest`; returns the size of `dest`.
+pub fn store_file(src: &Path, dest: &Path, wrap: Wrapping, crypto: Option<&Crypto>) -> Result<u64> {
     let mut input = File::open(src).map_err(|e| Error::io(src, e))?;
-    let mut w = StoredWriter::create(dest, true, mtime)?;
-    io::copy(&mut input, &mut w).map_err(|e| Error::io(dest, e))?;
-    w.finish().map_err(|e| Error::io(dest, e))?;
-    Ok(())
+    store(&mut input, dest, wrap, crypto)
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod codec;
 pub mod collection;
 pub mod commands;
+pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod fsmeta;

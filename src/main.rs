@@ -6,10 +6,13 @@ use ferrodup::commands::backup::{BackupOptions, Mode};
 use ferrodup::commands::remove::Scope;
 use ferrodup::commands::restore::{normalize_path, Request};
 use ferrodup::commands::{backup, list, remove, restore, status, Context};
+use ferrodup::crypto::{apply_gpg_options, prompt_passphrase, Crypto, Keyring};
 use ferrodup::error::{Error, Result};
 use ferrodup::format::naming::Prefixes;
 use ferrodup::format::time;
 use ferrodup::fsmeta::OwnerPolicy;
+use pgp::crypto::sym::SymmetricKeyAlgorithm;
+use pgp::types::CompressionAlgorithm;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -139,13 +142,19 @@ fn run(cli: Cli) -> Result<i32> {
         | Cmd::RemoveOlder(_, u)
         | Cmd::RemoveButN(_, u, _) => u.clone(),
     };
-    if matches!(command, Cmd::Backup(..)) && !cli.no_encryption {
-        return Err(Error::Unsupported(
-            "encrypted backups are not supported yet: add --no-encryption to write a plain \
-             (gzip-compressed) backup"
-                .into(),
-        ));
-    }
+    let crypto = if cli.no_encryption {
+        None
+    } else {
+        Some(make_crypto(
+            &cli,
+            match &command {
+                Cmd::Backup(Mode::Full, ..) => Need::NewChain,
+                Cmd::Backup(..) => Need::Backup,
+                Cmd::Restore(..) | Cmd::Verify(..) => Need::Read,
+                _ => Need::Metadata,
+            },
+        )?)
+    };
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
@@ -178,6 +187,7 @@ fn run(cli: Cli) -> Result<i32> {
         cache: Cache::open(cli.archive_dir.as_deref(), cli.name.as_deref(), &url)?,
         tempdir,
         compression: !cli.no_compression,
+        crypto,
         now,
         dry_run: cli.dry_run,
         force: cli.force,
@@ -214,6 +224,9 @@ fn run(cli: Cli) -> Result<i32> {
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
             };
+            if let Some(c) = &ctx.crypto {
+                c.check_for_writing()?;
+            }
             backup::run(&ctx, &opts)?;
             Ok(0)
         }
@@ -255,4 +268,63 @@ fn run(cli: Cli) -> Result<i32> {
             remove::remove_older_than(&ctx, t, scope).map(|_| 0)
         }
     }
+}
+
+/// What a command needs of the passphrase.
+enum Need {
+    /// A full backup: ask twice on a terminal.
+    NewChain,
+    Backup,
+    Read,
+    /// Only metadata, which the archive dir usually has: never ask.
+    Metadata,
+}
+
+fn make_crypto(cli: &Cli, need: Need) -> Result<Crypto> {
+    let mut keyring = Keyring::default();
+    keyring.load_gnupg_home();
+    for f in &cli.gpg_key_file {
+        keyring.load_file(f)?;
+    }
+    let mut cipher = SymmetricKeyAlgorithm::AES256;
+    let mut compression = (!cli.no_compression).then_some(CompressionAlgorithm::ZLIB);
+    if let Some(o) = &cli.gpg_options {
+        apply_gpg_options(o, &mut cipher, &mut compression)?;
+    }
+    let mut recipients = cli.encrypt_key.clone();
+    recipients.extend(cli.encrypt_sign_key.iter().cloned());
+    let sign_key = cli.sign_key.clone().or(cli.encrypt_sign_key.clone());
+    let symmetric = recipients.is_empty() && cli.hidden_encrypt_key.is_empty();
+    let mut passphrase = std::env::var("PASSPHRASE").ok();
+    let sign_passphrase = std::env::var("SIGN_PASSPHRASE").ok();
+    if passphrase.is_none() && symmetric {
+        passphrase = match need {
+            Need::NewChain => Some(prompt_passphrase(
+                "GnuPG passphrase for a new backup: ",
+                true,
+            )?),
+            Need::Backup | Need::Read => prompt_passphrase("GnuPG passphrase: ", false).ok(),
+            Need::Metadata => None,
+        };
+    }
+    if symmetric && sign_key.is_some() {
+        if let (Some(p), Some(s)) = (&passphrase, &sign_passphrase) {
+            if p != s {
+                return Err(Error::usage(
+                    "with symmetric encryption and --sign-key, SIGN_PASSPHRASE must equal PASSPHRASE",
+                ));
+            }
+        }
+    }
+    Ok(Crypto {
+        keyring,
+        passphrase,
+        sign_passphrase,
+        recipients,
+        hidden_recipients: cli.hidden_encrypt_key.clone(),
+        sign_key,
+        cipher,
+        compression,
+        gpg_binary: cli.gpg_binary.clone(),
+    })
 }

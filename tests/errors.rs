@@ -268,13 +268,14 @@ fn unknown_scheme_and_bad_options() {
 }
 
 #[test]
-fn encryption_requested_before_it_is_supported() {
+fn encryption_without_passphrase_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     std::fs::create_dir(w.join("src")).unwrap();
-    let r = ferrodup(w, &["full", "src", "file:///tmp/never-written"]);
-    assert_fails(&r, 7, &["--no-encryption"]);
-    assert!(!Path::new("/tmp/never-written").exists());
+    let target = format!("file://{}/never-written", w.display());
+    let r = ferrodup(w, &["full", "src", &target]);
+    assert_fails(&r, 2, &["PASSPHRASE"]);
+    assert!(!w.join("never-written").exists());
 }
 
 #[test]

@@ -210,7 +210,7 @@ fn set_start(set: SetTimes) -> i64 {
 }
 
 fn open_local(path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
-    codec::open_stored(path, name)
+    codec::open_stored(path, name, None)
 }
 
 /// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
@@ -273,10 +273,10 @@ fn resumable(
         }
     }
     let part = ctx.cache.path(&ctx.prefixes.manifest(times, true, false));
-    let Ok(text) = std::fs::read(&part) else {
+    let Ok(f) = File::open(&part) else {
         return Ok(None);
     };
-    let Ok(m) = Manifest::parse(&text) else {
+    let Ok(m) = Manifest::parse_reader(io::BufReader::new(f), false) else {
         return Ok(None);
     };
     let mut contiguous = 0u32;
@@ -287,11 +287,7 @@ fn resumable(
     if start_vol == 0 {
         return Ok(None);
     }
-    let wrap = if ctx.compression {
-        Wrapping::Gzip
-    } else {
-        Wrapping::Plain
-    };
+    let wrap = ctx.wrap();
     if set.volumes.get(&1) != Some(&ctx.prefixes.volume(times, 1, wrap)) {
         return Err(Error::input(format!(
             "the interrupted backup from {} was written with other compression or encryption \
@@ -329,10 +325,11 @@ fn check_source_match(
     let Some(lname) = crate::cache::Cache::local_name(&ctx.prefixes, name) else {
         return Ok(());
     };
-    let Ok(text) = std::fs::read(ctx.cache.path(&lname)) else {
+    let Ok(f) = File::open(ctx.cache.path(&lname)) else {
         return Ok(());
     };
-    let m = Manifest::parse(&text).map_err(|e| Error::corrupt(format!("{lname}: {e}")))?;
+    let m = Manifest::parse_reader(io::BufReader::new(f), false)
+        .map_err(|e| Error::corrupt(format!("{lname}: {e}")))?;
     let host = hostname();
     if let Some(h) = m.hostname.as_deref().filter(|h| !h.is_empty()) {
         if h != host {
@@ -509,7 +506,7 @@ impl VolumeWriter<'_, '_> {
             std::process::id(),
             self.number
         ));
-        let w = StoredWriter::create(&path, self.wrap == Wrapping::Gzip, crate::now_u32())?;
+        let w = StoredWriter::create(&path, self.wrap, self.ctx.crypto.as_ref())?;
         self.cur = Some((w, path));
         self.tar_offset = 0;
         Ok(())
@@ -556,12 +553,53 @@ impl VolumeWriter<'_, '_> {
     }
 }
 
+/// The manifest's list of changed files, spooled to a temporary file so that memory stays
+/// flat however many files change.
+struct Filelist {
+    out: BufWriter<File>,
+    path: tempfile::TempPath,
+    count: u64,
+}
+
+impl Filelist {
+    fn new(ctx: &Context) -> Result<Self> {
+        let path = ctx.temp_path("filelist")?;
+        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Filelist {
+            out: BufWriter::new(f),
+            path,
+            count: 0,
+        })
+    }
+
+    fn push(&mut self, kind: &str, index: &[u8]) -> Result<()> {
+        self.count += 1;
+        let entry: ChangedFile = (kind.to_string(), index.to_vec());
+        let line = Manifest::filelist_line(&entry);
+        self.out
+            .write_all(&line)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Writes `Filelist N` and the entries to the manifest, and syncs it.
+    fn append_to(mut self, man: &mut File, man_path: &Path) -> Result<()> {
+        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
+        man.write_all(format!("Filelist {}\n", self.count).as_bytes())
+            .map_err(|e| Error::io(man_path, e))?;
+        let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        io::copy(&mut f, man)
+            .and_then(|_| man.sync_all())
+            .map_err(|e| Error::io(man_path, e))?;
+        Ok(())
+    }
+}
+
 struct Engine<'a, 's> {
     vw: VolumeWriter<'a, 's>,
     sig: BufWriter<File>,
     sig_path: PathBuf,
     sig_offset: u64,
-    changed: Vec<ChangedFile>,
+    changed: Filelist,
     stats: Stats,
     max_blocksize: u64,
     buf: Vec<u8>,
@@ -631,7 +669,7 @@ impl Engine<'_, '_> {
         self.stats.deleted_files += 1;
         self.stats.delta_entries += 1;
         if prev.difftype == DiffType::Signature {
-            self.changed.push(("deleted".into(), prev.index.clone()));
+            self.changed.push("deleted", &prev.index)?;
         }
         crate::log::info(&format!("D {}", String::from_utf8_lossy(&prev.index)));
         Ok(())
@@ -753,12 +791,12 @@ impl Engine<'_, '_> {
             self.stats.changed_files += 1;
             self.stats.changed_size += e.size;
             self.stats.changed_delta_size += stored;
-            self.changed.push(("changed".into(), e.index.clone()));
+            self.changed.push("changed", &e.index)?;
             crate::log::info(&format!("M {}", String::from_utf8_lossy(&e.index)));
         } else {
             self.stats.new_files += 1;
             self.stats.new_size += e.size;
-            self.changed.push(("new".into(), e.index.clone()));
+            self.changed.push("new", &e.index)?;
             crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
         }
         self.stats.source_size += e.size;
@@ -774,11 +812,7 @@ fn write_set(
     resume: Option<Resume>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let wrap = if ctx.compression {
-        Wrapping::Gzip
-    } else {
-        Wrapping::Plain
-    };
+    let wrap = ctx.wrap();
     let meta_dir = if ctx.dry_run {
         ctx.tempdir.clone()
     } else {
@@ -830,7 +864,6 @@ fn write_set(
             sig_file,
             &sig_part,
             &man_part,
-            manifest,
             &meta_dir,
             &mut overlay,
             started,
@@ -849,7 +882,6 @@ fn run_engine(
     sig_file: File,
     sig_part: &Path,
     man_part: &Path,
-    mut manifest: Manifest,
     meta_dir: &Path,
     overlay: &mut SigOverlay,
     started: std::time::Instant,
@@ -874,7 +906,7 @@ fn run_engine(
         sig: BufWriter::with_capacity(256 * 1024, sig_file),
         sig_path: sig_part.to_path_buf(),
         sig_offset: 0,
-        changed: Vec::new(),
+        changed: Filelist::new(ctx)?,
         stats: Stats::default(),
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
@@ -923,28 +955,38 @@ fn run_engine(
         .and_then(|_| sig.flush())
         .map_err(|e| Error::io(sig_part, e))?;
     drop(sig);
-    manifest.files_changed = changed;
-    man_file
-        .write_all(&manifest.filelist_text())
-        .and_then(|_| man_file.sync_all())
-        .map_err(|e| Error::io(man_part, e))?;
+    changed.append_to(&mut man_file, man_part)?;
     drop(man_file);
 
     let sig_local = meta_dir.join(ctx.prefixes.signature(set, false, Wrapping::Gzip));
-    codec::gzip_file(sig_part, &sig_local, crate::now_u32())?;
+    codec::store_file(sig_part, &sig_local, Wrapping::Gzip, None)?;
     let sig_remote = ctx.prefixes.signature(set, false, wrap);
-    let man_remote = ctx.prefixes.manifest(set, false, false);
-    let man_local = meta_dir.join(&man_remote);
-    let sig_upload = if wrap == Wrapping::Gzip {
-        sig_local.as_path()
+    let encrypted = wrap == Wrapping::Gpg;
+    let man_remote = ctx.prefixes.manifest(set, false, encrypted);
+    let man_local = meta_dir.join(ctx.prefixes.manifest(set, false, false));
+    // What goes to the target: the cached gzip signature as is, the raw one, or encrypted
+    // copies of the signature and the manifest.
+    let sig_enc = ctx.temp_path("sig")?;
+    let man_enc = ctx.temp_path("manifest")?;
+    let sig_upload: &Path = match wrap {
+        Wrapping::Gzip => &sig_local,
+        Wrapping::Plain => sig_part,
+        Wrapping::Gpg => {
+            codec::store_file(sig_part, &sig_enc, wrap, ctx.crypto.as_ref())?;
+            &sig_enc
+        }
+    };
+    let man_upload: &Path = if encrypted {
+        codec::store_file(man_part, &man_enc, wrap, ctx.crypto.as_ref())?;
+        &man_enc
     } else {
-        sig_part
+        man_part
     };
     let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
-    let man_size = std::fs::metadata(man_part).map(|m| m.len()).unwrap_or(0);
+    let man_size = std::fs::metadata(man_upload).map(|m| m.len()).unwrap_or(0);
     if !ctx.dry_run {
         ctx.backend.put(sig_upload, &sig_remote)?;
-        ctx.backend.put(man_part, &man_remote)?;
+        ctx.backend.put(man_upload, &man_remote)?;
     }
     std::fs::rename(man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
     std::fs::remove_file(sig_part).map_err(|e| Error::io(sig_part, e))?;

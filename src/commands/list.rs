@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, time: i64) -> Result<()> {
                     .and_then(|n| n.to_str())
                     .unwrap_or("")
                     .to_string();
-                codec::open_stored(&p, &lname)?
+                codec::open_stored(&p, &lname, None)?
             }
             None => {
                 let tmp = ctx
@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, time: i64) -> Result<()> {
                     .keep()
                     .map_err(|e| Error::io(&ctx.tempdir, e.error))?;
                 ctx.backend.get(name, &tmp)?;
-                let r = codec::open_stored(&tmp, name)?;
+                let r = ctx.open_stored(&tmp, name)?;
                 let _ = std::fs::remove_file(&tmp);
                 r
             }

@@ -92,21 +92,18 @@ pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
     let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
         .map(|l| ctx.cache.path(&l))
         .filter(|p| p.exists());
-    let (text, shown) = match local {
+    let (reader, shown): (Box<dyn Read + Send>, String) = match local {
         Some(p) => (
-            std::fs::read(&p).map_err(|e| Error::io(&p, e))?,
+            Box::new(File::open(&p).map_err(|e| Error::io(&p, e))?),
             p.display().to_string(),
         ),
         None => {
             let tmp = ctx.temp_path("manifest")?;
             ctx.backend.get(name, &tmp)?;
-            let mut r = codec::open_stored(&tmp, name)?;
-            let mut text = Vec::new();
-            r.read_to_end(&mut text).map_err(|e| Error::io(&tmp, e))?;
-            (text, name.to_string())
+            (ctx.open_stored(&tmp, name)?, name.to_string())
         }
     };
-    Manifest::parse(&text).map_err(|e| {
+    Manifest::parse_reader(io::BufReader::new(reader), false).map_err(|e| {
         Error::corrupt(format!(
             "manifest {shown} is corrupt ({e}); run cleanup or restore an earlier --time"
         ))
@@ -122,6 +119,7 @@ struct Fetched {
 /// One set's volumes as a stream of logical entries (multivol chunks joined).
 struct SetStream {
     rx: mpsc::Receiver<Result<Fetched>>,
+    crypto: Option<crate::crypto::Crypto>,
     tar: Option<TarReader<Box<dyn Read + Send>>>,
     volume: Option<Fetched>,
     pending: Option<(EntryName, Header)>,
@@ -164,7 +162,7 @@ impl SetStream {
             }
             match self.rx.recv() {
                 Ok(Ok(v)) => {
-                    let r = codec::open_stored(&v.path, &v.name)?;
+                    let r = codec::open_stored(&v.path, &v.name, self.crypto.as_ref())?;
                     crate::log::debug(&format!("reading volume {} ({})", v.number, v.name));
                     self.tar = Some(TarReader::new(r));
                     self.volume = Some(v);
@@ -363,13 +361,6 @@ pub fn replay(
     let mut plans = Vec::new();
     let mut all_names = Vec::new();
     for set in sets {
-        if set.encrypted {
-            return Err(Error::Unsupported(format!(
-                "the backup set from {} is encrypted, and this version of ferrodup cannot \
-                 decrypt yet; restore it with duplicity",
-                crate::format::time::pretty(set.times().end())
-            )));
-        }
         let m = read_manifest(ctx, set)?;
         let vols = m.volumes_containing(&req.path);
         for n in &vols {
@@ -385,6 +376,7 @@ pub fn replay(
             .into_iter()
             .map(|(m, set, vols)| SetStream {
                 rx: spawn_fetcher(scope, ctx, m, set, vols),
+                crypto: ctx.crypto.clone(),
                 tar: None,
                 volume: None,
                 pending: None,

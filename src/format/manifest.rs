@@ -173,11 +173,17 @@ impl Manifest {
     /// The `Filelist` section, written last.
     pub fn filelist_text(&self) -> Vec<u8> {
         let mut s = format!("Filelist {}\n", self.files_changed.len()).into_bytes();
-        for (kind, path) in &self.files_changed {
-            s.extend(format!("    {kind:<7}  ").into_bytes());
-            s.extend(quote(path));
-            s.push(b'\n');
+        for entry in &self.files_changed {
+            s.extend(Self::filelist_line(entry));
         }
+        s
+    }
+
+    /// One entry of the `Filelist` section.
+    pub fn filelist_line((kind, path): &ChangedFile) -> Vec<u8> {
+        let mut s = format!("    {kind:<7}  ").into_bytes();
+        s.extend(quote(path));
+        s.push(b'\n');
         s
     }
 
@@ -191,11 +197,17 @@ impl Manifest {
         s
     }
 
-    /// Parses a manifest; later `Volume n:` entries replace earlier ones, and entries above
-    /// the last-listed volume number are dropped (a resumed backup's leftovers).
+    /// Parses a manifest held in memory, with its file list.
     pub fn parse(text: &[u8]) -> Result<Manifest, String> {
+        Self::parse_reader(text, true)
+    }
+
+    /// Parses a manifest line by line; later `Volume n:` entries replace earlier ones, and
+    /// entries above the last-listed volume number are dropped (a resumed backup's
+    /// leftovers). The file list, which can be as long as the tree, is kept only when
+    /// `filelist` is true.
+    pub fn parse_reader(mut r: impl std::io::BufRead, filelist: bool) -> Result<Manifest, String> {
         let mut m = Manifest::default();
-        let lines: Vec<&[u8]> = text.split(|&c| c == b'\n').collect();
         let field = |line: &[u8], name: &str| -> Option<Vec<u8>> {
             let n = name.len();
             (line.len() > n
@@ -203,106 +215,118 @@ impl Manifest {
                 && line[n].is_ascii_whitespace())
             .then(|| line[n + 1..].to_vec())
         };
-        for line in &lines {
+        let mut current: Option<(VolumeInfo, bool, bool)> = None;
+        let mut latest = 0u32;
+        let mut in_filelist = false;
+        let finish = |cur: Option<(VolumeInfo, bool, bool)>,
+                      m: &mut Manifest,
+                      latest: &mut u32|
+         -> Result<(), String> {
+            if let Some((vi, got_start, got_end)) = cur {
+                if !got_start || !got_end {
+                    return Err(format!("volume {} has no start or end path", vi.number));
+                }
+                *latest = vi.number;
+                m.volumes.insert(vi.number, vi);
+            }
+            Ok(())
+        };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("read error: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
             if m.hostname.is_none() {
-                if let Some(v) = field(line, "hostname") {
+                if let Some(v) = field(&line, "hostname") {
                     m.hostname = Some(String::from_utf8_lossy(&unquote(&v)?).into_owned());
+                    continue;
                 }
             }
             if m.localdir.is_none() {
-                if let Some(v) = field(line, "localdir") {
+                if let Some(v) = field(&line, "localdir") {
                     m.localdir = Some(unquote(&v)?);
+                    continue;
                 }
             }
-        }
-        let mut latest = 0u32;
-        let mut i = 0;
-        let mut in_filelist = false;
-        while i < lines.len() {
-            let line = lines[i];
-            if field(line, "volume").is_some() {
+            if field(&line, "volume").is_some() {
+                finish(current.take(), &mut m, &mut latest)?;
                 in_filelist = false;
-                let num = parse_volume_number(line)?;
-                let mut vi = VolumeInfo {
-                    number: num,
+                let vi = VolumeInfo {
+                    number: parse_volume_number(&line)?,
                     start: Vec::new(),
                     start_block: None,
                     end: Vec::new(),
                     end_block: None,
                     hashes: Vec::new(),
                 };
-                let (mut got_start, mut got_end) = (false, false);
-                i += 1;
-                while i < lines.len() && field(lines[i], "volume").is_none() {
-                    let parts: Vec<&[u8]> = lines[i]
-                        .split(|c| c.is_ascii_whitespace())
-                        .filter(|p| !p.is_empty())
-                        .collect();
-                    if let Some(first) = parts.first() {
-                        let name = first.to_ascii_lowercase();
-                        let block = |p: Option<&&[u8]>| -> Result<Option<u64>, String> {
-                            p.map(|b| {
-                                std::str::from_utf8(b)
-                                    .ok()
-                                    .and_then(|s| s.parse().ok())
-                                    .ok_or_else(|| format!("bad block number in volume {num}"))
-                            })
-                            .transpose()
-                        };
-                        let index = |p: Option<&&[u8]>| -> Result<Vec<u8>, String> {
-                            let raw = unquote(p.ok_or(format!("volume {num}: missing path"))?)?;
-                            Ok(if raw == b"." { Vec::new() } else { raw })
-                        };
-                        match name.as_slice() {
-                            b"startingpath" => {
-                                vi.start = index(parts.get(1))?;
-                                vi.start_block = block(parts.get(2))?;
-                                got_start = true;
-                            }
-                            b"endingpath" => {
-                                vi.end = index(parts.get(1))?;
-                                vi.end_block = block(parts.get(2))?;
-                                got_end = true;
-                            }
-                            b"hash" if parts.len() >= 3 => {
-                                let k = String::from_utf8_lossy(parts[1]).into_owned();
-                                let v = String::from_utf8_lossy(parts[2]).into_owned();
-                                vi.hashes.retain(|(old, _)| *old != k);
-                                vi.hashes.push((k, v));
-                            }
-                            b"filelist" => break,
-                            _ => {}
-                        }
-                    }
-                    i += 1;
-                }
-                if !got_start || !got_end {
-                    return Err(format!("volume {num} has no start or end path"));
-                }
-                latest = num;
-                m.volumes.insert(num, vi);
+                current = Some((vi, false, false));
                 continue;
             }
-            if let Some(v) = field(line, "filelist") {
-                let _count: usize = std::str::from_utf8(&v)
+            if let Some(v) = field(&line, "filelist") {
+                finish(current.take(), &mut m, &mut latest)?;
+                std::str::from_utf8(&v)
                     .ok()
-                    .and_then(|s| s.trim().parse().ok())
+                    .and_then(|s| s.trim().parse::<usize>().ok())
                     .ok_or("bad Filelist count")?;
                 in_filelist = true;
-            } else if in_filelist {
-                let parts: Vec<&[u8]> = line
-                    .split(|c| c.is_ascii_whitespace())
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                if parts.len() >= 2 {
-                    m.files_changed.push((
-                        String::from_utf8_lossy(parts[0]).into_owned(),
-                        unquote(&parts[1..].concat())?,
-                    ));
-                }
+                continue;
             }
-            i += 1;
+            let parts: Vec<&[u8]> = line
+                .split(|c| c.is_ascii_whitespace())
+                .filter(|p| !p.is_empty())
+                .collect();
+            let Some(first) = parts.first() else {
+                continue;
+            };
+            if let Some((vi, got_start, got_end)) = current.as_mut() {
+                let num = vi.number;
+                let block = |p: Option<&&[u8]>| -> Result<Option<u64>, String> {
+                    p.map(|b| {
+                        std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or_else(|| format!("bad block number in volume {num}"))
+                    })
+                    .transpose()
+                };
+                let index = |p: Option<&&[u8]>| -> Result<Vec<u8>, String> {
+                    let raw = unquote(p.ok_or(format!("volume {num}: missing path"))?)?;
+                    Ok(if raw == b"." { Vec::new() } else { raw })
+                };
+                match first.to_ascii_lowercase().as_slice() {
+                    b"startingpath" => {
+                        vi.start = index(parts.get(1))?;
+                        vi.start_block = block(parts.get(2))?;
+                        *got_start = true;
+                    }
+                    b"endingpath" => {
+                        vi.end = index(parts.get(1))?;
+                        vi.end_block = block(parts.get(2))?;
+                        *got_end = true;
+                    }
+                    b"hash" if parts.len() >= 3 => {
+                        let k = String::from_utf8_lossy(parts[1]).into_owned();
+                        let v = String::from_utf8_lossy(parts[2]).into_owned();
+                        vi.hashes.retain(|(old, _)| *old != k);
+                        vi.hashes.push((k, v));
+                    }
+                    _ => {}
+                }
+            } else if in_filelist && filelist && parts.len() >= 2 {
+                m.files_changed.push((
+                    String::from_utf8_lossy(parts[0]).into_owned(),
+                    unquote(&parts[1..].concat())?,
+                ));
+            }
         }
+        finish(current.take(), &mut m, &mut latest)?;
         m.volumes.retain(|&n, _| n <= latest || latest == 0);
         Ok(m)
     }

@@ -1,0 +1,892 @@
+//! OpenPGP as duplicity uses it, done natively with rpgp: volumes, signature files and
+//! manifests encrypted symmetrically (`PASSPHRASE`) or to public keys, optionally signed,
+//! streamed through a pipe thread so encryption runs beside tar and diff work. Keys come from
+//! key files (`--gpg-key-file`) or the GnuPG home; a secret key that only gpg's agent holds
+//! is used through the `gpg` binary.
+
+use crate::error::{Error, Result};
+use pgp::composed::{
+    DecryptionOptions, Deserializable, Esk, Message, MessageBuilder, SignedPublicKey,
+    SignedSecretKey, TheRing,
+};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::crypto::sym::SymmetricKeyAlgorithm;
+use pgp::types::{CompressionAlgorithm, KeyDetails, Password, Seipdv1ReadMode, StringToKey};
+use sha1::{Digest, Sha1};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+
+/// Public and secret keys known to ferrodup.
+#[derive(Default, Clone)]
+pub struct Keyring {
+    pub public: Vec<SignedPublicKey>,
+    pub secret: Vec<SignedSecretKey>,
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// True if `spec` (fingerprint, 8 or 16 hex digit key id, or user id text) names a key
+/// with these fingerprints and user ids.
+fn spec_matches(spec: &str, fingerprints: &[String], user_ids: &[String]) -> bool {
+    let s = spec
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X");
+    let is_hex = !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
+    if is_hex && matches!(s.len(), 8 | 16 | 40 | 64) {
+        let s = s.to_ascii_uppercase();
+        return fingerprints.iter().any(|f| f.ends_with(&s));
+    }
+    let want = spec
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_lowercase();
+    user_ids.iter().any(|u| u.to_lowercase().contains(&want))
+}
+
+fn public_ids(k: &SignedPublicKey) -> (Vec<String>, Vec<String>) {
+    let mut fps = vec![hex_upper(k.primary_key.fingerprint().as_bytes())];
+    fps.extend(
+        k.public_subkeys
+            .iter()
+            .map(|s| hex_upper(s.key.fingerprint().as_bytes())),
+    );
+    let uids = k
+        .details
+        .users
+        .iter()
+        .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
+        .collect();
+    (fps, uids)
+}
+
+fn secret_ids(k: &SignedSecretKey) -> (Vec<String>, Vec<String>) {
+    let mut fps = vec![hex_upper(k.primary_key.fingerprint().as_bytes())];
+    fps.extend(
+        k.secret_subkeys
+            .iter()
+            .map(|s| hex_upper(s.key.fingerprint().as_bytes())),
+    );
+    let uids = k
+        .details
+        .users
+        .iter()
+        .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
+        .collect();
+    (fps, uids)
+}
+
+impl Keyring {
+    /// Loads a key file: armored or binary, public or secret keys.
+    pub fn load_file(&mut self, path: &Path) -> Result<()> {
+        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |e: pgp::errors::Error| {
+            Error::usage(format!("{}: not an OpenPGP key file ({e})", path.display()))
+        };
+        let text = String::from_utf8_lossy(&data[..data.len().min(4096)]).into_owned();
+        if text.contains("BEGIN PGP PRIVATE KEY BLOCK") {
+            let (keys, _) = SignedSecretKey::from_armor_many(&data[..]).map_err(bad)?;
+            for k in keys {
+                self.secret.push(k.map_err(bad)?);
+            }
+        } else if text.contains("BEGIN PGP PUBLIC KEY BLOCK") {
+            let (keys, _) = SignedPublicKey::from_armor_many(&data[..]).map_err(bad)?;
+            for k in keys {
+                self.public.push(k.map_err(bad)?);
+            }
+        } else if let Ok(keys) = SignedSecretKey::from_bytes_many(&data[..])
+            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+            .and_then(|v| {
+                if v.is_empty() {
+                    Err(pgp::errors::Error::MissingKey)
+                } else {
+                    Ok(v)
+                }
+            })
+        {
+            self.secret.extend(keys);
+        } else {
+            let keys = SignedPublicKey::from_bytes_many(&data[..]).map_err(bad)?;
+            for k in keys {
+                self.public.push(k.map_err(bad)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads what the GnuPG home (`GNUPGHOME` or `~/.gnupg`) holds natively: public keys
+    /// from `pubring.kbx` or `pubring.gpg`, secret keys from a legacy `secring.gpg`.
+    pub fn load_gnupg_home(&mut self) {
+        let home = std::env::var_os("GNUPGHOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".gnupg")));
+        let Some(home) = home else {
+            return;
+        };
+        if let Ok(data) = std::fs::read(home.join("pubring.kbx")) {
+            for block in keybox_keyblocks(&data) {
+                if let Ok(k) = SignedPublicKey::from_bytes(block) {
+                    self.public.push(k);
+                }
+            }
+        }
+        if let Ok(data) = std::fs::read(home.join("pubring.gpg")) {
+            if let Ok(keys) = SignedPublicKey::from_bytes_many(&data[..]) {
+                self.public.extend(keys.flatten());
+            }
+        }
+        if let Ok(data) = std::fs::read(home.join("secring.gpg")) {
+            if let Ok(keys) = SignedSecretKey::from_bytes_many(&data[..]) {
+                self.secret.extend(keys.flatten());
+            }
+        }
+    }
+
+    pub fn find_public(&self, spec: &str) -> Option<SignedPublicKey> {
+        if let Some(k) = self.public.iter().find(|k| {
+            let (f, u) = public_ids(k);
+            spec_matches(spec, &f, &u)
+        }) {
+            return Some(k.clone());
+        }
+        self.find_secret(spec).map(|s| s.to_public_key())
+    }
+
+    pub fn find_secret(&self, spec: &str) -> Option<SignedSecretKey> {
+        self.secret
+            .iter()
+            .find(|k| {
+                let (f, u) = secret_ids(k);
+                spec_matches(spec, &f, &u)
+            })
+            .cloned()
+    }
+}
+
+/// Extracts the OpenPGP keyblocks of a GnuPG keybox (`pubring.kbx`).
+fn keybox_keyblocks(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    while pos + 16 <= data.len() {
+        let len = be32(&data[pos..]);
+        if len < 16 || pos + len > data.len() {
+            break;
+        }
+        let blob = &data[pos..pos + len];
+        if blob[4] == 2 {
+            let off = be32(&blob[8..]);
+            let klen = be32(&blob[12..]);
+            if off + klen <= blob.len() {
+                out.push(&blob[off..off + klen]);
+            }
+        }
+        pos += len;
+    }
+    out
+}
+
+/// How stored files are encrypted and decrypted.
+#[derive(Clone)]
+pub struct Crypto {
+    pub keyring: Keyring,
+    pub passphrase: Option<String>,
+    pub sign_passphrase: Option<String>,
+    /// `--encrypt-key` values (empty: symmetric).
+    pub recipients: Vec<String>,
+    /// `--hidden-encrypt-key` values.
+    pub hidden_recipients: Vec<String>,
+    /// `--sign-key` / `--encrypt-sign-key`.
+    pub sign_key: Option<String>,
+    pub cipher: SymmetricKeyAlgorithm,
+    /// `None`: no compression packet (`--no-compression`, `--compress-algo none`).
+    pub compression: Option<CompressionAlgorithm>,
+    pub gpg_binary: PathBuf,
+}
+
+impl Crypto {
+    fn symmetric(&self) -> bool {
+        self.recipients.is_empty() && self.hidden_recipients.is_empty()
+    }
+
+    fn need_passphrase(&self, what: &str) -> Result<String> {
+        self.passphrase.clone().ok_or_else(|| {
+            Error::usage(format!(
+                "{what} needs a passphrase: set PASSPHRASE in the environment (or run on a terminal)"
+            ))
+        })
+    }
+
+    /// Checks that everything needed to write encrypted files is at hand.
+    pub fn check_for_writing(&self) -> Result<()> {
+        if self.symmetric() {
+            self.need_passphrase("symmetric encryption")?;
+        }
+        for spec in self.recipients.iter().chain(&self.hidden_recipients) {
+            let k = self.keyring.find_public(spec).ok_or_else(|| {
+                Error::usage(format!(
+                    "encryption key {spec:?} not found in the GnuPG home or the --gpg-key-file files"
+                ))
+            })?;
+            encryption_subkey(&k)
+                .ok_or_else(|| Error::usage(format!("key {spec:?} has no key that can encrypt")))?;
+        }
+        if let Some(spec) = &self.sign_key {
+            if self.keyring.find_secret(spec).is_none() && !gpg_available(&self.gpg_binary) {
+                return Err(Error::usage(format!(
+                    "secret signing key {spec:?} not found: give it with --gpg-key-file or \
+                     install gpg to use the one in the GnuPG home"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts writing an encrypted file at `path`.
+    pub fn writer(&self, path: &Path) -> Result<PgpWriter> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let count = Arc::new(AtomicU64::new(0));
+        let out = CountHash {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            count: count.clone(),
+            sha1: Sha1::new(),
+        };
+        let sign_native = self
+            .sign_key
+            .as_ref()
+            .map(|s| self.keyring.find_secret(s))
+            .unwrap_or(None);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let consumed = Arc::new(AtomicU64::new(0));
+        let reader = ChanReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            consumed: consumed.clone(),
+        };
+        let path_shown = path.to_path_buf();
+        let handle = if self.sign_key.is_some() && sign_native.is_none() {
+            let cmd = self.gpg_encrypt_command()?;
+            let pass = self.sign_passphrase.clone().or(self.passphrase.clone());
+            thread::spawn(move || gpg_filter(cmd, pass, reader, out, &path_shown))
+        } else {
+            let me = self.clone();
+            thread::spawn(move || me.encrypt_native(reader, out, sign_native))
+        };
+        Ok(PgpWriter {
+            tx: Some(tx),
+            buf: Vec::with_capacity(CHUNK),
+            handle: Some(handle),
+            count,
+            written: 0,
+            consumed,
+        })
+    }
+
+    fn encrypt_native(
+        &self,
+        reader: ChanReader,
+        mut out: CountHash,
+        sign: Option<SignedSecretKey>,
+    ) -> io::Result<(u64, String)> {
+        let mut rng = rand::thread_rng();
+        let err = |e: pgp::errors::Error| io::Error::other(format!("OpenPGP encryption: {e}"));
+        let mut b = MessageBuilder::from_reader("", reader).seipd_v1(&mut rng, self.cipher);
+        if let Some(c) = self.compression {
+            b.compression(c);
+        }
+        if self.symmetric() {
+            let pw = Password::from(self.passphrase.clone().unwrap_or_default().as_str());
+            let s2k = StringToKey::new_iterated(&mut rng, HashAlgorithm::Sha256, 224);
+            b.encrypt_with_password(s2k, &pw).map_err(err)?;
+        }
+        for spec in &self.recipients {
+            let k = self
+                .keyring
+                .find_public(spec)
+                .ok_or_else(|| io::Error::other("key vanished"))?;
+            match encryption_subkey(&k) {
+                Some(EncKey::Sub(i)) => b.encrypt_to_key(&mut rng, &k.public_subkeys[i]),
+                Some(EncKey::Primary) => b.encrypt_to_key(&mut rng, &k),
+                None => return Err(io::Error::other("no encryption key")),
+            }
+            .map_err(err)?;
+        }
+        for spec in &self.hidden_recipients {
+            let k = self
+                .keyring
+                .find_public(spec)
+                .ok_or_else(|| io::Error::other("key vanished"))?;
+            match encryption_subkey(&k) {
+                Some(EncKey::Sub(i)) => b.encrypt_to_key_anonymous(&mut rng, &k.public_subkeys[i]),
+                Some(EncKey::Primary) => b.encrypt_to_key_anonymous(&mut rng, &k),
+                None => return Err(io::Error::other("no encryption key")),
+            }
+            .map_err(err)?;
+        }
+        let sign_pw = Password::from(
+            self.sign_passphrase
+                .clone()
+                .or(self.passphrase.clone())
+                .unwrap_or_default()
+                .as_str(),
+        );
+        if let Some(sk) = &sign {
+            b.sign(&sk.primary_key, sign_pw, HashAlgorithm::Sha256);
+        }
+        b.to_writer(&mut rng, &mut out).map_err(err)?;
+        out.finish()
+    }
+
+    fn gpg_encrypt_command(&self) -> Result<Command> {
+        let mut c = Command::new(&self.gpg_binary);
+        c.args([
+            "--batch",
+            "--no-tty",
+            "--no-secmem-warning",
+            "--pinentry-mode",
+            "loopback",
+        ]);
+        c.args(["--always-trust", "--force-mdc", "--passphrase-fd", "0"]);
+        if let Some(k) = &self.sign_key {
+            c.args(["--default-key", k, "--sign"]);
+        }
+        if self.compression.is_none() {
+            c.arg("--compress-algo=none");
+        }
+        if self.symmetric() {
+            c.arg("--symmetric");
+        } else {
+            for r in &self.recipients {
+                c.args(["--recipient", r]);
+            }
+            for r in &self.hidden_recipients {
+                c.args(["--hidden-recipient", r]);
+            }
+            c.arg("--encrypt");
+        }
+        Ok(c)
+    }
+
+    /// Opens an encrypted file for reading; with a sign key set, the signature is checked
+    /// when the end of the data is reached.
+    pub fn reader(&self, path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
+        let bad = |e: String| Error::corrupt(format!("{name}: {e}"));
+        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (msg, _) = Message::from_reader(BufReader::with_capacity(256 * 1024, f))
+            .map_err(|e| bad(format!("not an OpenPGP file ({e}); the file is corrupt")))?;
+        let pw = self.passphrase.as_deref().map(Password::from);
+        let key_pw = Password::from(self.passphrase.clone().unwrap_or_default().as_str());
+        let empty_pw = Password::empty();
+        let secrets: Vec<&SignedSecretKey> = self.keyring.secret.iter().collect();
+        let ring = TheRing {
+            secret_keys: secrets,
+            key_passwords: vec![&key_pw, &empty_pw],
+            message_password: pw.iter().collect(),
+            decrypt_options: DecryptionOptions::new()
+                .enable_legacy()
+                .set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+            ..Default::default()
+        };
+        let public_key_encrypted = match &msg {
+            Message::Encrypted { esk, .. } => esk
+                .iter()
+                .any(|e| matches!(e, Esk::PublicKeyEncryptedSessionKey(_))),
+            _ => false,
+        };
+        let decrypted = match msg.decrypt_the_ring(ring, true) {
+            Ok((m, _)) => m,
+            Err(pgp::errors::Error::MissingKey)
+                if public_key_encrypted && gpg_available(&self.gpg_binary) =>
+            {
+                return self.gpg_reader(path, name);
+            }
+            Err(e) => {
+                let hint = if self.passphrase.is_none() && self.keyring.secret.is_empty() {
+                    "set PASSPHRASE, or give the secret key with --gpg-key-file"
+                } else {
+                    "wrong passphrase or missing secret key"
+                };
+                return Err(Error::Input(format!("cannot decrypt {name}: {e} ({hint})")));
+            }
+        };
+        let msg = if decrypted.is_compressed() {
+            decrypted
+                .decompress()
+                .map_err(|e| bad(format!("bad compressed data ({e})")))?
+        } else {
+            decrypted
+        };
+        let verify = match &self.sign_key {
+            Some(spec) => Some(self.keyring.find_public(spec).ok_or_else(|| {
+                Error::usage(format!(
+                    "public key of sign key {spec:?} not found, so signatures cannot be checked"
+                ))
+            })?),
+            None => None,
+        };
+        Ok(Box::new(PgpReader {
+            msg,
+            verify,
+            name: name.to_string(),
+            done: false,
+        }))
+    }
+
+    fn gpg_reader(&self, path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
+        let mut c = Command::new(&self.gpg_binary);
+        c.args([
+            "--batch",
+            "--no-tty",
+            "--no-secmem-warning",
+            "--pinentry-mode",
+            "loopback",
+        ]);
+        c.args(["--ignore-mdc-error", "--status-fd", "2", "--decrypt"]);
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        c.stdin(Stdio::from(file))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| Error::Io(format!("cannot run {}: {e}", self.gpg_binary.display())))?;
+        let stdout = child.stdout.take().expect("piped");
+        Ok(Box::new(GpgReader {
+            child,
+            stdout,
+            name: name.to_string(),
+            sign_key: self.sign_key.clone(),
+            done: false,
+        }))
+    }
+}
+
+enum EncKey {
+    Primary,
+    Sub(usize),
+}
+
+fn encryption_subkey(k: &SignedPublicKey) -> Option<EncKey> {
+    if let Some(i) = k
+        .public_subkeys
+        .iter()
+        .position(|s| s.key.algorithm().can_encrypt())
+    {
+        return Some(EncKey::Sub(i));
+    }
+    k.primary_key
+        .algorithm()
+        .can_encrypt()
+        .then_some(EncKey::Primary)
+}
+
+/// True if the gpg binary can be run.
+pub fn gpg_available(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Feeds chunks sent over a channel to a reader.
+struct ChanReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    consumed: Arc<AtomicU64>,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Counts (shared) and hashes the bytes of a stored file.
+struct CountHash {
+    inner: BufWriter<File>,
+    count: Arc<AtomicU64>,
+    sha1: Sha1,
+}
+
+impl CountHash {
+    fn finish(mut self) -> io::Result<(u64, String)> {
+        self.inner.flush()?;
+        let file = self.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((
+            self.count.load(Ordering::Relaxed),
+            crate::codec::hex(&self.sha1.finalize()),
+        ))
+    }
+}
+
+impl Write for CountHash {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.sha1.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Runs `gpg` as a filter from `reader` to `out`. The passphrase goes as the first line of
+/// its input (`--passphrase-fd 0`), so it never appears in arguments or files.
+fn gpg_filter(
+    mut cmd: Command,
+    passphrase: Option<String>,
+    mut reader: ChanReader,
+    mut out: CountHash,
+    shown: &Path,
+) -> io::Result<(u64, String)> {
+    // The passphrase goes first on stdin (--passphrase-fd 0), then the data.
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let feeder = thread::spawn(move || -> io::Result<()> {
+        stdin.write_all(passphrase.unwrap_or_default().as_bytes())?;
+        stdin.write_all(b"\n")?;
+        io::copy(&mut reader, &mut stdin)?;
+        Ok(())
+    });
+    io::copy(&mut stdout, &mut out)?;
+    let fed = feeder
+        .join()
+        .map_err(|_| io::Error::other("gpg feeder panicked"))?;
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let status = child.wait()?;
+    fed?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "gpg failed writing {}: {}",
+            shown.display(),
+            err.lines().last().unwrap_or("")
+        )));
+    }
+    out.finish()
+}
+
+/// An encrypted file being written; data goes to the encryption thread.
+pub struct PgpWriter {
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    handle: Option<thread::JoinHandle<io::Result<(u64, String)>>>,
+    count: Arc<AtomicU64>,
+    written: u64,
+    consumed: Arc<AtomicU64>,
+}
+
+impl PgpWriter {
+    /// Stored bytes so far, counting data still queued for the encryption thread as if it
+    /// were stored already (so volumes are cut near their size despite the pipeline).
+    pub fn stored_len(&self) -> u64 {
+        let queued = self
+            .written
+            .saturating_sub(self.consumed.load(Ordering::Relaxed));
+        self.count.load(Ordering::Relaxed) + queued
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let tx = self.tx.as_ref().expect("open");
+        if tx.send(chunk).is_err() {
+            return Err(self.join_err());
+        }
+        Ok(())
+    }
+
+    fn join_err(&mut self) -> io::Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the encryption thread stopped"),
+        }
+    }
+
+    /// Finishes the file, returning its size and SHA1.
+    pub fn finish(mut self) -> io::Result<(u64, String)> {
+        self.send()?;
+        self.tx = None;
+        match self.handle.take().expect("running").join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("the encryption thread panicked")),
+        }
+    }
+}
+
+impl Write for PgpWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.written += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decrypted data of a file; checks the signature (when asked) at the end.
+struct PgpReader {
+    msg: Message<'static>,
+    verify: Option<SignedPublicKey>,
+    name: String,
+    done: bool,
+}
+
+impl Read for PgpReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.msg.read(buf).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: decryption failed ({e}); the file is corrupt or tampered with",
+                    self.name
+                ),
+            )
+        })?;
+        if n == 0 && !buf.is_empty() {
+            self.done = true;
+            if let Some(key) = &self.verify {
+                if !self.msg.is_signed() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is not signed, but --sign-key asks for signatures",
+                            self.name
+                        ),
+                    ));
+                }
+                let ok = self.msg.verify(&key.primary_key).is_ok()
+                    || key
+                        .public_subkeys
+                        .iter()
+                        .any(|s| self.msg.verify(&s.key).is_ok());
+                if !ok {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} is not signed by the --sign-key key", self.name),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Data decrypted by the gpg binary; its exit status (and GOODSIG when signing is
+/// required) is checked at the end.
+struct GpgReader {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    name: String,
+    sign_key: Option<String>,
+    done: bool,
+}
+
+impl Read for GpgReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.stdout.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.done = true;
+            let mut err = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            let status = self.child.wait()?;
+            if !status.success() {
+                let last = err
+                    .lines()
+                    .rfind(|l| !l.starts_with("[GNUPG:]"))
+                    .unwrap_or("")
+                    .to_string();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("gpg could not decrypt {}: {last}", self.name),
+                ));
+            }
+            if let Some(k) = &self.sign_key {
+                let want = k.trim_start_matches("0x").to_ascii_uppercase();
+                let good = err.lines().any(|l| {
+                    l.starts_with("[GNUPG:] GOODSIG ")
+                        || (l.starts_with("[GNUPG:] VALIDSIG ")
+                            && l.to_ascii_uppercase().contains(&want))
+                });
+                if !good {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} has no good signature by {k}", self.name),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for GpgReader {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads a passphrase from the terminal without echo (twice to confirm when `confirm`).
+pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: isatty has no preconditions.
+    if unsafe { libc::isatty(0) } != 1 {
+        return Err(Error::usage(
+            "a passphrase is needed: set PASSPHRASE (standard input is not a terminal)",
+        ));
+    }
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            Error::usage("a passphrase is needed: set PASSPHRASE (no terminal to ask on)")
+        })?;
+    let fd = tty.as_raw_fd();
+    let read_one = |p: &str| -> Result<String> {
+        let mut t = &tty;
+        let _ = write!(t, "{p}");
+        let _ = t.flush();
+        // SAFETY: termios calls on a valid terminal fd with structs we own.
+        let old = unsafe {
+            let mut term: libc::termios = std::mem::zeroed();
+            libc::tcgetattr(fd, &mut term);
+            let old = term;
+            term.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(fd, libc::TCSANOW, &term);
+            old
+        };
+        let mut line = String::new();
+        let res = io::BufRead::read_line(&mut BufReader::new(&tty), &mut line);
+        // SAFETY: restores the settings read above.
+        unsafe {
+            libc::tcsetattr(fd, libc::TCSANOW, &old);
+        }
+        let _ = writeln!(t);
+        res.map_err(|e| Error::Io(format!("reading the passphrase: {e}")))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let first = read_one(prompt)?;
+    if confirm {
+        let second = read_one("Retype passphrase to confirm: ")?;
+        if first != second {
+            return Err(Error::usage("the passphrases do not match"));
+        }
+    }
+    Ok(first)
+}
+
+/// Parses `--gpg-options`: cipher and compression choices are used, the rest is reported
+/// as ignored.
+pub fn apply_gpg_options(
+    opts: &str,
+    cipher: &mut SymmetricKeyAlgorithm,
+    compression: &mut Option<CompressionAlgorithm>,
+) -> Result<()> {
+    let words: Vec<&str> = opts.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        let (key, inline) = match words[i].split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (words[i], None),
+        };
+        let mut value = || -> Result<String> {
+            if let Some(v) = inline {
+                return Ok(v.to_string());
+            }
+            i += 1;
+            words
+                .get(i)
+                .map(|s| s.to_string())
+                .ok_or_else(|| Error::usage(format!("--gpg-options: {key} needs a value")))
+        };
+        match key {
+            "--cipher-algo" => {
+                let v = value()?;
+                *cipher = match v.to_ascii_uppercase().as_str() {
+                    "AES" | "AES128" => SymmetricKeyAlgorithm::AES128,
+                    "AES192" => SymmetricKeyAlgorithm::AES192,
+                    "AES256" => SymmetricKeyAlgorithm::AES256,
+                    "TWOFISH" => SymmetricKeyAlgorithm::Twofish,
+                    "CAMELLIA128" => SymmetricKeyAlgorithm::Camellia128,
+                    "CAMELLIA192" => SymmetricKeyAlgorithm::Camellia192,
+                    "CAMELLIA256" => SymmetricKeyAlgorithm::Camellia256,
+                    "CAST5" => SymmetricKeyAlgorithm::CAST5,
+                    "BLOWFISH" => SymmetricKeyAlgorithm::Blowfish,
+                    "3DES" => SymmetricKeyAlgorithm::TripleDES,
+                    _ => return Err(Error::usage(format!("--gpg-options: unknown cipher {v:?}"))),
+                };
+            }
+            "--compress-algo" | "-z" => {
+                let v = value()?;
+                *compression = match v.to_ascii_lowercase().as_str() {
+                    "none" | "0" | "uncompressed" => None,
+                    "zip" | "1" => Some(CompressionAlgorithm::ZIP),
+                    "zlib" | "2" | "6" | "9" => Some(CompressionAlgorithm::ZLIB),
+                    "bzip2" | "3" => Some(CompressionAlgorithm::BZip2),
+                    _ => {
+                        return Err(Error::usage(format!(
+                            "--gpg-options: unknown compression {v:?}"
+                        )))
+                    }
+                };
+            }
+            other => crate::log::warn(&format!("--gpg-options: {other} is ignored by ferrodup")),
+        }
+        i += 1;
+    }
+    Ok(())
+}
