@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds ferrodup and runs a real backup of a directory to a local file:// target, an
-# incremental after a change, and a restore, then checks the restored tree is identical.
+# Builds ferrodup and runs a real (encrypted) backup of a directory to a local file://
+# target, an incremental after a change, and a restore, then checks the restored tree is
+# identical.
 # Usage: scripts/demo.sh [SOURCE_DIR]   (default: this repository's src/ folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +12,12 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cp -a "$SRC" "$WORK/source"
 TARGET="file://$WORK/backups"
-"$BIN" full --no-encryption --archive-dir "$WORK/cache" "$WORK/source" "$TARGET"
+# Encrypted, as by default; set PASSPHRASE to choose your own.
+export PASSPHRASE=${PASSPHRASE:-ferrodup-demo-passphrase}
+"$BIN" full --archive-dir "$WORK/cache" "$WORK/source" "$TARGET"
 echo "an edit after the full backup" >> "$WORK/source/ferrodup-demo.txt"
 sleep 1
-"$BIN" incremental --no-encryption --archive-dir "$WORK/cache" "$WORK/source" "$TARGET"
+"$BIN" incremental --archive-dir "$WORK/cache" "$WORK/source" "$TARGET"
 "$BIN" collection-status --archive-dir "$WORK/cache" "$TARGET"
 "$BIN" restore --archive-dir "$WORK/cache" "$TARGET" "$WORK/restored"
 "$BIN" verify --compare-data --archive-dir "$WORK/cache" "$TARGET" "$WORK/source"

@@ -134,42 +134,119 @@ impl Keyring {
         };
         if let Ok(data) = std::fs::read(home.join("pubring.kbx")) {
             for block in keybox_keyblocks(&data) {
-                if let Ok(k) = SignedPublicKey::from_bytes(block) {
+                if let Ok(k) = SignedPublicKey::from_bytes(&without_trust_packets(block)[..]) {
                     self.public.push(k);
                 }
             }
         }
         if let Ok(data) = std::fs::read(home.join("pubring.gpg")) {
-            if let Ok(keys) = SignedPublicKey::from_bytes_many(&data[..]) {
-                self.public.extend(keys.flatten());
-            }
+            let data = without_trust_packets(&data);
+            let keys: Vec<SignedPublicKey> = match SignedPublicKey::from_bytes_many(&data[..]) {
+                Ok(it) => it.flatten().collect(),
+                Err(_) => Vec::new(),
+            };
+            self.public.extend(keys);
         }
         if let Ok(data) = std::fs::read(home.join("secring.gpg")) {
-            if let Ok(keys) = SignedSecretKey::from_bytes_many(&data[..]) {
-                self.secret.extend(keys.flatten());
-            }
+            let data = without_trust_packets(&data);
+            let keys: Vec<SignedSecretKey> = match SignedSecretKey::from_bytes_many(&data[..]) {
+                Ok(it) => it.flatten().collect(),
+                Err(_) => Vec::new(),
+            };
+            self.secret.extend(keys);
         }
     }
 
+    /// The public key `spec` names. A keyring can hold several versions of one key (a
+    /// keybox keeps superseded blobs): the most complete one wins.
     pub fn find_public(&self, spec: &str) -> Option<SignedPublicKey> {
-        if let Some(k) = self.public.iter().find(|k| {
-            let (f, u) = public_ids(k);
-            spec_matches(spec, &f, &u)
-        }) {
+        let best = self
+            .public
+            .iter()
+            .filter(|k| {
+                let (f, u) = public_ids(k);
+                spec_matches(spec, &f, &u)
+            })
+            .max_by_key(|k| k.public_subkeys.len());
+        if let Some(k) = best {
             return Some(k.clone());
         }
         self.find_secret(spec).map(|s| s.to_public_key())
     }
 
+    /// The secret key `spec` names (the most complete version).
     pub fn find_secret(&self, spec: &str) -> Option<SignedSecretKey> {
         self.secret
             .iter()
-            .find(|k| {
+            .filter(|k| {
                 let (f, u) = secret_ids(k);
                 spec_matches(spec, &f, &u)
             })
+            .max_by_key(|k| k.secret_subkeys.len())
             .cloned()
     }
+}
+
+/// Drops GnuPG's local trust packets (tag 12), which keyboxes keep inside keyblocks and
+/// which are not part of a transferable key.
+fn without_trust_packets(block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(block.len());
+    let mut pos = 0usize;
+    while pos < block.len() {
+        let ctb = block[pos];
+        if ctb & 0x80 == 0 {
+            break;
+        }
+        let (tag, header, len) = if ctb & 0x40 == 0 {
+            let tag = (ctb >> 2) & 0x0f;
+            let (h, len) = match ctb & 3 {
+                0 => (2, block.get(pos + 1).map(|&b| b as usize)),
+                1 => (
+                    3,
+                    block
+                        .get(pos + 1..pos + 3)
+                        .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize),
+                ),
+                2 => (
+                    5,
+                    block
+                        .get(pos + 1..pos + 5)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize),
+                ),
+                _ => (1, None),
+            };
+            (tag, h, len)
+        } else {
+            let tag = ctb & 0x3f;
+            match block.get(pos + 1).copied() {
+                Some(o) if o < 192 => (tag, 2, Some(o as usize)),
+                Some(o) if o < 224 => (
+                    tag,
+                    3,
+                    block
+                        .get(pos + 2)
+                        .map(|&o2| ((o as usize - 192) << 8) + o2 as usize + 192),
+                ),
+                Some(255) => (
+                    tag,
+                    6,
+                    block
+                        .get(pos + 2..pos + 6)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize),
+                ),
+                _ => (tag, 1, None),
+            }
+        };
+        let Some(len) = len else {
+            break;
+        };
+        let end = (pos + header + len).min(block.len());
+        if tag != 12 {
+            out.extend_from_slice(&block[pos..end]);
+        }
+        pos = end;
+    }
+    out
 }
 
 /// Extracts the OpenPGP keyblocks of a GnuPG keybox (`pubring.kbx`).

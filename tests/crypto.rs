@@ -1,0 +1,552 @@
+//! OpenPGP against the real gpg and duplicity: what ferrodup encrypts, gpg decrypts and
+//! duplicity restores; what duplicity encrypts, ferrodup restores; wrong passphrases,
+//! missing keys, tampering and bad signatures fail clearly; passphrases never leak.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PASS: &str = "ferrodup-test-passphrase-7f3a";
+const FIXTURE_PASS: &str = "duplicity-fixture-passphrase";
+const FIXTURE_KEY: &str = "C2D3172E3F23C092984DF90276BA19CC2C948486";
+
+fn url(w: &Path) -> String {
+    format!("file://{}/target", w.display())
+}
+
+fn gnupg_home(w: &Path) -> PathBuf {
+    let h = w.join("gnupg");
+    std::fs::create_dir_all(&h).unwrap();
+    std::fs::set_permissions(&h, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    h
+}
+
+fn gpg(home: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new("gpg");
+    c.env("GNUPGHOME", home)
+        .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+        .args(args);
+    run(&mut c, &format!("gpg {}", args.join(" ")))
+}
+
+/// ferrodup with GNUPGHOME and optionally PASSPHRASE set.
+fn fd(w: &Path, home: &Path, pass: Option<&str>, args: &[&str]) -> Run {
+    let mut c = Command::new(ferrodup_bin());
+    c.current_dir(w)
+        .args(args)
+        .env("GNUPGHOME", home)
+        .env_remove("PASSPHRASE");
+    if let Some(p) = pass {
+        c.env("PASSPHRASE", p);
+    }
+    run(&mut c, &format!("ferrodup {}", args.join(" ")))
+}
+
+fn dup(w: &Path, home: &Path, pass: Option<&str>, args: &[&str]) -> Run {
+    let mut c = Command::new(duplicity_bin());
+    c.current_dir(w)
+        .args(args)
+        .env("GNUPGHOME", home)
+        .env("HOME", w)
+        .env_remove("PASSPHRASE");
+    if let Some(p) = pass {
+        c.env("PASSPHRASE", p);
+    }
+    run(&mut c, &format!("duplicity {}", args.join(" ")))
+}
+
+/// Builds a two-state chain with ferrodup using `extra` options; returns the state copies.
+fn ferrodup_chain(
+    w: &Path,
+    home: &Path,
+    pass: Option<&str>,
+    extra: &[&str],
+) -> Vec<(i64, PathBuf)> {
+    let u = url(w);
+    make_fixture_tree(&w.join("src"), 1, true);
+    copy_tree(&w.join("src"), &w.join("state1"));
+    let t1 = T1.to_string();
+    let mut args = vec![
+        "full",
+        "--volsize",
+        "1",
+        "--archive-dir",
+        "fc",
+        "--current-time",
+        &t1,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["src", &u]);
+    fd(w, home, pass, &args).ok();
+    std::fs::remove_dir_all(w.join("src")).unwrap();
+    make_fixture_tree(&w.join("src"), 2, true);
+    copy_tree(&w.join("src"), &w.join("state2"));
+    let t2 = T2.to_string();
+    let mut args = vec![
+        "incremental",
+        "--volsize",
+        "1",
+        "--archive-dir",
+        "fc",
+        "--current-time",
+        &t2,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["src", &u]);
+    fd(w, home, pass, &args).ok();
+    vec![(T1, w.join("state1")), (T2, w.join("state2"))]
+}
+
+fn target_files(w: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(w.join("target"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// gpg decrypts every stored file; manifests decrypt to manifest text.
+fn gpg_decrypts_all(w: &Path, home: &Path, pass: &str, want_goodsig: bool) {
+    let files = target_files(w);
+    assert!(files.len() >= 6, "{files:?}");
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with(".gpg"), "{name} is not encrypted");
+        let out = w.join("decrypted");
+        let r = gpg(
+            home,
+            &[
+                "--yes",
+                "--status-fd",
+                "2",
+                "--passphrase",
+                pass,
+                "-o",
+                out.to_str().unwrap(),
+                "-d",
+                f.to_str().unwrap(),
+            ],
+        )
+        .ok();
+        if want_goodsig {
+            assert!(r.stderr().contains("GOODSIG"), "{name}: {}", r.stderr());
+        }
+        let data = std::fs::read(&out).unwrap();
+        if name.contains(".manifest") {
+            assert!(
+                data.starts_with(b"Hostname ") || data.starts_with(b"Localdir "),
+                "{name}"
+            );
+        } else {
+            assert!(
+                data.len() >= 1024 && data.len() % 512 == 0,
+                "{name}: {} bytes",
+                data.len()
+            );
+        }
+    }
+}
+
+fn duplicity_restores(
+    w: &Path,
+    home: &Path,
+    pass: Option<&str>,
+    extra: &[&str],
+    states: &[(i64, PathBuf)],
+) {
+    let u = url(w);
+    for (i, (t, state)) in states.iter().enumerate() {
+        let dest = w.join(format!("dup-{i}"));
+        let ts = t.to_string();
+        let mut args = vec!["restore", "--archive-dir", "dc", "-t", &ts];
+        args.extend_from_slice(extra);
+        let d = dest.to_str().unwrap();
+        args.extend_from_slice(&[&u, d]);
+        dup(w, home, pass, &args).ok();
+        assert_same_tree(state, &dest, &format!("duplicity restore {i}"));
+    }
+}
+
+fn ferrodup_restores(
+    w: &Path,
+    home: &Path,
+    pass: Option<&str>,
+    extra: &[&str],
+    states: &[(i64, PathBuf)],
+    tag: &str,
+) {
+    let u = url(w);
+    for (i, (t, state)) in states.iter().enumerate() {
+        let dest = w.join(format!("fd-{tag}-{i}"));
+        let ts = t.to_string();
+        let cache = format!("rc-{tag}");
+        let mut args = vec!["restore", "--archive-dir", &cache, "-t", &ts];
+        args.extend_from_slice(extra);
+        let d = dest.to_str().unwrap();
+        args.extend_from_slice(&[&u, d]);
+        fd(w, home, pass, &args).ok();
+        assert_same_tree(state, &dest, &format!("ferrodup restore {tag} {i}"));
+    }
+}
+
+#[test]
+fn symmetric_round_trips_with_gpg_and_duplicity() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let states = ferrodup_chain(w, &home, Some(PASS), &[]);
+    gpg_decrypts_all(w, &home, PASS, false);
+    duplicity_restores(w, &home, Some(PASS), &[], &states);
+    ferrodup_restores(w, &home, Some(PASS), &[], &states, "sym");
+    let v = fd(
+        w,
+        &home,
+        Some(PASS),
+        &[
+            "verify",
+            "--compare-data",
+            "--archive-dir",
+            "rc-sym",
+            &url(w),
+            "state2",
+        ],
+    )
+    .ok();
+    assert!(v.stderr().contains(" 0 difference(s)"), "{}", v.stderr());
+}
+
+#[test]
+fn duplicity_symmetric_backups_restore() {
+    // The fixture made by duplicity 3.2.1 with gpg 2.2.
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    copy_tree(&fixtures().join("symmetric/remote"), &w.join("target"));
+    make_fixture_tree(&w.join("state1"), 1, false);
+    make_fixture_tree(&w.join("state2"), 2, false);
+    let states = vec![(T1, w.join("state1")), (T2, w.join("state2"))];
+    ferrodup_restores(w, &home, Some(FIXTURE_PASS), &[], &states, "fixture");
+    // And one made now, multi-volume, with --no-compression (compress-algo none).
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    make_fixture_tree(&w.join("src"), 1, true);
+    let u = url(w);
+    dup(
+        w,
+        &home,
+        Some(PASS),
+        &[
+            "full",
+            "--volsize",
+            "1",
+            "--no-compression",
+            "--archive-dir",
+            "dc",
+            "src",
+            &u,
+        ],
+    )
+    .ok();
+    ferrodup_restores(
+        w,
+        &home,
+        Some(PASS),
+        &["--no-compression"],
+        &[(i64::from(i32::MAX), w.join("src"))],
+        "fresh",
+    );
+}
+
+fn import_fixture_key(home: &Path) {
+    gpg(
+        home,
+        &[
+            "--import",
+            fixtures()
+                .join("pubkey/test-secret-key.asc")
+                .to_str()
+                .unwrap(),
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn public_key_round_trips() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    import_fixture_key(&home);
+    // The public key comes from the GnuPG home's pubring.kbx; no passphrase is needed.
+    let states = ferrodup_chain(w, &home, None, &["--encrypt-key", FIXTURE_KEY]);
+    gpg_decrypts_all(w, &home, "", false);
+    duplicity_restores(w, &home, Some(""), &["--encrypt-key", FIXTURE_KEY], &states);
+    // Secret key held by gpg's agent: ferrodup falls back to the gpg binary.
+    ferrodup_restores(
+        w,
+        &home,
+        None,
+        &["--encrypt-key", FIXTURE_KEY],
+        &states,
+        "agent",
+    );
+    // Secret key from a key file, with an empty GnuPG home: native decryption.
+    let empty = w.join("empty-home");
+    std::fs::create_dir(&empty).unwrap();
+    let keyfile = fixtures().join("pubkey/test-secret-key.asc");
+    let k = keyfile.to_str().unwrap();
+    ferrodup_restores(w, &empty, None, &["--gpg-key-file", k], &states, "keyfile");
+    // Without the secret key: a clear error, nothing written.
+    let r = fd(
+        w,
+        &empty,
+        None,
+        &["restore", "--archive-dir", "nokey", &url(w), "nokey-out"],
+    );
+    assert!(
+        r.code() != 0 && !r.stderr().contains("panicked"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!w.join("nokey-out").exists());
+}
+
+#[test]
+fn duplicity_public_key_backups_restore() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let empty = gnupg_home(w);
+    copy_tree(&fixtures().join("pubkey/remote"), &w.join("target"));
+    make_fixture_tree(&w.join("state1"), 1, false);
+    make_fixture_tree(&w.join("state2"), 2, false);
+    let states = vec![(T1, w.join("state1")), (T2, w.join("state2"))];
+    let keyfile = fixtures().join("pubkey/test-secret-key.asc");
+    let k = keyfile.to_str().unwrap();
+    ferrodup_restores(w, &empty, None, &["--gpg-key-file", k], &states, "native");
+    let home = w.join("home2");
+    std::fs::create_dir(&home).unwrap();
+    let home = gnupg_home(&home);
+    import_fixture_key(&home);
+    ferrodup_restores(
+        w,
+        &home,
+        None,
+        &["--encrypt-key", FIXTURE_KEY],
+        &states,
+        "agent",
+    );
+}
+
+/// A fresh ed25519/cv25519 key in `home`; returns its fingerprint.
+fn new_key(home: &Path, email: &str) -> String {
+    gpg(
+        home,
+        &[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            email,
+            "ed25519",
+            "sign,cert",
+            "never",
+        ],
+    )
+    .ok();
+    let out = gpg(home, &["--with-colons", "--list-keys", email])
+        .ok()
+        .stdout();
+    let fpr = out
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .unwrap()
+        .split(':')
+        .nth(9)
+        .unwrap()
+        .to_string();
+    gpg(
+        home,
+        &[
+            "--passphrase",
+            "",
+            "--quick-add-key",
+            &fpr,
+            "cv25519",
+            "encr",
+            "never",
+        ],
+    )
+    .ok();
+    fpr
+}
+
+fn export_secret(home: &Path, fpr: &str, dest: &Path) {
+    let r = gpg(home, &["--passphrase", "", "--export-secret-keys", fpr]).ok();
+    std::fs::write(dest, &r.out.stdout).unwrap();
+}
+
+#[test]
+fn signed_and_hidden_recipient_backups() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "signer@ferrodup.test");
+    let other = new_key(&home, "other@ferrodup.test");
+    let keyfile = w.join("signer.sec");
+    export_secret(&home, &fpr, &keyfile);
+    let k = keyfile.to_str().unwrap().to_string();
+    // Encrypt to a hidden recipient and sign natively with the key file's secret key.
+    let opts = [
+        "--hidden-encrypt-key",
+        &fpr,
+        "--sign-key",
+        &fpr,
+        "--gpg-key-file",
+        &k,
+    ];
+    let states = ferrodup_chain(w, &home, None, &opts);
+    gpg_decrypts_all(w, &home, "", true);
+    // duplicity asks for a passphrase whenever a sign key is set; the key has none.
+    duplicity_restores(
+        w,
+        &home,
+        Some("unused"),
+        &["--encrypt-key", &fpr, "--sign-key", &fpr],
+        &states,
+    );
+    ferrodup_restores(w, &home, None, &opts, &states, "signed");
+    // Requiring another signer fails, naming a file and saying why.
+    let r = fd(
+        w,
+        &home,
+        None,
+        &[
+            "restore",
+            "--archive-dir",
+            "wrongsig",
+            "--sign-key",
+            &other,
+            "--gpg-key-file",
+            &k,
+            &url(w),
+            "wrong-out",
+        ],
+    );
+    assert!(r.code() != 0, "a wrong signer was accepted");
+    assert!(r.stderr().contains("not signed by"), "{}", r.stderr());
+}
+
+#[test]
+fn unsigned_backup_fails_when_signatures_are_required() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "signer2@ferrodup.test");
+    ferrodup_chain(w, &home, Some(PASS), &[]);
+    let r = fd(
+        w,
+        &home,
+        Some(PASS),
+        &[
+            "restore",
+            "--archive-dir",
+            "x",
+            "--sign-key",
+            &fpr,
+            &url(w),
+            "out",
+        ],
+    );
+    assert!(r.code() != 0);
+    assert!(r.stderr().contains("not signed"), "{}", r.stderr());
+}
+
+#[test]
+fn wrong_passphrase_tampering_and_secrecy() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    std::fs::create_dir(w.join("tmp")).unwrap();
+    let states = ferrodup_chain(w, &home, Some(PASS), &["-v", "9", "--tempdir", "tmp"]);
+    // Wrong passphrase: one clear line, status 3, and the destination is never created.
+    let r = fd(
+        w,
+        &home,
+        Some("not-the-passphrase"),
+        &["restore", "--archive-dir", "wp", &url(w), "wp-out"],
+    );
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("wrong passphrase"), "{}", r.stderr());
+    assert!(!w.join("wp-out").exists());
+    // The passphrase appears in no output and no file ferrodup wrote.
+    let r = fd(
+        w,
+        &home,
+        Some(PASS),
+        &[
+            "-v",
+            "9",
+            "restore",
+            "--archive-dir",
+            "rc",
+            &url(w),
+            "ok-out",
+        ],
+    )
+    .ok();
+    assert!(!r.stdout().contains(PASS) && !r.stderr().contains(PASS));
+    assert_same_tree(&states[1].1, &w.join("ok-out"), "restore before tampering");
+    for dir in ["target", "fc", "tmp", "rc", "ok-out"] {
+        let out = Command::new("grep")
+            .args(["-r", "-l", PASS])
+            .arg(w.join(dir))
+            .output()
+            .unwrap();
+        assert!(
+            out.stdout.is_empty(),
+            "passphrase found in {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Tampered volume whose manifest hash was forged in the cache: the MDC check names it.
+    let vol = w.join("target/duplicity-full.20240101T120000Z.vol2.difftar.gpg");
+    let mut data = std::fs::read(&vol).unwrap();
+    let at = data.len() - 100;
+    data[at] ^= 0x40;
+    std::fs::write(&vol, &data).unwrap();
+    use sha1::{Digest, Sha1};
+    let hex: String = Sha1::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fd(
+        w,
+        &home,
+        Some(PASS),
+        &["collection-status", "--archive-dir", "tc", &url(w)],
+    )
+    .ok();
+    let cached = std::fs::read_dir(w.join("tc"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let man = cached.join("duplicity-full.20240101T120000Z.manifest");
+    let text = std::fs::read_to_string(&man).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let i = lines.iter().position(|l| l == "Volume 2:").unwrap();
+    lines[i + 3] = format!("    Hash SHA1 {hex}");
+    std::fs::write(&man, lines.join("\n") + "\n").unwrap();
+    let r = fd(
+        w,
+        &home,
+        Some(PASS),
+        &["restore", "--archive-dir", "tc", &url(w), "tampered"],
+    );
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(r.stderr().contains("vol2.difftar.gpg"), "{}", r.stderr());
+}
