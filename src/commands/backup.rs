@@ -17,10 +17,12 @@ use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, SourceEntry};
 use crate::sigstate::{SigEntry, SigOverlay};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 /// Payload chunk size: duplicity reads file data and deltas 64 KiB at a time.
@@ -372,69 +374,151 @@ struct FinishedVolume {
     info: VolumeInfo,
 }
 
-/// Uploads finished volumes in order and appends each to the partial manifest once stored.
+/// A volume's plain tar data, spooled to a temporary file, waiting to be compressed or
+/// encrypted by a worker.
+struct VolumeJob {
+    plain: PathBuf,
+    plain_len: u64,
+    info: VolumeInfo,
+    name: String,
+}
+
+/// Compression ratio seen so far (stored bytes per plain byte), so that volumes, which
+/// are compressed in parallel, can be cut near `--volsize` before their stored size is known.
+#[derive(Default)]
+struct Ratio {
+    plain: AtomicU64,
+    stored: AtomicU64,
+}
+
+impl Ratio {
+    fn estimate(&self, plain: u64) -> u64 {
+        let p = self.plain.load(AtomicOrdering::Relaxed);
+        let st = self.stored.load(AtomicOrdering::Relaxed);
+        if p == 0 {
+            plain
+        } else {
+            (plain as u128 * st as u128 / p as u128) as u64
+        }
+    }
+}
+
+/// Compresses or encrypts one spooled volume into its stored form.
+fn store_volume(
+    ctx: &Context,
+    wrap: Wrapping,
+    job: VolumeJob,
+    ratio: &Ratio,
+) -> Result<FinishedVolume> {
+    let mut info = job.info;
+    let (path, size, sha1) = if wrap == Wrapping::Plain {
+        let sha1 = codec::sha1_file(&job.plain)?;
+        (job.plain.clone(), job.plain_len, sha1)
+    } else {
+        let dest = job.plain.with_extension("stored");
+        let stored = (|| -> Result<(u64, String)> {
+            let mut w = StoredWriter::create(&dest, wrap, ctx.crypto.as_ref())?;
+            let mut input = File::open(&job.plain).map_err(|e| Error::io(&job.plain, e))?;
+            io::copy(&mut input, &mut w).map_err(|e| Error::io(&dest, e))?;
+            w.finish().map_err(|e| Error::io(&dest, e))
+        })();
+        let _ = std::fs::remove_file(&job.plain);
+        let (size, sha1) = stored.inspect_err(|_| {
+            let _ = std::fs::remove_file(&dest);
+        })?;
+        (dest, size, sha1)
+    };
+    ratio
+        .plain
+        .fetch_add(job.plain_len, AtomicOrdering::Relaxed);
+    ratio.stored.fetch_add(size, AtomicOrdering::Relaxed);
+    info.hashes = vec![("SHA1".to_string(), sha1)];
+    Ok(FinishedVolume {
+        path,
+        name: job.name,
+        size,
+        info,
+    })
+}
+
+/// Uploads finished volumes in volume order (workers finish them in any order) and appends
+/// each to the partial manifest once stored.
 struct Uploader<'s> {
-    tx: Option<mpsc::SyncSender<FinishedVolume>>,
-    handle: Option<thread::ScopedJoinHandle<'s, Result<File>>>,
+    handle: Option<thread::ScopedJoinHandle<'s, Result<(File, u64, u32)>>>,
+    failed: Arc<AtomicBool>,
 }
 
 impl<'s> Uploader<'s> {
+    #[allow(clippy::too_many_arguments)]
     fn start<'e: 's>(
         scope: &'s thread::Scope<'s, 'e>,
         backend: &'e dyn Backend,
         mut manifest: File,
         dry_run: bool,
         fail_on_volume: Option<u32>,
+        done: mpsc::Receiver<(u32, Result<FinishedVolume>)>,
+        first_volume: u32,
     ) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<FinishedVolume>(1);
-        let handle = scope.spawn(move || -> Result<File> {
-            for v in rx {
-                if !dry_run {
-                    backend.put(&v.path, &v.name)?;
-                    match backend.size(&v.name)? {
-                        Some(s) if s == v.size => {}
-                        other => {
-                            return Err(Error::backend(format!(
-                                "{} was corrupted during upload (stored size {:?}, expected {}); \
-                                 check the target and run the backup again",
-                                v.name, other, v.size
-                            )))
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let handle = scope.spawn(move || -> Result<(File, u64, u32)> {
+            let mut next = first_volume + 1;
+            let mut pending: BTreeMap<u32, Result<FinishedVolume>> = BTreeMap::new();
+            let mut stored = 0u64;
+            let result = (|| -> Result<()> {
+                for (n, v) in done {
+                    pending.insert(n, v);
+                    while let Some(v) = pending.remove(&next) {
+                        let v = v?;
+                        if !dry_run {
+                            backend.put(&v.path, &v.name)?;
+                            match backend.size(&v.name)? {
+                                Some(s) if s == v.size => {}
+                                other => {
+                                    return Err(Error::backend(format!(
+                                        "{} was corrupted during upload (stored size {:?}, \
+                                         expected {}); check the target and run the backup again",
+                                        v.name, other, v.size
+                                    )))
+                                }
+                            }
+                            manifest
+                                .write_all(&v.info.to_text())
+                                .and_then(|_| manifest.flush())
+                                .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
                         }
+                        stored += v.size;
+                        let _ = std::fs::remove_file(&v.path);
+                        crate::log::info(&format!("Processed volume {}", v.info.number));
+                        if fail_on_volume == Some(v.info.number) {
+                            return Err(Error::backend(format!(
+                                "stopping after volume {} as asked by --fail-on-volume",
+                                v.info.number
+                            )));
+                        }
+                        next += 1;
                     }
-                    manifest
-                        .write_all(&v.info.to_text())
-                        .and_then(|_| manifest.flush())
-                        .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
                 }
+                Ok(())
+            })();
+            for v in pending.into_values().flatten() {
                 let _ = std::fs::remove_file(&v.path);
-                crate::log::info(&format!("Processed volume {}", v.info.number));
-                if fail_on_volume == Some(v.info.number) {
-                    return Err(Error::backend(format!(
-                        "stopping after volume {} as asked by --fail-on-volume",
-                        v.info.number
-                    )));
-                }
             }
-            Ok(manifest)
+            if let Err(e) = result {
+                flag.store(true, AtomicOrdering::Relaxed);
+                return Err(e);
+            }
+            Ok((manifest, stored, next - 1))
         });
         Uploader {
-            tx: Some(tx),
             handle: Some(handle),
+            failed,
         }
     }
 
-    fn send(&mut self, v: FinishedVolume) -> Result<()> {
-        let tx = self.tx.as_ref().expect("uploader open");
-        if tx.send(v).is_err() {
-            return Err(self.join().err().unwrap_or_else(|| {
-                Error::backend("the upload thread stopped unexpectedly".to_string())
-            }));
-        }
-        Ok(())
-    }
-
-    fn join(&mut self) -> Result<File> {
-        self.tx = None;
+    /// Waits for the uploads; returns the manifest file, the stored bytes and the number of
+    /// the last volume stored.
+    fn join(&mut self) -> Result<(File, u64, u32)> {
         match self.handle.take() {
             Some(h) => h
                 .join()
@@ -446,19 +530,21 @@ impl<'s> Uploader<'s> {
     }
 }
 
-/// Cuts the tar stream into volumes the way duplicity does.
+/// Cuts the tar stream into volumes the way duplicity does, spooling each volume's plain
+/// data so that workers compress or encrypt several volumes at once.
 struct VolumeWriter<'a, 's> {
     ctx: &'a Context,
     set: SetTimes,
     wrap: Wrapping,
     target: u64,
-    cur: Option<(StoredWriter, PathBuf)>,
+    cur: Option<(BufWriter<File>, PathBuf)>,
     tar_offset: u64,
     number: u32,
     start: Option<Position>,
     last: Option<Position>,
+    jobs: Option<mpsc::SyncSender<VolumeJob>>,
+    ratio: Arc<Ratio>,
     uploader: Uploader<'s>,
-    stored_bytes: u64,
     skip_to: Option<Position>,
 }
 
@@ -481,8 +567,9 @@ impl VolumeWriter<'_, '_> {
             }
             self.skip_to = None;
         }
-        if let Some((w, _)) = &self.cur {
-            if self.target.saturating_sub(w.stored_len()) < CHUNK as u64 {
+        if self.cur.is_some() {
+            let stored = self.ratio.estimate(self.tar_offset);
+            if self.target.saturating_sub(stored) < CHUNK as u64 {
                 self.close()?;
             }
         }
@@ -500,56 +587,82 @@ impl VolumeWriter<'_, '_> {
     }
 
     fn open(&mut self) -> Result<()> {
+        if self.uploader.failed.load(AtomicOrdering::Relaxed) {
+            return Err(self.stop());
+        }
         self.number += 1;
         let path = self.ctx.tempdir.join(format!(
             "ferrodup-{}-vol{}",
             std::process::id(),
             self.number
         ));
-        let w = StoredWriter::create(&path, self.wrap, self.ctx.crypto.as_ref())?;
-        self.cur = Some((w, path));
+        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        self.cur = Some((BufWriter::with_capacity(256 * 1024, f), path));
         self.tar_offset = 0;
         Ok(())
+    }
+
+    /// The upload side failed: stop feeding it and return its error.
+    fn stop(&mut self) -> Error {
+        self.jobs = None;
+        if let Some((_, path)) = self.cur.take() {
+            let _ = std::fs::remove_file(path);
+        }
+        match self.uploader.join() {
+            Err(e) => e,
+            Ok(_) => Error::backend("the upload thread stopped unexpectedly".to_string()),
+        }
     }
 
     fn close(&mut self) -> Result<()> {
         let Some((mut w, path)) = self.cur.take() else {
             return Ok(());
         };
-        w.write_all(&tar::volume_footer(self.tar_offset))
+        let footer = tar::volume_footer(self.tar_offset);
+        w.write_all(&footer)
+            .and_then(|_| w.flush())
             .map_err(|e| Error::io(&path, e))?;
-        let (size, sha1) = w.finish().map_err(|e| Error::io(&path, e))?;
         let (start, start_block) = self.start.take().unwrap_or_default();
         let (end, end_block) = self
             .last
             .take()
             .unwrap_or_else(|| (start.clone(), start_block));
-        let info = VolumeInfo {
-            number: self.number,
-            start,
-            start_block,
-            end,
-            end_block,
-            hashes: vec![("SHA1".to_string(), sha1)],
+        let job = VolumeJob {
+            plain: path,
+            plain_len: self.tar_offset + footer.len() as u64,
+            info: VolumeInfo {
+                number: self.number,
+                start,
+                start_block,
+                end,
+                end_block,
+                hashes: Vec::new(),
+            },
+            name: self.ctx.prefixes.volume(self.set, self.number, self.wrap),
         };
-        self.stored_bytes += size;
-        let name = self.ctx.prefixes.volume(self.set, self.number, self.wrap);
-        self.uploader.send(FinishedVolume {
-            path,
-            name,
-            size,
-            info,
-        })
+        let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
+        if sent != Some(true) {
+            return Err(self.stop());
+        }
+        Ok(())
     }
 
-    /// Closes the last volume (writing an empty volume 1 if nothing was added).
+    /// Closes the last volume (writing an empty volume 1 if nothing was added), waits for
+    /// every volume to be stored and returns the manifest file and the stored bytes.
     fn finish(mut self) -> Result<(File, u64)> {
         if self.number == 0 && self.cur.is_none() {
             self.open()?;
         }
         self.close()?;
-        let f = self.uploader.join()?;
-        Ok((f, self.stored_bytes))
+        self.jobs = None;
+        let (file, stored, last) = self.uploader.join()?;
+        if last != self.number {
+            return Err(Error::backend(format!(
+                "volume {} was never stored (a worker failed); run the backup again to resume",
+                last + 1
+            )));
+        }
+        Ok((file, stored))
     }
 }
 
@@ -854,13 +967,44 @@ fn write_set(
 
     thread::scope(|scope| {
         let backend: &dyn Backend = &*ctx.backend;
-        let uploader = Uploader::start(scope, backend, man_file, ctx.dry_run, opts.fail_on_volume);
+        let workers = thread::available_parallelism().map_or(2, |n| n.get());
+        let (job_tx, job_rx) = mpsc::sync_channel::<VolumeJob>(workers);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(u32, Result<FinishedVolume>)>();
+        let ratio = Arc::new(Ratio::default());
+        for _ in 0..workers {
+            let rx = job_rx.clone();
+            let tx = done_tx.clone();
+            let ratio = ratio.clone();
+            scope.spawn(move || loop {
+                let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                let n = job.info.number;
+                let result = store_volume(ctx, wrap, job, &ratio);
+                if let Err(mpsc::SendError((_, Ok(v)))) = tx.send((n, result)) {
+                    // The uploader has stopped: drop what was made and keep draining jobs.
+                    let _ = std::fs::remove_file(v.path);
+                }
+            });
+        }
+        drop(done_tx);
+        let uploader = Uploader::start(
+            scope,
+            backend,
+            man_file,
+            ctx.dry_run,
+            opts.fail_on_volume,
+            done_rx,
+            first_volume,
+        );
         run_engine(
             ctx,
             opts,
             set,
             wrap,
-            uploader,
+            (uploader, job_tx, ratio),
             sig_file,
             &sig_part,
             &man_part,
@@ -878,7 +1022,7 @@ fn run_engine(
     opts: &BackupOptions,
     set: SetTimes,
     wrap: Wrapping,
-    uploader: Uploader<'_>,
+    (uploader, jobs, ratio): (Uploader<'_>, mpsc::SyncSender<VolumeJob>, Arc<Ratio>),
     sig_file: File,
     sig_part: &Path,
     man_part: &Path,
@@ -897,8 +1041,9 @@ fn run_engine(
         number: first_volume,
         start: None,
         last: None,
+        jobs: Some(jobs),
+        ratio,
         uploader,
-        stored_bytes: 0,
         skip_to,
     };
     let mut eng = Engine {
@@ -932,12 +1077,12 @@ fn run_engine(
         Ok(())
     })();
     if let Err(e) = walk_result {
-        let _ = eng.vw.uploader.join();
+        let _ = eng.vw.stop();
         return Err(e);
     }
     if opts.skip_if_no_change && !set.is_full() && eng.stats.delta_entries == 0 {
         crate::log::notice("Skipped volume upload, as effectively nothing has changed");
-        drop(eng.vw.uploader.join());
+        let _ = eng.vw.stop();
         let _ = std::fs::remove_file(man_part);
         let _ = std::fs::remove_file(sig_part);
         return Ok(());
