@@ -84,6 +84,15 @@ for ds in large tree; do
     measure ferrodup restore "$ds" "$mb" "$BIN" restore --archive-dir "$WORK/c-$ds" \
         "file://$WORK/t-$ds" "$WORK/r-$ds"
     diff -rq "$src" "$WORK/r-$ds" >/dev/null || { echo "restored $ds differs" >&2; exit 1; }
+    rm -rf "$WORK/r-$ds" "$WORK/t-$ds" "$WORK/c-$ds"
+    # The same with symmetric encryption (the default when --no-encryption is absent).
+    export PASSPHRASE=ferrodup-bench
+    measure ferrodup full-enc "$ds" "$mb" "$BIN" full --no-print-statistics \
+        --archive-dir "$WORK/c-$ds" "$src" "file://$WORK/t-$ds"
+    measure ferrodup rest-enc "$ds" "$mb" "$BIN" restore --archive-dir "$WORK/c-$ds" \
+        "file://$WORK/t-$ds" "$WORK/r-$ds"
+    diff -rq "$src" "$WORK/r-$ds" >/dev/null || { echo "restored $ds differs" >&2; exit 1; }
+    unset PASSPHRASE
     rm -rf "$WORK/r-$ds"
     if [ -n "$DUP" ]; then
         rm -rf "$WORK/dt-$ds" "$WORK/dc-$ds"
@@ -91,6 +100,13 @@ for ds in large tree; do
             --archive-dir "$WORK/dc-$ds" "$src" "file://$WORK/dt-$ds"
         measure duplicity restore "$ds" "$mb" "$DUP" restore --no-encryption \
             --archive-dir "$WORK/dc-$ds" "file://$WORK/dt-$ds" "$WORK/r-$ds"
+        rm -rf "$WORK/r-$ds" "$WORK/dt-$ds" "$WORK/dc-$ds"
+        export PASSPHRASE=ferrodup-bench
+        measure duplicity full-enc "$ds" "$mb" "$DUP" full \
+            --archive-dir "$WORK/dc-$ds" "$src" "file://$WORK/dt-$ds"
+        measure duplicity rest-enc "$ds" "$mb" "$DUP" restore \
+            --archive-dir "$WORK/dc-$ds" "file://$WORK/dt-$ds" "$WORK/r-$ds"
+        unset PASSPHRASE
         rm -rf "$WORK/r-$ds" "$WORK/dt-$ds" "$WORK/dc-$ds"
     fi
     rm -rf "$WORK/t-$ds" "$WORK/c-$ds"

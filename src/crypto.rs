@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use pgp::composed::{
-    DecryptionOptions, Deserializable, Esk, Message, MessageBuilder, SignedPublicKey,
+    DecryptionOptions, Deserializable, Edata, Esk, Message, MessageBuilder, SignedPublicKey,
     SignedSecretKey, TheRing,
 };
 use pgp::crypto::hash::HashAlgorithm;
@@ -53,6 +53,7 @@ fn spec_matches(spec: &str, fingerprints: &[String], user_ids: &[String]) -> boo
     user_ids.iter().any(|u| u.to_lowercase().contains(&want))
 }
 
+/// Fingerprints (primary and subkeys, upper-case hex) and user ids of a key.
 fn public_ids(k: &SignedPublicKey) -> (Vec<String>, Vec<String>) {
     let mut fps = vec![hex_upper(k.primary_key.fingerprint().as_bytes())];
     fps.extend(
@@ -70,19 +71,7 @@ fn public_ids(k: &SignedPublicKey) -> (Vec<String>, Vec<String>) {
 }
 
 fn secret_ids(k: &SignedSecretKey) -> (Vec<String>, Vec<String>) {
-    let mut fps = vec![hex_upper(k.primary_key.fingerprint().as_bytes())];
-    fps.extend(
-        k.secret_subkeys
-            .iter()
-            .map(|s| hex_upper(s.key.fingerprint().as_bytes())),
-    );
-    let uids = k
-        .details
-        .users
-        .iter()
-        .map(|u| String::from_utf8_lossy(u.id.id()).into_owned())
-        .collect();
-    (fps, uids)
+    public_ids(&k.to_public_key())
 }
 
 impl Keyring {
@@ -480,6 +469,16 @@ impl Crypto {
                 .any(|e| matches!(e, Esk::PublicKeyEncryptedSessionKey(_))),
             _ => false,
         };
+        if let Message::Encrypted {
+            edata: Edata::SymEncryptedData { .. },
+            ..
+        } = &msg
+        {
+            crate::log::warn(&format!(
+                "{name} was encrypted without integrity protection (old gpg, no MDC): \
+                 tampering cannot be detected; the manifest's SHA1 is the only check"
+            ));
+        }
         let decrypted = match msg.decrypt_the_ring(ring, true) {
             Ok((m, _)) => m,
             Err(pgp::errors::Error::MissingKey)
@@ -511,12 +510,16 @@ impl Crypto {
             })?),
             None => None,
         };
-        Ok(Box::new(PgpReader {
-            msg,
-            verify,
-            name: name.to_string(),
-            done: false,
-        }))
+        // Readers above take small bites (tar blocks); rpgp is fastest fed large reads.
+        Ok(Box::new(BufReader::with_capacity(
+            256 * 1024,
+            PgpReader {
+                msg,
+                verify,
+                name: name.to_string(),
+                done: false,
+            },
+        )))
     }
 
     fn gpg_reader(&self, path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {

@@ -550,3 +550,124 @@ fn wrong_passphrase_tampering_and_secrecy() {
     assert_eq!(r.code(), 4, "{}", r.stderr());
     assert!(r.stderr().contains("vol2.difftar.gpg"), "{}", r.stderr());
 }
+
+/// Archives as old gpg wrote them: CAST5 without integrity protection, and BZIP2 or ZIP
+/// compression, made here by re-encrypting a plain backup's files with gpg.
+#[test]
+fn old_gpg_archives_restore() {
+    for (cipher_opts, label) in [
+        (
+            &[
+                "--cipher-algo",
+                "CAST5",
+                "--rfc2440",
+                "--compress-algo",
+                "zip",
+            ][..],
+            "cast5-nomdc",
+        ),
+        (
+            &[
+                "--cipher-algo",
+                "AES256",
+                "--force-mdc",
+                "--compress-algo",
+                "bzip2",
+            ][..],
+            "bzip2",
+        ),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        let home = gnupg_home(w);
+        make_fixture_tree(&w.join("src"), 1, false);
+        let plain = format!("file://{}/plain", w.display());
+        ferrodup(
+            w,
+            &[
+                "full",
+                "--no-encryption",
+                "--no-compression",
+                "--archive-dir",
+                "pc",
+                "src",
+                &plain,
+            ],
+        )
+        .ok();
+        std::fs::create_dir(w.join("target")).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(w.join("plain"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let enc = |src: &Path, dest: &Path| {
+            let mut args = vec![
+                "--symmetric",
+                "--passphrase",
+                PASS,
+                "-o",
+                dest.to_str().unwrap(),
+            ];
+            args.extend_from_slice(cipher_opts);
+            args.push(src.to_str().unwrap());
+            gpg(&home, &args).ok();
+        };
+        use sha1::{Digest, Sha1};
+        let mut manifest = String::new();
+        for n in &names {
+            let src = w.join("plain").join(n);
+            if n.contains(".manifest") {
+                manifest = std::fs::read_to_string(&src).unwrap();
+                continue;
+            }
+            let dest = w.join("target").join(format!("{n}.gpg"));
+            enc(&src, &dest);
+            if n.contains(".difftar") {
+                let hex: String = Sha1::digest(std::fs::read(&dest).unwrap())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let start = manifest.find("Hash SHA1 ").unwrap() + 10;
+                manifest.replace_range(start..start + 40, &hex);
+            }
+        }
+        let man_name = names.iter().find(|n| n.contains(".manifest")).unwrap();
+        let man_plain = w.join("manifest.txt");
+        std::fs::write(&man_plain, &manifest).unwrap();
+        enc(
+            &man_plain,
+            &w.join("target").join(format!("{man_name}.gpg")),
+        );
+        let r = fd(
+            w,
+            &home,
+            Some(PASS),
+            &["restore", "--archive-dir", "oc", &url(w), "out"],
+        )
+        .ok();
+        assert_same_tree(&w.join("src"), &w.join("out"), label);
+        if label == "cast5-nomdc" {
+            assert!(
+                r.stderr().contains("without integrity protection"),
+                "{}",
+                r.stderr()
+            );
+        }
+    }
+}
+
+/// A sign key that only gpg's agent holds: ferrodup signs through the gpg binary, and
+/// checks the signatures through it on restore.
+#[test]
+fn signing_with_an_agent_held_key() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "agent@ferrodup.test");
+    let opts = ["--encrypt-key", &fpr, "--sign-key", &fpr];
+    let states = ferrodup_chain(w, &home, Some(""), &opts);
+    gpg_decrypts_all(w, &home, "", true);
+    ferrodup_restores(w, &home, Some(""), &opts, &states, "agent-signed");
+    duplicity_restores(w, &home, Some("unused"), &opts, &states);
+}
