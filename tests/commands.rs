@@ -627,3 +627,103 @@ fn restore_reads_only_the_volumes_it_needs() {
     );
     assert_eq!(r.code(), 4, "{}", r.stderr());
 }
+
+#[test]
+fn ownership_options_and_devices() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("ownership_options_and_devices: needs root, skipped");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, false);
+    let dev = w.join("src/null-device");
+    let made = std::process::Command::new("mknod")
+        .arg(&dev)
+        .args(["c", "1", "3"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        set_mtime(&dev, T1 - 100);
+        set_mtime(&w.join("src"), T1 - 100);
+    } else {
+        eprintln!("mknod is not permitted here: device files are not checked");
+    }
+    backup(w, "full", T1, &[]).ok();
+    let u = url(w);
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            &u,
+            "out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore with owners and devices",
+    );
+    if made {
+        use std::os::unix::fs::MetadataExt;
+        let a = std::fs::symlink_metadata(&dev).unwrap();
+        let b = std::fs::symlink_metadata(w.join("out/null-device")).unwrap();
+        assert_eq!(a.rdev(), b.rdev());
+        duplicity(
+            w,
+            &[
+                "restore",
+                "--no-encryption",
+                "--archive-dir",
+                "dc",
+                &u,
+                "dout",
+            ],
+        )
+        .ok();
+        assert_same_tree(
+            &w.join("src"),
+            &w.join("dout"),
+            "duplicity restores the device",
+        );
+    }
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "--no-restore-ownership",
+            &u,
+            "mine",
+        ],
+    )
+    .ok();
+    use std::os::unix::fs::MetadataExt;
+    let owned = std::fs::metadata(w.join("mine/sub/owned.txt")).unwrap();
+    assert_eq!((owned.uid(), owned.gid()), (0, 0));
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+            "--numeric-owner",
+            &u,
+            "numeric",
+        ],
+    )
+    .ok();
+    let owned = std::fs::metadata(w.join("numeric/sub/owned.txt")).unwrap();
+    assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
+}

@@ -671,3 +671,76 @@ fn signing_with_an_agent_held_key() {
     ferrodup_restores(w, &home, Some(""), &opts, &states, "agent-signed");
     duplicity_restores(w, &home, Some("unused"), &opts, &states);
 }
+
+/// Without PASSPHRASE, a full backup asks twice on the terminal, without echo.
+#[test]
+fn passphrase_prompt_on_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    make_fixture_tree(&w.join("src"), 1, false);
+    let cmd = format!(
+        "{} full --archive-dir pc --no-print-statistics src {}",
+        ferrodup_bin().display(),
+        url(w)
+    );
+    let typed = "typed-secret-93b1";
+    let mut c = Command::new("sh");
+    c.current_dir(w)
+        .env("GNUPGHOME", &home)
+        .env_remove("PASSPHRASE")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf '{typed}\\n'; sleep 1; printf '{typed}\\n') | script -qec \"{cmd}\" /dev/null"
+        ));
+    let r = run(&mut c, "ferrodup under script").ok();
+    let shown = format!("{}{}", r.stdout(), r.stderr());
+    assert!(shown.contains("passphrase"), "{shown}");
+    assert!(!shown.contains(typed), "the passphrase was echoed: {shown}");
+    ferrodup_restores(
+        w,
+        &home,
+        Some(typed),
+        &[],
+        &[(i64::from(i32::MAX), w.join("src"))],
+        "typed",
+    );
+    // Mismatched confirmation: refused, nothing written.
+    let mut c = Command::new("sh");
+    c.current_dir(w)
+        .env("GNUPGHOME", &home)
+        .env_remove("PASSPHRASE")
+        .arg("-c")
+        .arg(format!(
+            "(sleep 1; printf 'one\\n'; sleep 1; printf 'two\\n') | script -qec \"{} full --archive-dir pc2 src file://{}/t2\" /dev/null",
+            ferrodup_bin().display(),
+            w.display()
+        ));
+    let r = run(&mut c, "ferrodup under script, mismatch");
+    assert!(format!("{}{}", r.stdout(), r.stderr()).contains("do not match"));
+    assert!(!w.join("t2").exists());
+}
+
+/// `--encrypt-sign-key` alone, and symmetric encryption with a signature.
+#[test]
+fn encrypt_sign_key_and_signed_symmetric() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "both@ferrodup.test");
+    let keyfile = w.join("both.sec");
+    export_secret(&home, &fpr, &keyfile);
+    let k = keyfile.to_str().unwrap().to_string();
+    let opts = ["--encrypt-sign-key", &fpr, "--gpg-key-file", &k];
+    let states = ferrodup_chain(w, &home, None, &opts);
+    gpg_decrypts_all(w, &home, "", true);
+    ferrodup_restores(w, &home, None, &opts, &states, "esk");
+
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home2 = gnupg_home(w);
+    let opts = ["--sign-key", &fpr, "--gpg-key-file", &k];
+    let states = ferrodup_chain(w, &home2, Some(PASS), &opts);
+    gpg_decrypts_all(w, &home, PASS, true);
+    ferrodup_restores(w, &home2, Some(PASS), &opts, &states, "symsig");
+}
