@@ -287,3 +287,34 @@ fn restore_path_not_in_backup() {
         &["no/such/path", "not found"],
     );
 }
+
+#[test]
+fn unwritable_target_fails_fast() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/a"), "a").unwrap();
+    std::fs::write(
+        w.join("blocker"),
+        "a file where the target folder should be",
+    )
+    .unwrap();
+    let target = format!("file://{}/blocker/target", w.display());
+    let started = std::time::Instant::now();
+    let r = ferrodup(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "src",
+            &target,
+        ],
+    );
+    assert_fails(&r, 6, &["blocker"]);
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "local errors must not be retried"
+    );
+}

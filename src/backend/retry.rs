@@ -1,5 +1,7 @@
 //! Retries for flaky storage: every operation is tried `--num-retries` times with
-//! `--backend-retry-delay` seconds between tries. Missing files are not retried.
+//! `--backend-retry-delay` seconds between tries. What retrying cannot mend is not retried:
+//! missing or corrupt files, bad settings, and local file-system errors (permission
+//! denied, disk full), which a `file://` target reports.
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -27,7 +29,13 @@ impl<B: Backend> Retry<B> {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(e @ (Error::Corrupt(_) | Error::Usage(_) | Error::Input(_))) => return Err(e),
+                Err(
+                    e @ (Error::Corrupt(_)
+                    | Error::Usage(_)
+                    | Error::Input(_)
+                    | Error::Io(_)
+                    | Error::Unsupported(_)),
+                ) => return Err(e),
                 Err(e) if attempt >= self.tries => {
                     return Err(Error::backend(format!(
                         "{what} failed after {attempt} attempt(s): {e}"
