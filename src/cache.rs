@@ -107,13 +107,27 @@ impl Cache {
             if parsed.kind == Kind::Signature && parsed.compressed {
                 std::fs::copy(tmp.path(), &part).map_err(|e| Error::io(&part, e))?;
             } else {
-                let mut r = codec::open_stored(tmp.path(), name, crypto)?;
                 let wrap = if parsed.kind == Kind::Signature {
                     Wrapping::Gzip
                 } else {
                     Wrapping::Plain
                 };
-                codec::store(&mut r, &part, wrap, None)?;
+                let copied = codec::open_stored(tmp.path(), name, crypto)
+                    .and_then(|mut r| codec::store(&mut r, &part, wrap, None));
+                match copied {
+                    Ok(_) => {}
+                    // Without the passphrase, encrypted metadata stays uncached; commands
+                    // that only need file names still work, the others say what is missing.
+                    Err(e) if parsed.encrypted && crypto.is_some_and(|c| !c.can_decrypt()) => {
+                        let _ = std::fs::remove_file(&part);
+                        crate::log::warn(&format!("not caching {name}: {e}"));
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&part);
+                        return Err(e);
+                    }
+                }
             }
             std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
         }

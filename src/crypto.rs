@@ -280,6 +280,12 @@ pub struct Crypto {
 }
 
 impl Crypto {
+    /// True if anything is at hand to decrypt with: a passphrase or a secret key (natively
+    /// or in gpg's agent).
+    pub fn can_decrypt(&self) -> bool {
+        self.passphrase.is_some() || !self.keyring.secret.is_empty() || !self.symmetric()
+    }
+
     fn symmetric(&self) -> bool {
         self.recipients.is_empty() && self.hidden_recipients.is_empty()
     }
