@@ -129,20 +129,12 @@ impl Keyring {
             }
         }
         if let Ok(data) = std::fs::read(home.join("pubring.gpg")) {
-            let data = without_trust_packets(&data);
-            let keys: Vec<SignedPublicKey> = match SignedPublicKey::from_bytes_many(&data[..]) {
-                Ok(it) => it.flatten().collect(),
-                Err(_) => Vec::new(),
-            };
-            self.public.extend(keys);
+            self.public
+                .extend(parse_many(&without_trust_packets(&data)));
         }
         if let Ok(data) = std::fs::read(home.join("secring.gpg")) {
-            let data = without_trust_packets(&data);
-            let keys: Vec<SignedSecretKey> = match SignedSecretKey::from_bytes_many(&data[..]) {
-                Ok(it) => it.flatten().collect(),
-                Err(_) => Vec::new(),
-            };
-            self.secret.extend(keys);
+            self.secret
+                .extend(parse_many(&without_trust_packets(&data)));
         }
     }
 
@@ -173,6 +165,14 @@ impl Keyring {
             })
             .max_by_key(|k| k.secret_subkeys.len())
             .cloned()
+    }
+}
+
+/// Every key a keyring file holds that parses.
+fn parse_many<K: Deserializable>(data: &[u8]) -> Vec<K> {
+    match K::from_bytes_many(data) {
+        Ok(keys) => keys.flatten().collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -41,6 +41,15 @@ fn backup(w: &Path, kind: &str, t: i64, extra: &[&str]) -> Run {
     ferrodup(w, &args)
 }
 
+/// `ferrodup restore` with the test's cache and `extra` options into `dest`.
+fn restore_with(w: &Path, extra: &[&str], dest: &str) {
+    let u = url(w);
+    let mut args = vec!["restore", "--archive-dir", "cache", "--name", "n"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&u, dest]);
+    ferrodup(w, &args).ok();
+}
+
 fn restore_ok(w: &Path, t: i64, dest: &str) {
     let u = url(w);
     ferrodup(
@@ -693,37 +702,11 @@ fn ownership_options_and_devices() {
             "duplicity restores the device",
         );
     }
-    ferrodup(
-        w,
-        &[
-            "restore",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            "--no-restore-ownership",
-            &u,
-            "mine",
-        ],
-    )
-    .ok();
+    restore_with(w, &["--no-restore-ownership"], "mine");
     use std::os::unix::fs::MetadataExt;
     let owned = std::fs::metadata(w.join("mine/sub/owned.txt")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (0, 0));
-    ferrodup(
-        w,
-        &[
-            "restore",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            "--numeric-owner",
-            &u,
-            "numeric",
-        ],
-    )
-    .ok();
+    restore_with(w, &["--numeric-owner"], "numeric");
     let owned = std::fs::metadata(w.join("numeric/sub/owned.txt")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
 }

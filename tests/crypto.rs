@@ -65,38 +65,31 @@ fn ferrodup_chain(
     extra: &[&str],
 ) -> Vec<(i64, PathBuf)> {
     let u = url(w);
-    make_fixture_tree(&w.join("src"), 1, true);
-    copy_tree(&w.join("src"), &w.join("state1"));
-    let t1 = T1.to_string();
-    let mut args = vec![
-        "full",
-        "--volsize",
-        "1",
-        "--archive-dir",
-        "fc",
-        "--current-time",
-        &t1,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["src", &u]);
-    fd(w, home, pass, &args).ok();
-    std::fs::remove_dir_all(w.join("src")).unwrap();
-    make_fixture_tree(&w.join("src"), 2, true);
-    copy_tree(&w.join("src"), &w.join("state2"));
-    let t2 = T2.to_string();
-    let mut args = vec![
-        "incremental",
-        "--volsize",
-        "1",
-        "--archive-dir",
-        "fc",
-        "--current-time",
-        &t2,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["src", &u]);
-    fd(w, home, pass, &args).ok();
-    vec![(T1, w.join("state1")), (T2, w.join("state2"))]
+    let mut states = Vec::new();
+    for (n, kind, t) in [(1, "full", T1), (2, "incremental", T2)] {
+        let src = w.join("src");
+        if src.exists() {
+            std::fs::remove_dir_all(&src).unwrap();
+        }
+        make_fixture_tree(&src, n, true);
+        let state = w.join(format!("state{n}"));
+        copy_tree(&src, &state);
+        let ts = t.to_string();
+        let mut args = vec![
+            kind,
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "fc",
+            "--current-time",
+            &ts,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["src", &u]);
+        fd(w, home, pass, &args).ok();
+        states.push((t, state));
+    }
+    states
 }
 
 fn target_files(w: &Path) -> Vec<PathBuf> {
