@@ -283,10 +283,11 @@ impl Crypto {
     /// True if anything is at hand to decrypt with: a passphrase or a secret key (natively
     /// or in gpg's agent).
     pub fn can_decrypt(&self) -> bool {
-        self.passphrase.is_some() || !self.keyring.secret.is_empty() || !self.symmetric()
+        self.passphrase.is_some() || !self.keyring.secret.is_empty() || !self.is_symmetric()
     }
 
-    fn symmetric(&self) -> bool {
+    /// True without recipients: the passphrase encrypts.
+    pub fn is_symmetric(&self) -> bool {
         self.recipients.is_empty() && self.hidden_recipients.is_empty()
     }
 
@@ -300,7 +301,7 @@ impl Crypto {
 
     /// Checks that everything needed to write encrypted files is at hand.
     pub fn check_for_writing(&self) -> Result<()> {
-        if self.symmetric() {
+        if self.is_symmetric() {
             self.need_passphrase("symmetric encryption")?;
         }
         for spec in self.recipients.iter().chain(&self.hidden_recipients) {
@@ -376,7 +377,7 @@ impl Crypto {
         if let Some(c) = self.compression {
             b.compression(c);
         }
-        if self.symmetric() {
+        if self.is_symmetric() {
             let pw = Password::from(self.passphrase.clone().unwrap_or_default().as_str());
             let s2k = StringToKey::new_iterated(&mut rng, HashAlgorithm::Sha256, 224);
             b.encrypt_with_password(s2k, &pw).map_err(err)?;
@@ -435,7 +436,7 @@ impl Crypto {
         if self.compression.is_none() {
             c.arg("--compress-algo=none");
         }
-        if self.symmetric() {
+        if self.is_symmetric() {
             c.arg("--symmetric");
         } else {
             for r in &self.recipients {

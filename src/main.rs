@@ -147,12 +147,7 @@ fn run(cli: Cli) -> Result<i32> {
     } else {
         Some(make_crypto(
             &cli,
-            match &command {
-                Cmd::Backup(Mode::Full, ..) => Need::NewChain,
-                Cmd::Backup(..) => Need::Backup,
-                Cmd::Restore(..) | Cmd::Verify(..) => Need::Read,
-                _ => Need::Metadata,
-            },
+            matches!(command, Cmd::Restore(..) | Cmd::Verify(..)),
         )?)
     };
     if cli.volsize == 0 {
@@ -175,7 +170,7 @@ fn run(cli: Cli) -> Result<i32> {
             tempdir.display()
         )));
     }
-    let ctx = Context {
+    let mut ctx = Context {
         backend,
         prefixes: Prefixes {
             base: cli.file_prefix.clone(),
@@ -207,6 +202,22 @@ fn run(cli: Cli) -> Result<i32> {
     };
     match command {
         Cmd::Backup(mode, source, _) => {
+            if ctx
+                .crypto
+                .as_ref()
+                .is_some_and(|c| c.passphrase.is_none() && c.is_symmetric())
+            {
+                let new_chain = mode == Mode::Full || !backup::has_chain(&ctx)?;
+                let prompt = if new_chain {
+                    "GnuPG passphrase for a new backup chain: "
+                } else {
+                    "GnuPG passphrase: "
+                };
+                let pass = prompt_passphrase(prompt, new_chain)?;
+                if let Some(c) = ctx.crypto.as_mut() {
+                    c.passphrase = Some(pass);
+                }
+            }
             let opts = BackupOptions {
                 source: PathBuf::from(&source),
                 mode,
@@ -270,17 +281,10 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// What a command needs of the passphrase.
-enum Need {
-    /// A full backup: ask twice on a terminal.
-    NewChain,
-    Backup,
-    Read,
-    /// Only metadata, which the archive dir usually has: never ask.
-    Metadata,
-}
-
-fn make_crypto(cli: &Cli, need: Need) -> Result<Crypto> {
+/// Encryption settings from the options and the environment. Restores and verifies ask
+/// for a missing symmetric passphrase here; backups ask once they know whether a new chain
+/// starts (then twice, to confirm).
+fn make_crypto(cli: &Cli, reading: bool) -> Result<Crypto> {
     let mut keyring = Keyring::default();
     keyring.load_gnupg_home();
     for f in &cli.gpg_key_file {
@@ -297,15 +301,8 @@ fn make_crypto(cli: &Cli, need: Need) -> Result<Crypto> {
     let symmetric = recipients.is_empty() && cli.hidden_encrypt_key.is_empty();
     let mut passphrase = std::env::var("PASSPHRASE").ok();
     let sign_passphrase = std::env::var("SIGN_PASSPHRASE").ok();
-    if passphrase.is_none() && symmetric {
-        passphrase = match need {
-            Need::NewChain => Some(prompt_passphrase(
-                "GnuPG passphrase for a new backup: ",
-                true,
-            )?),
-            Need::Backup | Need::Read => prompt_passphrase("GnuPG passphrase: ", false).ok(),
-            Need::Metadata => None,
-        };
+    if passphrase.is_none() && symmetric && reading {
+        passphrase = prompt_passphrase("GnuPG passphrase: ", false).ok();
     }
     if symmetric && sign_key.is_some() {
         if let (Some(p), Some(s)) = (&passphrase, &sign_passphrase) {

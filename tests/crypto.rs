@@ -737,3 +737,60 @@ fn encrypt_sign_key_and_signed_symmetric() {
     gpg_decrypts_all(w, &home, PASS, true);
     ferrodup_restores(w, &home2, Some(PASS), &opts, &states, "symsig");
 }
+
+/// A public-key, signed backup made by duplicity now: ferrodup restores it and checks the
+/// signatures.
+#[test]
+fn duplicity_signed_public_key_backup_restores() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "dupsigner@ferrodup.test");
+    make_fixture_tree(&w.join("src"), 1, false);
+    let u = url(w);
+    let opts = ["--encrypt-key", &fpr, "--sign-key", &fpr];
+    let mut args = vec!["full", "--archive-dir", "dc"];
+    args.extend_from_slice(&opts);
+    args.extend_from_slice(&["src", &u]);
+    dup(w, &home, Some("unused"), &args).ok();
+    ferrodup_restores(
+        w,
+        &home,
+        None,
+        &opts,
+        &[(i64::from(i32::MAX), w.join("src"))],
+        "dupsigned",
+    );
+}
+
+/// When gpg must be run (an agent-held sign key), the passphrase reaches it on a pipe,
+/// never in its arguments.
+#[test]
+fn passphrase_is_never_a_process_argument() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "argv@ferrodup.test");
+    let log = w.join("gpg-argv.log");
+    let wrapper = w.join("gpg-wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nexec gpg \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let wr = wrapper.to_str().unwrap().to_string();
+    let opts = ["--sign-key", &fpr, "--gpg-binary", &wr];
+    let states = ferrodup_chain(w, &home, Some(PASS), &opts);
+    ferrodup_restores(w, &home, Some(PASS), &opts, &states, "argv");
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert!(argv.contains("--sign"), "gpg was not used: {argv}");
+    assert!(!argv.contains(PASS), "passphrase in gpg arguments: {argv}");
+}

@@ -79,6 +79,14 @@ struct Stats {
     errors: u64,
 }
 
+/// True if the target holds a backup chain that a backup would extend.
+pub fn has_chain(ctx: &Context) -> Result<bool> {
+    let remote = ctx.backend.list()?;
+    Ok(Collection::from_names(&ctx.prefixes, &remote)
+        .last_chain()
+        .is_some())
+}
+
 /// Runs `full`, `incremental` or `backup`.
 pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     let md = std::fs::metadata(&opts.source).map_err(|e| {
