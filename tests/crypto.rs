@@ -794,3 +794,41 @@ fn passphrase_is_never_a_process_argument() {
     assert!(argv.contains("--sign"), "gpg was not used: {argv}");
     assert!(!argv.contains(PASS), "passphrase in gpg arguments: {argv}");
 }
+
+/// An interrupted encrypted backup resumes only with the passphrase it was started with.
+#[test]
+fn encrypted_resume_checks_the_passphrase() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    make_fixture_tree(&w.join("src"), 1, true);
+    std::fs::write(
+        w.join("src/random.bin"),
+        common::edits::prng_bytes(5, 3_000_000),
+    )
+    .unwrap();
+    let u = url(w);
+    let t = T1.to_string();
+    let args = [
+        "full",
+        "--volsize",
+        "1",
+        "--archive-dir",
+        "fc",
+        "--current-time",
+        &t,
+    ];
+    let run_with = |pass: &str, extra: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["src", &u]);
+        fd(w, &home, Some(pass), &a)
+    };
+    assert_ne!(run_with(PASS, &["--fail-on-volume", "3"]).code(), 0);
+    let r = run_with("another-passphrase", &[]);
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("another passphrase"), "{}", r.stderr());
+    let r = run_with(PASS, &[]).ok();
+    assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
+    ferrodup_restores(w, &home, Some(PASS), &[], &[(T1, w.join("src"))], "resumed");
+}

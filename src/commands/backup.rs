@@ -305,6 +305,23 @@ fn resumable(
             crate::format::time::pretty(times.end())
         )));
     }
+    if ctx.crypto.as_ref().is_some_and(|c| c.is_symmetric()) {
+        // Volume 1 must open with this run's passphrase, or the set would mix two.
+        let name = &set.volumes[&1];
+        let tmp = ctx.temp_path("vol1")?;
+        ctx.backend.get(name, &tmp)?;
+        let mut block = [0u8; tar::BLOCK];
+        let opened = ctx
+            .open_stored(&tmp, name)
+            .and_then(|mut r| r.read_exact(&mut block).map_err(|e| Error::io(&tmp, e)));
+        if opened.is_err() {
+            return Err(Error::input(format!(
+                "the interrupted backup from {} was encrypted with another passphrase; resume \
+                 it with the same PASSPHRASE, or run cleanup --force to drop it",
+                crate::format::time::pretty(times.end())
+            )));
+        }
+    }
     let kept: Vec<VolumeInfo> = (1..=start_vol).map(|n| m.volumes[&n].clone()).collect();
     let last = kept.last().expect("start_vol >= 1");
     let skip_to = (last.end.clone(), last.end_block);
