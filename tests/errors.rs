@@ -318,3 +318,34 @@ fn unwritable_target_fails_fast() {
         "local errors must not be retried"
     );
 }
+
+#[test]
+fn ignore_errors_skips_a_bad_volume_and_says_so() {
+    let work = chain();
+    let w = work.path();
+    let p = w.join(VOL2);
+    let mut data = std::fs::read(&p).unwrap();
+    data[5000] ^= 0x55;
+    std::fs::write(&p, &data).unwrap();
+    let r = restore(w, &["--ignore-errors"]).ok();
+    assert!(
+        r.stderr().contains("vol2.difftar.gz") && r.stderr().contains("skipping"),
+        "{}",
+        r.stderr()
+    );
+    // Files outside the bad volume come back intact.
+    for f in [
+        "hello.txt",
+        "sub/deeper/file with spaces.txt",
+        "to-be-deleted.txt",
+    ] {
+        let want = w.join("src").join(f);
+        if want.exists() {
+            assert_eq!(
+                std::fs::read(w.join("out").join(f)).unwrap(),
+                std::fs::read(want).unwrap(),
+                "{f}"
+            );
+        }
+    }
+}

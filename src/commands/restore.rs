@@ -383,11 +383,16 @@ pub fn replay(
                 multivol: None,
             })
             .collect();
-        merge(&mut streams, req, sink)
+        merge(&mut streams, req, sink, ctx.ignore_errors)
     })
 }
 
-fn merge(streams: &mut [SetStream], req: &Request, sink: &mut dyn Sink) -> Result<u64> {
+fn merge(
+    streams: &mut [SetStream],
+    req: &Request,
+    sink: &mut dyn Sink,
+    ignore_errors: bool,
+) -> Result<u64> {
     let mut heads: Vec<Option<(EntryName, Header)>> = Vec::new();
     for s in streams.iter_mut() {
         heads.push(s.next_entry()?);
@@ -419,9 +424,19 @@ fn merge(streams: &mut [SetStream], req: &Request, sink: &mut dyn Sink) -> Resul
                     String::from_utf8_lossy(&index)
                 )),
                 Some(b) => {
-                    if let Some(obj) = build(streams, &heads, &parts[b..], &index, sink)? {
-                        sink.put(obj)?;
-                        produced += 1;
+                    match build(streams, &heads, &parts[b..], &index, sink) {
+                        Ok(Some(obj)) => {
+                            sink.put(obj)?;
+                            produced += 1;
+                        }
+                        Ok(None) => {}
+                        // With --ignore-errors a path that cannot be rebuilt (its data sat in
+                        // a skipped volume) is left out, loudly.
+                        Err(e @ Error::Corrupt(_)) if ignore_errors => crate::log::warn(&format!(
+                            "{} not restored: {e}",
+                            String::from_utf8_lossy(&index)
+                        )),
+                        Err(e) => return Err(e),
                     }
                 }
             }
