@@ -10,7 +10,7 @@ use crate::collection::Collection;
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType};
-use crate::format::manifest::{cmp_index, ChangedFile, Manifest, VolumeInfo};
+use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
 use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
@@ -197,7 +197,8 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
         Some((_, sig)) => {
             let mut files = Vec::new();
             for name in sig.files_until(i64::MAX) {
-                files.push((name.to_string(), open_local(&ctx.cache.path(name), name)?));
+                let local = codec::open_stored(&ctx.cache.path(name), name, None)?;
+                files.push((name.to_string(), local));
             }
             SigOverlay::new(files)?
         }
@@ -207,20 +208,10 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     } else {
         crate::log::notice(&format!(
             "Starting incremental backup (last backup: {}).",
-            crate::format::time::pretty(set_start(set))
+            crate::format::time::pretty(set.start())
         ));
     }
     write_set(ctx, opts, set, overlay, resume)
-}
-
-fn set_start(set: SetTimes) -> i64 {
-    match set {
-        SetTimes::Full(t) | SetTimes::Inc(t, _) => t,
-    }
-}
-
-fn open_local(path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
-    codec::open_stored(path, name, None)
 }
 
 /// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
@@ -712,8 +703,7 @@ impl Filelist {
 
     fn push(&mut self, kind: &str, index: &[u8]) -> Result<()> {
         self.count += 1;
-        let entry: ChangedFile = (kind.to_string(), index.to_vec());
-        let line = Manifest::filelist_line(&entry);
+        let line = Manifest::filelist_line(kind, index);
         self.out
             .write_all(&line)
             .map_err(|e| Error::io(&self.path, e))

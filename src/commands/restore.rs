@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::codec;
-use crate::collection::{BackupSet, Chain, Collection};
+use crate::collection::{BackupSet, Collection};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType, EntryName};
@@ -67,7 +67,7 @@ pub trait Sink {
 }
 
 /// Picks the chain and sets for time `t`, with a clear error when there is none.
-pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<(Chain, Vec<BackupSet>)> {
+pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>> {
     let first = col.chains.first().ok_or_else(|| {
         Error::input(format!(
             "no backup found at {} (check the URL and the --file-prefix options)",
@@ -81,9 +81,8 @@ pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<(Chain, Vec<Ba
             crate::format::time::pretty(first.start())
         )));
     }
-    let chain = col.chain_at(t).expect("t is after the first chain").clone();
-    let sets = chain.sets_until(t).into_iter().cloned().collect();
-    Ok((chain, sets))
+    let chain = col.chain_at(t).expect("t is after the first chain");
+    Ok(chain.sets_until(t).into_iter().cloned().collect())
 }
 
 /// Reads a set's manifest, from the archive dir when it is there.
@@ -842,7 +841,7 @@ pub fn restore(
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    let (_, sets) = sets_at(ctx, &col, req.time)?;
+    let sets = sets_at(ctx, &col, req.time)?;
     let parent = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -883,7 +882,7 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    let (_, sets) = sets_at(ctx, &col, req.time)?;
+    let sets = sets_at(ctx, &col, req.time)?;
     let mut sink = CompareSink::new(local, req.path.clone(), compare_data, ctx.tempdir.clone());
     replay(ctx, &sets, req, &mut sink)?;
     crate::log::notice(&format!(

@@ -173,14 +173,14 @@ impl Manifest {
     /// The `Filelist` section, written last.
     pub fn filelist_text(&self) -> Vec<u8> {
         let mut s = format!("Filelist {}\n", self.files_changed.len()).into_bytes();
-        for entry in &self.files_changed {
-            s.extend(Self::filelist_line(entry));
+        for (kind, path) in &self.files_changed {
+            s.extend(Self::filelist_line(kind, path));
         }
         s
     }
 
     /// One entry of the `Filelist` section.
-    pub fn filelist_line((kind, path): &ChangedFile) -> Vec<u8> {
+    pub fn filelist_line(kind: &str, path: &[u8]) -> Vec<u8> {
         let mut s = format!("    {kind:<7}  ").into_bytes();
         s.extend(quote(path));
         s.push(b'\n');

@@ -21,6 +21,13 @@ pub enum SetTimes {
 }
 
 impl SetTimes {
+    /// The time the set starts from (a full's time, an incremental's previous end).
+    pub fn start(self) -> i64 {
+        match self {
+            SetTimes::Full(t) | SetTimes::Inc(t, _) => t,
+        }
+    }
+
     /// The set's own time (a full's time, an incremental's end time).
     pub fn end(self) -> i64 {
         match self {
