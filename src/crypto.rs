@@ -382,27 +382,21 @@ impl Crypto {
             let s2k = StringToKey::new_iterated(&mut rng, HashAlgorithm::Sha256, 224);
             b.encrypt_with_password(s2k, &pw).map_err(err)?;
         }
-        for spec in &self.recipients {
+        let named = self.recipients.iter().map(|s| (s, false));
+        let hidden = self.hidden_recipients.iter().map(|s| (s, true));
+        for (spec, anonymous) in named.chain(hidden) {
             let k = self
                 .keyring
                 .find_public(spec)
-                .ok_or_else(|| io::Error::other("key vanished"))?;
-            match encryption_subkey(&k) {
-                Some(EncKey::Sub(i)) => b.encrypt_to_key(&mut rng, &k.public_subkeys[i]),
-                Some(EncKey::Primary) => b.encrypt_to_key(&mut rng, &k),
-                None => return Err(io::Error::other("no encryption key")),
-            }
-            .map_err(err)?;
-        }
-        for spec in &self.hidden_recipients {
-            let k = self
-                .keyring
-                .find_public(spec)
-                .ok_or_else(|| io::Error::other("key vanished"))?;
-            match encryption_subkey(&k) {
-                Some(EncKey::Sub(i)) => b.encrypt_to_key_anonymous(&mut rng, &k.public_subkeys[i]),
-                Some(EncKey::Primary) => b.encrypt_to_key_anonymous(&mut rng, &k),
-                None => return Err(io::Error::other("no encryption key")),
+                .ok_or_else(|| io::Error::other(format!("key {spec} vanished")))?;
+            match (encryption_subkey(&k), anonymous) {
+                (Some(EncKey::Sub(i)), false) => b.encrypt_to_key(&mut rng, &k.public_subkeys[i]),
+                (Some(EncKey::Sub(i)), true) => {
+                    b.encrypt_to_key_anonymous(&mut rng, &k.public_subkeys[i])
+                }
+                (Some(EncKey::Primary), false) => b.encrypt_to_key(&mut rng, &k),
+                (Some(EncKey::Primary), true) => b.encrypt_to_key_anonymous(&mut rng, &k),
+                (None, _) => return Err(io::Error::other(format!("key {spec} cannot encrypt"))),
             }
             .map_err(err)?;
         }
@@ -976,4 +970,43 @@ pub fn apply_gpg_options(
         i += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_specs_match_ids_fingerprints_and_emails() {
+        let fps = vec![
+            "C2D3172E3F23C092984DF90276BA19CC2C948486".to_string(),
+            "1111222233334444555566667777888899990000".to_string(),
+        ];
+        let uids = vec!["Duplicity Fixture <fixture@example.invalid>".to_string()];
+        for spec in [
+            "C2D3172E3F23C092984DF90276BA19CC2C948486",
+            "c2d3172e3f23c092984df90276ba19cc2c948486",
+            "76BA19CC2C948486",
+            "0x2C948486",
+            "99990000",
+            "fixture@example.invalid",
+            "<fixture@example.invalid>",
+            "Duplicity Fixture",
+        ] {
+            assert!(spec_matches(spec, &fps, &uids), "{spec}");
+        }
+        for spec in ["DEADBEEF", "other@example.invalid", "2C94848"] {
+            assert!(!spec_matches(spec, &fps, &uids), "{spec}");
+        }
+    }
+
+    #[test]
+    fn keybox_trust_packets_are_dropped() {
+        // public key packet (tag 6, old format, 2 bytes), trust packet (tag 12), user id (13)
+        let block = [0x98, 2, 1, 2, 0xb0, 1, 9, 0xb4, 1, b'u'];
+        assert_eq!(
+            without_trust_packets(&block),
+            vec![0x98, 2, 1, 2, 0xb4, 1, b'u']
+        );
+    }
 }
