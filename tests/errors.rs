@@ -236,8 +236,15 @@ fn time_before_first_backup() {
 fn destination_exists_without_force() {
     let work = chain();
     let w = work.path();
+    // An empty directory is accepted, as by duplicity.
     std::fs::create_dir(w.join("out")).unwrap();
+    restore(w, &[]).ok();
+    assert_same_tree(&w.join("src"), &w.join("out"), "restore into an empty dir");
+    std::fs::remove_dir_all(w.join("out")).unwrap();
+    std::fs::create_dir(w.join("out")).unwrap();
+    std::fs::write(w.join("out/stray"), "x").unwrap();
     assert_fails(&restore(w, &[]), 3, &["out", "--force"]);
+    std::fs::remove_file(w.join("out/stray")).unwrap();
     restore(w, &["--force"]).ok();
     assert_same_tree(
         &w.join("src"),

@@ -832,9 +832,17 @@ pub fn restore(
     owners: OwnerPolicy,
     rename: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<()> {
-    if dest.exists() && !force {
+    // As duplicity: a new path or an empty directory (other than the current one) is fine;
+    // anything else needs --force.
+    let empty_dir = std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_none());
+    let is_cwd = std::env::current_dir()
+        .ok()
+        .zip(std::fs::canonicalize(dest).ok())
+        .is_some_and(|(cwd, d)| cwd == d);
+    if dest.exists() && !force && (!empty_dir || is_cwd) {
         return Err(Error::input(format!(
-            "restore destination {} already exists; will not overwrite it without --force",
+            "restore destination {} already exists and is not empty (or is the current \
+             directory); will not overwrite it without --force",
             dest.display()
         )));
     }
