@@ -356,3 +356,12 @@ fn ignore_errors_skips_a_bad_volume_and_says_so() {
         }
     }
 }
+
+#[test]
+fn verify_needs_an_existing_directory() {
+    let work = chain();
+    let w = work.path();
+    let url = format!("file://{}/target", w.display());
+    let r = ferrodup(w, &["verify", "--archive-dir", "v", &url, "no-such-dir"]);
+    assert_fails(&r, 3, &["no-such-dir", "does not exist"]);
+}

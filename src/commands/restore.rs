@@ -887,6 +887,12 @@ pub fn restore(
 
 /// `verify`: compares the backup at `--time` with a local tree; returns the differences.
 pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) -> Result<u64> {
+    if std::fs::symlink_metadata(local).is_err() {
+        return Err(Error::input(format!(
+            "verify directory {} does not exist: give the directory the backup was made from",
+            local.display()
+        )));
+    }
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
