@@ -414,7 +414,8 @@ impl Crypto {
         out.finish()
     }
 
-    fn gpg_encrypt_command(&self) -> Result<Command> {
+    /// The gpg binary, non-interactive, passphrases through loopback pinentry.
+    fn gpg_command(&self) -> Command {
         let mut c = Command::new(&self.gpg_binary);
         c.args([
             "--batch",
@@ -423,6 +424,11 @@ impl Crypto {
             "--pinentry-mode",
             "loopback",
         ]);
+        c
+    }
+
+    fn gpg_encrypt_command(&self) -> Result<Command> {
+        let mut c = self.gpg_command();
         c.args(["--always-trust", "--force-mdc", "--passphrase-fd", "0"]);
         if let Some(k) = &self.sign_key {
             c.args(["--default-key", k, "--sign"]);
@@ -524,14 +530,7 @@ impl Crypto {
     }
 
     fn gpg_reader(&self, path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
-        let mut c = Command::new(&self.gpg_binary);
-        c.args([
-            "--batch",
-            "--no-tty",
-            "--no-secmem-warning",
-            "--pinentry-mode",
-            "loopback",
-        ]);
+        let mut c = self.gpg_command();
         c.args(["--ignore-mdc-error", "--status-fd", "2", "--decrypt"]);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         c.stdin(Stdio::from(file))
@@ -570,14 +569,21 @@ fn encryption_subkey(k: &SignedPublicKey) -> Option<EncKey> {
         .then_some(EncKey::Primary)
 }
 
-/// True if the gpg binary can be run.
+/// True if the gpg binary can be run (probed once per process, not per file).
 pub fn gpg_available(bin: &Path) -> bool {
-    Command::new(bin)
+    static PROBED: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
+    let mut probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, ok)) = probed.iter().find(|(b, _)| b == bin) {
+        return *ok;
+    }
+    let ok = Command::new(bin)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    probed.push((bin.to_path_buf(), ok));
+    ok
 }
 
 const CHUNK: usize = 256 * 1024;

@@ -29,46 +29,32 @@ fn assert_fails(r: &Run, code: i32, words: &[&str]) {
 fn chain() -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    make_fixture_tree(&w.join("src"), 1, true);
     let url = format!("file://{}/target", w.display());
-    ferrodup(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--volsize",
-            "1",
-            "--current-time",
-            &T1.to_string(),
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
-    std::fs::remove_dir_all(w.join("src")).unwrap();
-    make_fixture_tree(&w.join("src"), 2, true);
-    ferrodup(
-        w,
-        &[
-            "incremental",
-            "--no-encryption",
-            "--volsize",
-            "1",
-            "--current-time",
-            &T2.to_string(),
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
+    for (state, kind, t) in [(1, "full", T1), (2, "incremental", T2)] {
+        if state > 1 {
+            std::fs::remove_dir_all(w.join("src")).unwrap();
+        }
+        make_fixture_tree(&w.join("src"), state, true);
+        let t = t.to_string();
+        ferrodup(
+            w,
+            &[
+                kind,
+                "--no-encryption",
+                "--volsize",
+                "1",
+                "--current-time",
+                &t,
+                "--archive-dir",
+                "cache",
+                "--name",
+                "n",
+                "src",
+                &url,
+            ],
+        )
+        .ok();
+    }
     work
 }
 

@@ -74,32 +74,27 @@ pub fn run(cmd: &mut Command, what: &str) -> Run {
     }
 }
 
+/// `prog arg arg ...` for messages.
+fn describe<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> String {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    format!("{prog} {}", args.join(" "))
+}
+
 /// Runs ferrodup with `args` in `cwd`.
 pub fn ferrodup<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
     let mut c = Command::new(ferrodup_bin());
     c.current_dir(cwd).args(args).env_remove("PASSPHRASE");
-    let what = format!(
-        "ferrodup {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    run(&mut c, &what)
+    run(&mut c, &describe("ferrodup", args))
 }
 
 /// Runs the real duplicity with `args` in `cwd`.
 pub fn duplicity<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
     let mut c = Command::new(duplicity_bin());
     c.current_dir(cwd).args(args).env("HOME", cwd);
-    let what = format!(
-        "duplicity {}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    run(&mut c, &what)
+    run(&mut c, &describe("duplicity", args))
 }
 
 /// Generates the fixture source tree `state` (1 or 2) at `dest` with the project's copy of
