@@ -1,6 +1,7 @@
 //! duplicity's command line: commands with their aliases, and options that may stand
 //! anywhere, as `--opt value` or `--opt=value`, abbreviated when unambiguous.
 
+use crate::select::Opt;
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -143,10 +144,84 @@ pub struct Cli {
     /// verify: compare file contents too.
     #[arg(long)]
     pub compare_data: bool,
+    /// Include paths matching this glob (rules apply in command-line order, first match wins).
+    #[arg(long, value_name = "GLOB", action = clap::ArgAction::Append)]
+    pub include: Vec<String>,
+    /// Exclude paths matching this glob.
+    #[arg(long, value_name = "GLOB", action = clap::ArgAction::Append)]
+    pub exclude: Vec<String>,
+    /// Include paths matching this (Python-style) regular expression.
+    #[arg(long, value_name = "REGEX", action = clap::ArgAction::Append)]
+    pub include_regexp: Vec<String>,
+    /// Exclude paths matching this regular expression.
+    #[arg(long, value_name = "REGEX", action = clap::ArgAction::Append)]
+    pub exclude_regexp: Vec<String>,
+    /// Include the patterns listed in this file ("- " lines exclude).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub include_filelist: Vec<String>,
+    /// Exclude the patterns listed in this file ("+ " lines include).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub exclude_filelist: Vec<String>,
+    /// Back up only the paths listed in this file (relative to the source directory).
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub files_from: Vec<String>,
+    /// Exclude directories that contain a file of this name.
+    #[arg(long, value_name = "NAME", action = clap::ArgAction::Append)]
+    pub exclude_if_present: Vec<String>,
+    /// Exclude character and block devices.
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub exclude_device_files: u8,
+    /// Exclude what is on another file system than the source directory.
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub exclude_other_filesystems: u8,
+    /// Exclude regular files last modified before TIME.
+    #[arg(long, value_name = "TIME", action = clap::ArgAction::Append)]
+    pub exclude_older_than: Vec<String>,
+    /// Later patterns are shell globs (the default).
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub filter_globbing: u8,
+    /// Later patterns ignore case.
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub filter_ignorecase: u8,
+    /// Later patterns are literal paths.
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub filter_literal: u8,
+    /// Later patterns are regular expressions.
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub filter_regexp: u8,
+    /// Later patterns are case-sensitive (the default).
+    #[arg(long, action = clap::ArgAction::Count)]
+    pub filter_strictcase: u8,
+    /// Filelists and --files-from lists are separated by NUL characters, not newlines.
+    #[arg(long)]
+    pub null_separator: bool,
     /// Testing aid: stop with an error right after storing volume N of a backup.
     #[arg(long, hide = true, value_name = "N")]
     pub fail_on_volume: Option<u32>,
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,
+}
+
+/// The selection options in the order they were given (the order is their meaning).
+pub fn selection_options(m: &clap::ArgMatches) -> Vec<(Opt, String)> {
+    let mut found: Vec<(usize, Opt, String)> = Vec::new();
+    for (opt, flag) in Opt::ALL {
+        let id = flag.trim_start_matches("--").replace('-', "_");
+        if m.value_source(&id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let Some(indices) = m.indices_of(&id) else {
+            continue;
+        };
+        let values: Vec<String> = match m.try_get_many::<String>(&id) {
+            Ok(Some(v)) => v.cloned().collect(),
+            _ => Vec::new(),
+        };
+        for (k, i) in indices.enumerate() {
+            found.push((i, opt, values.get(k).cloned().unwrap_or_default()));
+        }
+    }
+    found.sort_by_key(|(i, _, _)| *i);
+    found.into_iter().map(|(_, o, v)| (o, v)).collect()
 }

@@ -3,12 +3,13 @@
 
 use crate::error::{Error, Result};
 use crate::format::tar::{EntryType, Header};
-use std::collections::HashMap;
+use crate::select::{Candidate, Decision, Selection, TreeFilter};
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// One object of the source tree.
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ pub struct SourceEntry {
     pub size: u64,
     pub linkname: Vec<u8>,
     pub dev: (u32, u32),
+    /// The file system it is on (`st_dev`).
+    pub fs_dev: u64,
 }
 
 impl SourceEntry {
@@ -80,6 +83,7 @@ impl SourceEntry {
             },
             linkname,
             dev: (libc::major(rdev), libc::minor(rdev)),
+            fs_dev: md.dev(),
         }))
     }
 
@@ -141,11 +145,16 @@ fn join_index(parent: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// Walks a tree depth first, children sorted bytewise by name (duplicity's index order),
 /// root first. Unreadable directories and objects are reported and skipped, as duplicity
-/// does. Memory: one sorted name list per directory level.
+/// does. With a [`Selection`], excluded directories are not entered and scanned ones are
+/// returned only once something inside them is. Memory: one sorted name list per directory
+/// level.
 pub struct Walk {
     follow_links: bool,
     root: Option<SourceEntry>,
     stack: Vec<Frame>,
+    select: Option<Arc<Selection>>,
+    filter: TreeFilter<SourceEntry>,
+    ready: VecDeque<SourceEntry>,
 }
 
 struct Frame {
@@ -169,10 +178,28 @@ impl Walk {
             follow_links,
             root: Some(top),
             stack: Vec::new(),
+            select: None,
+            filter: TreeFilter::default(),
+            ready: VecDeque::new(),
         })
     }
 
-    fn frame(dir: &Path, index: Vec<u8>) -> Option<Frame> {
+    /// Restricts the walk to what `select` selects (no effect if it has no rules).
+    pub fn with_selection(mut self, select: Arc<Selection>) -> Self {
+        if !select.is_empty() {
+            self.select = Some(select);
+        }
+        self
+    }
+
+    fn frame(&self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
+        if let Some(names) = self.select.as_ref().and_then(|s| s.listed(&index)) {
+            return Some(Frame {
+                dir: dir.to_path_buf(),
+                index,
+                names: names.into_iter(),
+            });
+        }
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) => {
@@ -197,14 +224,24 @@ impl Walk {
             names: names.into_iter(),
         })
     }
+
+    fn enter(&mut self, e: &SourceEntry) {
+        if e.kind == EntryType::Directory {
+            let frame = self.frame(&e.fs_path, e.index.clone());
+            self.stack.extend(frame);
+        }
+    }
 }
 
 impl Iterator for Walk {
     type Item = SourceEntry;
 
     fn next(&mut self) -> Option<SourceEntry> {
+        if let Some(e) = self.ready.pop_front() {
+            return Some(e);
+        }
         if let Some(top) = self.root.take() {
-            self.stack.extend(Self::frame(&top.fs_path, Vec::new()));
+            self.enter(&top);
             return Some(top);
         }
         loop {
@@ -215,15 +252,42 @@ impl Iterator for Walk {
             };
             let path = frame.dir.join(&name);
             let index = join_index(&frame.index, name.as_bytes());
-            match SourceEntry::from_path(&path, index, self.follow_links) {
-                Ok(Some(e)) => {
-                    if e.kind == EntryType::Directory {
-                        self.stack.extend(Self::frame(&path, e.index.clone()));
-                    }
-                    return Some(e);
+            let e = match SourceEntry::from_path(&path, index, self.follow_links) {
+                Ok(Some(e)) => e,
+                Ok(None) => continue,
+                Err(e) => {
+                    crate::log::warn(&format!("{e}; skipping it"));
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => crate::log::warn(&format!("{e}; skipping it")),
+            };
+            let Some(select) = &self.select else {
+                self.enter(&e);
+                return Some(e);
+            };
+            let decision = self.filter.decide(
+                select,
+                &Candidate {
+                    index: &e.index,
+                    kind: e.kind,
+                    mtime: e.mtime,
+                    fs_path: Some(&e.fs_path),
+                    fs_dev: Some(e.fs_dev),
+                },
+            );
+            match decision {
+                Decision::Skip => {}
+                Decision::Defer => {
+                    self.enter(&e);
+                    self.filter.defer(e.index.clone(), e);
+                }
+                Decision::Emit => {
+                    self.enter(&e);
+                    let mut out: VecDeque<SourceEntry> = self.filter.release().collect();
+                    out.push_back(e);
+                    let first = out.pop_front();
+                    self.ready = out;
+                    return first;
+                }
             }
         }
     }

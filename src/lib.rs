@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod fsmeta;
 pub mod log;
+pub mod select;
 pub mod sigstate;
 
 /// The wall clock as gzip header time.

@@ -1,23 +1,28 @@
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ferrodup::backend::{self, Retry};
 use ferrodup::cache::Cache;
-use ferrodup::cli::Cli;
+use ferrodup::cli::{selection_options, Cli};
 use ferrodup::commands::backup::{BackupOptions, Mode};
 use ferrodup::commands::remove::Scope;
-use ferrodup::commands::restore::{normalize_path, Request};
+use ferrodup::commands::restore::{normalize_path, PathFilter, Request};
 use ferrodup::commands::{backup, list, remove, restore, status, Context};
 use ferrodup::crypto::{apply_gpg_options, prompt_passphrase, Crypto, Keyring};
 use ferrodup::error::{Error, Result};
 use ferrodup::format::naming::Prefixes;
 use ferrodup::format::time;
 use ferrodup::fsmeta::OwnerPolicy;
+use ferrodup::select::{self, Namespace, Opt, Selection};
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::types::CompressionAlgorithm;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, selection_options(&m))));
+    let (cli, select) = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -25,13 +30,25 @@ fn main() {
             std::process::exit(code);
         }
     };
-    match run(cli) {
+    match run(cli, select) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("ferrodup: {e}");
             std::process::exit(e.exit_code());
         }
     }
+}
+
+/// A command and its arguments.
+enum Cmd {
+    Backup(Mode, String, String),
+    Restore(String, String),
+    Verify(String, String),
+    Status(String),
+    List(String),
+    Cleanup(String),
+    RemoveOlder(String, String),
+    RemoveButN(String, String, Scope),
 }
 
 fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
@@ -43,7 +60,7 @@ fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<i32> {
+fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     if let Some(v) = &cli.verbosity {
         let level = ferrodup::log::parse_level(v).ok_or_else(|| {
             Error::usage(format!(
@@ -71,16 +88,6 @@ fn run(cli: Cli) -> Result<i32> {
     }
     let cmd = args[0].as_str();
     let rest = &args[1..];
-    enum Cmd {
-        Backup(Mode, String, String),
-        Restore(String, String),
-        Verify(String, String),
-        Status(String),
-        List(String),
-        Cleanup(String),
-        RemoveOlder(String, String),
-        RemoveButN(String, String, Scope),
-    }
     let command = match cmd {
         "full" | "fb" | "incremental" | "incr" | "inc" | "ib" | "backup" | "bu" => {
             want(rest, 2, &format!("{cmd} SOURCE_DIR URL"))?;
@@ -132,6 +139,15 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
     };
+    let select = build_selection(
+        &command,
+        &cli,
+        select::Options {
+            opts: select_opts,
+            null_separator: cli.null_separator,
+            now,
+        },
+    )?;
     let url = match &command {
         Cmd::Backup(_, _, u)
         | Cmd::Restore(u, _)
@@ -199,6 +215,16 @@ fn run(cli: Cli) -> Result<i32> {
             .as_deref()
             .map(normalize_path)
             .unwrap_or_default(),
+        select: select
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(|s| PathFilter {
+                select: s,
+                local_root: match &command {
+                    Cmd::Verify(_, local) => Some(PathBuf::from(local)),
+                    _ => None,
+                },
+            }),
     };
     match command {
         Cmd::Backup(mode, source, _) => {
@@ -234,6 +260,7 @@ fn run(cli: Cli) -> Result<i32> {
                 copy_links: cli.copy_links,
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
+                select: select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
             if let Some(c) = &ctx.crypto {
                 c.check_for_writing()?;
@@ -265,7 +292,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(if diffs > 0 { 1 } else { 0 })
         }
         Cmd::Status(_) => status::run(&ctx).map(|_| 0),
-        Cmd::List(_) => list::run(&ctx, restore_time).map(|_| 0),
+        Cmd::List(_) => list::run(&ctx, restore_time, req.select.as_ref()).map(|_| 0),
         Cmd::Cleanup(_) => remove::cleanup(&ctx).map(|_| 0),
         Cmd::RemoveOlder(t, _) => {
             let t = parse_time("remove-older-than", &t)?;
@@ -279,6 +306,69 @@ fn run(cli: Cli) -> Result<i32> {
             remove::remove_older_than(&ctx, t, scope).map(|_| 0)
         }
     }
+}
+
+/// Compiles the selection options for the command, before anything is read or written:
+/// backups and verify match them against the source directory, restore and
+/// list-current-files against archive paths.
+fn build_selection(
+    command: &Cmd,
+    cli: &Cli,
+    opts: select::Options,
+) -> Result<Option<Arc<Selection>>> {
+    if opts.is_empty() {
+        return Ok(None);
+    }
+    let archive_only = |what: &str| -> Result<()> {
+        let unsupported: Vec<&str> = [
+            Opt::ExcludeIfPresent,
+            Opt::ExcludeOtherFilesystems,
+            Opt::FilesFrom,
+        ]
+        .into_iter()
+        .filter(|o| opts.has(*o))
+        .map(Opt::flag)
+        .collect();
+        if unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "{} cannot be used with {what}: they look at the source file system, which \
+                 {what} does not read",
+                unsupported.join(", ")
+            )))
+        }
+    };
+    let ns = match command {
+        Cmd::Backup(_, local, _) | Cmd::Verify(_, local) => {
+            if !Path::new(local).is_dir() {
+                // The command reports the missing directory itself.
+                return Ok(None);
+            }
+            Namespace::Source(PathBuf::from(local))
+        }
+        Cmd::Restore(..) => {
+            if cli.path_to_restore.is_some() {
+                return Err(Error::usage(
+                    "--path-to-restore cannot be combined with selection options: use \
+                     --path-to-restore for one path, or --include/--exclude patterns",
+                ));
+            }
+            archive_only("restore")?;
+            Namespace::Archive
+        }
+        Cmd::List(_) => {
+            archive_only("list-current-files")?;
+            Namespace::Archive
+        }
+        _ => {
+            ferrodup::log::warn(
+                "selection options (--include, --exclude, ...) have no effect on this command",
+            );
+            return Ok(None);
+        }
+    };
+    Selection::new(&opts, ns).map(|s| Some(Arc::new(s)))
 }
 
 /// Encryption settings from the options and the environment. Restores and verifies ask

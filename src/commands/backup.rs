@@ -15,6 +15,7 @@ use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, SourceEntry};
+use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub struct BackupOptions {
     pub print_statistics: bool,
     /// Testing aid (duplicity's hidden option): fail right after storing this volume.
     pub fail_on_volume: Option<u32>,
+    /// What to back up of the source (`--include`, `--exclude`, ...).
+    pub select: Arc<Selection>,
 }
 
 /// A place in the tar stream: an archive path and, inside a multivol file, the chunk number.
@@ -1072,7 +1075,9 @@ fn run_engine(
         buf: vec![0u8; CHUNK],
     };
     let walk_result = (|| -> Result<()> {
-        for e in fsmeta::Walk::new(&opts.source, opts.copy_links)? {
+        for e in
+            fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone())
+        {
             while let Some(p) = overlay.peek()? {
                 if cmp_index(&p.index, &e.index) != Ordering::Less {
                     break;

@@ -2,12 +2,16 @@
 
 use crate::codec;
 use crate::collection::Collection;
+use crate::commands::restore::PathFilter;
 use crate::commands::Context;
 use crate::error::{Error, Result};
+use crate::select::{Candidate, Decision, TreeFilter};
 use crate::sigstate::SigOverlay;
 use std::io::Write;
 
-pub fn run(ctx: &Context, time: i64) -> Result<()> {
+/// Prints the paths present at `time`, restricted by `select` if given (with archive paths,
+/// as restore reads them).
+pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
@@ -56,15 +60,35 @@ pub fn run(ctx: &Context, time: i64) -> Result<()> {
     let mut overlay = SigOverlay::new(files)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    while let Some(e) = overlay.next_entry()? {
-        let path = if e.index.is_empty() {
-            b".".to_vec()
-        } else {
-            e.index.clone()
-        };
-        let _ = write!(out, "{} ", crate::format::time::pretty(e.header.mtime));
-        let _ = out.write_all(&path);
+    let mut filter: TreeFilter<(Vec<u8>, i64)> = TreeFilter::default();
+    let mut print = |index: &[u8], mtime: i64| {
+        let path = if index.is_empty() { b"." } else { index };
+        let _ = write!(out, "{} ", crate::format::time::pretty(mtime));
+        let _ = out.write_all(path);
         let _ = out.write_all(b"\n");
+    };
+    while let Some(e) = overlay.next_entry()? {
+        let Some(f) = select else {
+            print(&e.index, e.header.mtime);
+            continue;
+        };
+        let c = Candidate {
+            index: &e.index,
+            kind: e.header.kind,
+            mtime: e.header.mtime,
+            fs_path: None,
+            fs_dev: None,
+        };
+        match filter.decide(&f.select, &c) {
+            Decision::Skip => {}
+            Decision::Defer => filter.defer(e.index.clone(), (e.index.clone(), e.header.mtime)),
+            Decision::Emit => {
+                for (index, mtime) in filter.release() {
+                    print(&index, mtime);
+                }
+                print(&e.index, e.header.mtime);
+            }
+        }
     }
     out.flush()
         .map_err(|e| Error::Io(format!("writing to standard output: {e}")))

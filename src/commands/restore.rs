@@ -11,11 +11,12 @@ use crate::format::entry::{self, DiffType, EntryName};
 use crate::format::manifest::{cmp_index, Manifest};
 use crate::format::tar::{EntryType, Header, TarReader};
 use crate::fsmeta::{self, OwnerPolicy};
+use crate::select::{Candidate, Decision, Selection, TreeFilter};
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use tempfile::TempPath;
 
@@ -275,6 +276,58 @@ pub struct Request {
     pub time: i64,
     /// Archive path to restrict to (root = empty).
     pub path: Vec<u8>,
+    /// Selection rules (`--include`, `--exclude`, ...), if any.
+    pub select: Option<PathFilter>,
+}
+
+/// Selection rules applied to the paths of a backup.
+pub struct PathFilter {
+    pub select: Arc<Selection>,
+    /// For verify: the local directory that the backup's `path` corresponds to. Rules
+    /// that look at the file system (`--exclude-if-present`, `--exclude-other-filesystems`)
+    /// look there.
+    pub local_root: Option<PathBuf>,
+}
+
+impl PathFilter {
+    fn decide(
+        &self,
+        filter: &mut TreeFilter<Restored>,
+        req: &Request,
+        h: &Header,
+        index: &[u8],
+    ) -> Decision {
+        let rel = if req.path.is_empty() {
+            index
+        } else {
+            index.get(req.path.len() + 1..).unwrap_or(&[])
+        };
+        let local = self
+            .local_root
+            .as_ref()
+            .filter(|_| self.select.needs_fs())
+            .map(|r| {
+                if rel.is_empty() {
+                    r.clone()
+                } else {
+                    r.join(fsmeta::index_to_path(rel))
+                }
+            });
+        let fs_dev = local
+            .as_ref()
+            .and_then(|p| std::fs::symlink_metadata(p).ok())
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+        filter.decide(
+            &self.select,
+            &Candidate {
+                index: rel,
+                kind: h.kind,
+                mtime: h.mtime,
+                fs_path: local.as_deref(),
+                fs_dev,
+            },
+        )
+    }
 }
 
 impl Request {
@@ -397,6 +450,7 @@ fn merge(
         heads.push(s.next_entry()?);
     }
     let mut produced = 0u64;
+    let mut filter: TreeFilter<Restored> = TreeFilter::default();
     loop {
         let mut min: Option<Vec<u8>> = None;
         for (n, _) in heads.iter().flatten() {
@@ -413,7 +467,14 @@ fn merge(
         let parts: Vec<usize> = (0..heads.len())
             .filter(|&i| heads[i].as_ref().is_some_and(|(n, _)| n.index == index))
             .collect();
-        if req.wants(&index) {
+        let (last, last_header) = heads[*parts.last().expect("part")].as_ref().expect("part");
+        let decision = match &req.select {
+            Some(f) if last.difftype != DiffType::Deleted && req.wants(&index) => {
+                f.decide(&mut filter, req, last_header, &index)
+            }
+            _ => Decision::Emit,
+        };
+        if req.wants(&index) && decision != Decision::Skip {
             let base = parts
                 .iter()
                 .rposition(|&i| heads[i].as_ref().expect("part").0.difftype != DiffType::Diff);
@@ -424,7 +485,14 @@ fn merge(
                 )),
                 Some(b) => {
                     match build(streams, &heads, &parts[b..], &index, sink) {
+                        Ok(Some(obj)) if decision == Decision::Defer => {
+                            filter.defer(index.clone(), obj);
+                        }
                         Ok(Some(obj)) => {
+                            for dir in filter.release() {
+                                sink.put(dir)?;
+                                produced += 1;
+                            }
                             sink.put(obj)?;
                             produced += 1;
                         }
@@ -666,8 +734,20 @@ pub struct CompareSink {
 }
 
 impl CompareSink {
-    pub fn new(root: &Path, strip: Vec<u8>, compare_data: bool, tmp: PathBuf) -> Self {
-        let local = fsmeta::Walk::new(root, false).ok().map(Iterator::peekable);
+    pub fn new(
+        root: &Path,
+        strip: Vec<u8>,
+        compare_data: bool,
+        tmp: PathBuf,
+        select: Option<Arc<Selection>>,
+    ) -> Self {
+        let local = fsmeta::Walk::new(root, false)
+            .ok()
+            .map(|w| match select {
+                Some(s) => w.with_selection(s),
+                None => w,
+            })
+            .map(Iterator::peekable);
         CompareSink {
             strip,
             compare_data,
@@ -872,6 +952,11 @@ pub fn restore(
             ));
         }
     })?;
+    if n == 0 && req.select.is_some() {
+        return Err(Error::input(
+            "no file of the backup matches the selection options: nothing restored",
+        ));
+    }
     if n == 0 {
         return Err(Error::input(format!(
             "{} not found in archive - no files restored",
@@ -897,7 +982,13 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
     let sets = sets_at(ctx, &col, req.time)?;
-    let mut sink = CompareSink::new(local, req.path.clone(), compare_data, ctx.tempdir.clone());
+    let mut sink = CompareSink::new(
+        local,
+        req.path.clone(),
+        compare_data,
+        ctx.tempdir.clone(),
+        req.select.as_ref().map(|f| f.select.clone()),
+    );
     replay(ctx, &sets, req, &mut sink)?;
     crate::log::notice(&format!(
         "Verify complete: {} file(s) compared, {} difference(s) found.",
