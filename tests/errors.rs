@@ -351,3 +351,34 @@ fn verify_needs_an_existing_directory() {
     let r = ferrodup(w, &["verify", "--archive-dir", "v", &url, "no-such-dir"]);
     assert_fails(&r, 3, &["no-such-dir", "does not exist"]);
 }
+
+#[test]
+fn selection_options_the_command_cannot_use() {
+    let work = chain();
+    let w = work.path();
+    let url = format!("file://{}/target", w.display());
+    let r = restore(w, &["--path-to-restore", "a", "--exclude", "b"]);
+    assert_fails(&r, 2, &["--path-to-restore", "selection"]);
+    assert!(!w.join("out").exists());
+    let r = restore(w, &["--exclude-if-present", ".nobackup"]);
+    assert_fails(&r, 2, &["--exclude-if-present", "restore"]);
+    let list = |extra: &[&str]| {
+        let mut a = vec![
+            "list-current-files",
+            "--no-encryption",
+            "--archive-dir",
+            "cache",
+            "--name",
+            "n",
+        ];
+        a.extend_from_slice(extra);
+        a.push(&url);
+        ferrodup(w, &a)
+    };
+    let r = list(&["--files-from", "x"]);
+    assert_fails(&r, 2, &["--files-from", "list-current-files"]);
+    let r = list(&["--exclude-regexp", "a(?=b)"]);
+    assert_fails(&r, 2, &["--exclude-regexp", "look-around"]);
+    let r = restore(w, &["--include", "nothing-like-this", "--exclude", "**"]);
+    assert_fails(&r, 3, &["selection", "nothing restored"]);
+}

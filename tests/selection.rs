@@ -1128,3 +1128,60 @@ fn restores_select_what_duplicity_selects() {
         failures.join("\n\n")
     );
 }
+
+/// Rules that change between backups: what a later incremental excludes is gone from its
+/// state (as with duplicity), and duplicity restores both states of ferrodup's chain.
+#[test]
+fn changed_rules_make_an_incremental_that_duplicity_restores() {
+    let top = tempfile::tempdir().unwrap();
+    let w = top.path();
+    let src = w.join("src");
+    make_tree(&src);
+    let s = src.display().to_string();
+    let url = format!("file://{}/target", w.display());
+    let (t1, t2) = (T1.to_string(), T2.to_string());
+    let backup = |kind: &str, t: &str, rules: &[&str]| {
+        let mut a = vec![
+            kind,
+            "--no-encryption",
+            "--archive-dir",
+            "cache",
+            "--current-time",
+            t,
+        ];
+        a.extend_from_slice(rules);
+        a.push(&s);
+        a.push(&url);
+        ferrodup(w, &a).ok();
+    };
+    let docs = format!("{s}/Docs");
+    backup("full", &t1, &[]);
+    backup(
+        "incremental",
+        &t2,
+        &["--exclude", &docs, "--exclude-regexp", "\\.py$"],
+    );
+    let expected = w.join("expected");
+    copy_tree(&src, &expected);
+    std::fs::remove_dir_all(expected.join("Docs")).unwrap();
+    std::fs::remove_file(expected.join("c.py")).unwrap();
+    for (t, want) in [(&t1, &src), (&t2, &expected)] {
+        let dest = w.join(format!("restored-{t}"));
+        let d = dest.display().to_string();
+        duplicity(
+            w,
+            &[
+                "restore",
+                "--no-encryption",
+                "--archive-dir",
+                "dcache",
+                "--time",
+                t,
+                &url,
+                &d,
+            ],
+        )
+        .ok();
+        assert_same_tree(want, &dest, &format!("duplicity restore at {t}"));
+    }
+}

@@ -169,8 +169,8 @@ struct Rule {
 /// A compiled set of selection rules.
 pub struct Selection {
     rules: Vec<Rule>,
+    /// Every pattern of the rules, and the "scan" patterns of include globs, in one set.
     matchers: RegexSet,
-    scans: RegexSet,
     /// The source path as patterns see it (empty for archive paths).
     prefix: String,
     archive: bool,
@@ -178,11 +178,10 @@ pub struct Selection {
     files_from: Option<HashMap<Vec<u8>, Vec<OsString>>>,
 }
 
-/// Patterns waiting to be compiled into the sets.
+/// Patterns waiting to be compiled into the set.
 #[derive(Default)]
 struct Sets {
     matchers: Vec<String>,
-    scans: Vec<String>,
 }
 
 struct Builder<'a> {
@@ -317,8 +316,8 @@ impl Builder<'_> {
         let set = self.sets.matchers.len();
         self.sets.matchers.push(comp);
         let scan = include.then(|| {
-            self.sets.scans.push(scan);
-            self.sets.scans.len() - 1
+            self.sets.matchers.push(scan);
+            self.sets.matchers.len() - 1
         });
         self.rules.push(Rule {
             test: Test::Glob {
@@ -621,7 +620,6 @@ impl Selection {
         };
         Ok(Selection {
             matchers: build(&b.sets.matchers)?,
-            scans: build(&b.sets.scans)?,
             rules,
             prefix,
             archive: matches!(ns, Namespace::Archive),
@@ -634,7 +632,6 @@ impl Selection {
         Selection {
             rules: Vec::new(),
             matchers: RegexSet::empty(),
-            scans: RegexSet::empty(),
             prefix: String::new(),
             archive: true,
             files_from: None,
@@ -682,7 +679,6 @@ impl Selection {
         }
         let name = self.name_of(c.index);
         let hits = self.matchers.matches(&name);
-        let mut scans = None;
         let mut scan_pending = false;
         for rule in &self.rules {
             let verdict = if rule.include {
@@ -700,8 +696,7 @@ impl Selection {
                             _ => Some(verdict),
                         }
                     } else if let Some(s) = scan {
-                        let m = scans.get_or_insert_with(|| self.scans.matches(&name));
-                        m.matched(*s).then_some(Verdict::Scan)
+                        hits.matched(*s).then_some(Verdict::Scan)
                     } else {
                         None
                     }
