@@ -6,8 +6,10 @@ use crate::format::tar::{EntryType, Header};
 use crate::select::{Candidate, Decision, Selection, TreeFilter};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +31,57 @@ pub struct SourceEntry {
     pub fs_dev: u64,
 }
 
+/// What `lstat` (or `fstatat`) says of an object.
+struct Stat {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    size: u64,
+    rdev: u64,
+    dev: u64,
+}
+
+impl Stat {
+    fn of(md: &std::fs::Metadata) -> Stat {
+        Stat {
+            mode: md.mode(),
+            uid: md.uid() as u64,
+            gid: md.gid() as u64,
+            mtime: md.mtime(),
+            size: md.size(),
+            rdev: md.rdev(),
+            dev: md.dev(),
+        }
+    }
+
+    /// `fstatat` of `name` in the open directory `dir`: no path lookup from the root for
+    /// every object of a walk.
+    fn at(dir: &File, name: &OsStr, follow: bool) -> std::io::Result<Stat> {
+        let c = CString::new(name.as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        // SAFETY: `dir` is an open directory, `c` a NUL-terminated name, and `st` is only
+        // read after fstatat reported that it filled it.
+        let st = unsafe {
+            if libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), flags) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            st.assume_init()
+        };
+        Ok(Stat {
+            mode: st.st_mode,
+            uid: st.st_uid as u64,
+            gid: st.st_gid as u64,
+            mtime: st.st_mtime,
+            size: st.st_size as u64,
+            rdev: st.st_rdev,
+            dev: st.st_dev,
+        })
+    }
+}
+
 impl SourceEntry {
     /// Reads an object's metadata with `lstat` (or `stat` when following links).
     pub fn from_path(fs_path: &Path, index: Vec<u8>, follow_links: bool) -> Result<Option<Self>> {
@@ -38,25 +91,41 @@ impl SourceEntry {
             std::fs::symlink_metadata(fs_path)
         }
         .map_err(|e| Error::io(fs_path, e))?;
-        let ft = md.file_type();
-        let kind = if ft.is_file() {
-            EntryType::Regular
-        } else if ft.is_dir() {
-            EntryType::Directory
-        } else if ft.is_symlink() {
-            EntryType::Symlink
-        } else if ft.is_fifo() {
-            EntryType::Fifo
-        } else if ft.is_char_device() {
-            EntryType::CharDevice
-        } else if ft.is_block_device() {
-            EntryType::BlockDevice
+        Self::from_stat(Stat::of(&md), fs_path, index)
+    }
+
+    /// Like [`SourceEntry::from_path`] for `name` inside the open directory `dir`.
+    fn from_dir(
+        dir: &File,
+        name: &OsStr,
+        fs_path: &Path,
+        index: Vec<u8>,
+        follow_links: bool,
+    ) -> Result<Option<Self>> {
+        let st = if follow_links {
+            Stat::at(dir, name, true).or_else(|_| Stat::at(dir, name, false))
         } else {
-            crate::log::warn(&format!(
-                "skipping socket {} (sockets cannot be backed up)",
-                fs_path.display()
-            ));
-            return Ok(None);
+            Stat::at(dir, name, false)
+        }
+        .map_err(|e| Error::io(fs_path, e))?;
+        Self::from_stat(st, fs_path, index)
+    }
+
+    fn from_stat(st: Stat, fs_path: &Path, index: Vec<u8>) -> Result<Option<Self>> {
+        let kind = match st.mode & libc::S_IFMT {
+            libc::S_IFREG => EntryType::Regular,
+            libc::S_IFDIR => EntryType::Directory,
+            libc::S_IFLNK => EntryType::Symlink,
+            libc::S_IFIFO => EntryType::Fifo,
+            libc::S_IFCHR => EntryType::CharDevice,
+            libc::S_IFBLK => EntryType::BlockDevice,
+            _ => {
+                crate::log::warn(&format!(
+                    "skipping socket {} (sockets cannot be backed up)",
+                    fs_path.display()
+                ));
+                return Ok(None);
+            }
         };
         let linkname = if kind == EntryType::Symlink {
             std::fs::read_link(fs_path)
@@ -67,23 +136,22 @@ impl SourceEntry {
         } else {
             Vec::new()
         };
-        let rdev = md.rdev();
         Ok(Some(SourceEntry {
             index,
             fs_path: fs_path.to_path_buf(),
             kind,
-            mode: md.mode() & 0o7777,
-            uid: md.uid() as u64,
-            gid: md.gid() as u64,
-            mtime: md.mtime().max(0),
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            mtime: st.mtime.max(0),
             size: if kind == EntryType::Regular {
-                md.size()
+                st.size
             } else {
                 0
             },
             linkname,
-            dev: (libc::major(rdev), libc::minor(rdev)),
-            fs_dev: md.dev(),
+            dev: (libc::major(st.rdev), libc::minor(st.rdev)),
+            fs_dev: st.dev,
         }))
     }
 
@@ -159,6 +227,8 @@ pub struct Walk {
 
 struct Frame {
     dir: PathBuf,
+    /// The directory, open, for `fstatat` (path lookups otherwise).
+    fd: Option<File>,
     index: Vec<u8>,
     names: std::vec::IntoIter<std::ffi::OsString>,
 }
@@ -193,9 +263,11 @@ impl Walk {
     }
 
     fn frame(&self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
+        let fd = File::open(dir).ok();
         if let Some(names) = self.select.as_ref().and_then(|s| s.listed(&index)) {
             return Some(Frame {
                 dir: dir.to_path_buf(),
+                fd,
                 index,
                 names: names.into_iter(),
             });
@@ -220,6 +292,7 @@ impl Walk {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         Some(Frame {
             dir: dir.to_path_buf(),
+            fd,
             index,
             names: names.into_iter(),
         })
@@ -252,7 +325,11 @@ impl Iterator for Walk {
             };
             let path = frame.dir.join(&name);
             let index = join_index(&frame.index, name.as_bytes());
-            let e = match SourceEntry::from_path(&path, index, self.follow_links) {
+            let found = match &frame.fd {
+                Some(fd) => SourceEntry::from_dir(fd, &name, &path, index, self.follow_links),
+                None => SourceEntry::from_path(&path, index, self.follow_links),
+            };
+            let e = match found {
                 Ok(Some(e)) => e,
                 Ok(None) => continue,
                 Err(e) => {

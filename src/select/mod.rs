@@ -657,18 +657,25 @@ impl Selection {
             .map(|m| m.get(index).cloned().unwrap_or_default())
     }
 
-    /// The name patterns see for an archive path.
+    /// The name patterns see for an archive path. Names that are not UTF-8 are seen with
+    /// U+FFFD in place of each bad sequence.
     fn name_of(&self, index: &[u8]) -> String {
-        let rel = String::from_utf8_lossy(index);
+        let rel = match std::str::from_utf8(index) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(index),
+        };
         if self.archive {
-            rel.into_owned()
-        } else if index.is_empty() {
-            self.prefix.clone()
-        } else if self.prefix.ends_with('/') {
-            format!("{}{rel}", self.prefix)
-        } else {
-            format!("{}/{rel}", self.prefix)
+            return rel.into_owned();
         }
+        let mut name = String::with_capacity(self.prefix.len() + 1 + rel.len());
+        name.push_str(&self.prefix);
+        if !index.is_empty() {
+            if !self.prefix.ends_with('/') {
+                name.push('/');
+            }
+            name.push_str(&rel);
+        }
+        name
     }
 
     /// The rules' verdict on one path: the first rule that includes or excludes it decides;
