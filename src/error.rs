@@ -54,6 +54,18 @@ impl Error {
         Error::Io(format!("{}: {e}{hint}", path.display()))
     }
 
+    /// The same kind of error with its message rewritten (to add context).
+    pub fn reword(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Error::Usage(m) => Error::Usage(f(m)),
+            Error::Input(m) => Error::Input(f(m)),
+            Error::Corrupt(m) => Error::Corrupt(f(m)),
+            Error::Backend(m) => Error::Backend(f(m)),
+            Error::Io(m) => Error::Io(f(m)),
+            Error::Unsupported(m) => Error::Unsupported(f(m)),
+        }
+    }
+
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -1,5 +1,5 @@
 use clap::{CommandFactory, FromArgMatches};
-use ferrodup::backend::{self, Retry};
+use ferrodup::backend;
 use ferrodup::cache::Cache;
 use ferrodup::cli::{selection_options, Cli};
 use ferrodup::commands::backup::{BackupOptions, Mode};
@@ -169,12 +169,11 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
-    let inner = backend::open(&url)?;
-    let backend: Box<dyn backend::Backend> = Box::new(Retry::new(
-        inner,
+    let backend = backend::open(
+        &url,
         cli.num_retries,
         Duration::from_secs(cli.backend_retry_delay),
-    ));
+    )?;
     let tempdir = cli
         .tempdir
         .clone()

@@ -2,13 +2,17 @@
 //! multi-store routing and cold-storage thawing) wraps a backend instead of living in callers.
 
 mod file;
+mod multi;
 mod retry;
 
 pub use file::FileBackend;
+pub use multi::Multi;
 pub use retry::Retry;
 
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 /// A place that stores backup files by name.
 pub trait Backend: Send + Sync {
@@ -31,19 +35,49 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the backend for a target URL.
-pub fn open(url: &str) -> Result<Box<dyn Backend>> {
+/// Opens the backend for a target URL, with `tries` tries per operation and `delay`
+/// between them.
+pub fn open(url: &str, tries: u32, delay: Duration) -> Result<Box<dyn Backend>> {
+    if let Some(rest) = url.strip_prefix("multi://") {
+        // Each store retries on its own, so that a failing store is tried again before
+        // the others take over.
+        return Ok(Box::new(Multi::open(rest, tries, delay)?));
+    }
+    open_store(url, &HashMap::new(), tries, delay)
+}
+
+/// Opens one store. `settings` are the store's own environment (the `env` of a multi://
+/// config entry), looked up before the process environment by backends that take
+/// credentials; `file://` takes none.
+fn open_store(
+    url: &str,
+    settings: &HashMap<String, String>,
+    tries: u32,
+    delay: Duration,
+) -> Result<Box<dyn Backend>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::usage(format!(
             "{url:?} is not a URL: give a target such as file:///path/to/backups"
         ))
     })?;
-    match scheme {
-        "file" => Ok(Box::new(FileBackend::new(rest)?)),
-        other => Err(Error::usage(format!(
-            "unknown URL scheme {other:?} in {url:?}: this version supports file://"
-        ))),
-    }
+    let inner: Box<dyn Backend> = match scheme {
+        "file" => {
+            if !settings.is_empty() {
+                crate::log::warn(&format!(
+                    "{url}: file:// takes no settings; the env entries {:?} have no effect",
+                    settings.keys().collect::<Vec<_>>()
+                ));
+            }
+            Box::new(FileBackend::new(rest)?)
+        }
+        other => {
+            return Err(Error::usage(format!(
+                "unknown URL scheme {other:?} in {url:?}: this version supports file:// and \
+                 multi://"
+            )))
+        }
+    };
+    Ok(Box::new(Retry::new(inner, tries, delay)))
 }
 
 impl Backend for Box<dyn Backend> {

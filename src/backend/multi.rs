@@ -1,0 +1,368 @@
+//! `multi://`: duplicity's multi-store backend. A JSON config lists the stores; files go to
+//! one store each in turn (`mode=stripe`, the default) or to every store (`mode=mirror`),
+//! restricted by each store's `prefixes` (a file whose name starts with one of a store's
+//! prefixes goes only to the stores with a matching prefix; a file no prefix matches goes
+//! everywhere). This is how manifests and signatures stay on hot storage while volumes go to
+//! cold storage: `--file-prefix-manifest hot_ --file-prefix-signature hot_
+//! --file-prefix-archive cold_` with a config whose stores have `"prefixes": ["hot_"]` and
+//! `["cold_"]`.
+//!
+//! URL: `multi:///path/to/config.json?mode=mirror&onfail=abort&subpath=x`. With
+//! `onfail=continue` (the default) a store that fails is skipped while another can do the
+//! work; with `onfail=abort` the first failure stops the command. Each store has its own
+//! retries.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Stripe,
+    Mirror,
+}
+
+struct Store {
+    backend: Box<dyn Backend>,
+    prefixes: Vec<String>,
+    /// The config's `description`, else the store's URL.
+    name: String,
+}
+
+/// Several stores behind one target URL.
+pub struct Multi {
+    config: PathBuf,
+    stores: Vec<Store>,
+    mode: Mode,
+    abort: bool,
+    /// Next store for a striped upload.
+    cursor: AtomicUsize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreConfig {
+    url: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    env: Vec<EnvVar>,
+    #[serde(default)]
+    prefixes: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvVar {
+    name: String,
+    value: String,
+}
+
+impl Multi {
+    /// `rest` is what follows `multi://`: the config file path and the query.
+    pub fn open(rest: &str, tries: u32, delay: Duration) -> Result<Multi> {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(Error::usage(
+                "multi:// URL has no config file: use multi:///path/to/config.json?mode=mirror",
+            ));
+        }
+        let config = PathBuf::from(path);
+        let mut mode = None;
+        let mut onfail = None;
+        let mut subpath = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match k {
+                "mode" => &mut mode,
+                "onfail" => &mut onfail,
+                "subpath" => &mut subpath,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "multi:// URL parameter {k:?} is unknown: use mode, onfail or subpath"
+                    )))
+                }
+            };
+            if slot.replace(v.to_string()).is_some() {
+                return Err(Error::usage(format!(
+                    "multi:// URL parameter {k:?} is given twice"
+                )));
+            }
+        }
+        let mode = match mode.as_deref() {
+            None | Some("stripe") => Mode::Stripe,
+            Some("mirror") => Mode::Mirror,
+            Some(m) => {
+                return Err(Error::usage(format!(
+                    "multi:// mode {m:?} is unknown: use mode=stripe or mode=mirror"
+                )))
+            }
+        };
+        let abort = match onfail.as_deref() {
+            None | Some("continue") => false,
+            Some("abort") => true,
+            Some(o) => {
+                return Err(Error::usage(format!(
+                    "multi:// onfail {o:?} is unknown: use onfail=continue or onfail=abort"
+                )))
+            }
+        };
+        let text = std::fs::read_to_string(&config).map_err(|e| {
+            Error::usage(format!(
+                "cannot read the multi:// config {}: {e}",
+                config.display()
+            ))
+        })?;
+        let entries: Vec<StoreConfig> = serde_json::from_str(&text).map_err(|e| {
+            Error::usage(format!(
+                "multi:// config {} is not a valid store list: {e} (expected a JSON list of \
+                 {{\"url\": ..., \"prefixes\": [...], \"env\": [{{\"name\": ..., \"value\": \
+                 ...}}]}})",
+                config.display()
+            ))
+        })?;
+        if entries.is_empty() {
+            return Err(Error::usage(format!(
+                "multi:// config {} lists no stores",
+                config.display()
+            )));
+        }
+        let mut stores = Vec::new();
+        for (k, entry) in entries.into_iter().enumerate() {
+            if mode == Mode::Stripe && !entry.prefixes.is_empty() {
+                return Err(Error::usage(format!(
+                    "multi:// config {}: store {} has prefixes, which only mode=mirror \
+                     supports (duplicity refuses them with stripe too)",
+                    config.display(),
+                    k + 1
+                )));
+            }
+            let env: HashMap<String, String> =
+                entry.env.into_iter().map(|v| (v.name, v.value)).collect();
+            let url = format!("{}{}", entry.url, subpath.as_deref().unwrap_or(""));
+            if url.starts_with("multi://") {
+                return Err(Error::usage(format!(
+                    "multi:// config {}: store {} is itself multi://",
+                    config.display(),
+                    k + 1
+                )));
+            }
+            let backend = super::open_store(&url, &env, tries, delay)?;
+            stores.push(Store {
+                name: match entry.description {
+                    Some(d) => format!("{d} ({})", backend.describe()),
+                    None => backend.describe(),
+                },
+                backend,
+                prefixes: entry.prefixes,
+            });
+        }
+        Ok(Multi {
+            config,
+            stores,
+            mode,
+            abort,
+            cursor: AtomicUsize::new(0),
+        })
+    }
+
+    /// The stores a file of this name belongs in, in config order.
+    fn eligible(&self, name: &str) -> Vec<&Store> {
+        let matching: Vec<&Store> = self
+            .stores
+            .iter()
+            .filter(|s| s.prefixes.iter().any(|p| name.starts_with(p.as_str())))
+            .collect();
+        if matching.is_empty() {
+            self.stores.iter().collect()
+        } else {
+            matching
+        }
+    }
+
+    /// Handles a store's failure: fatal with `onfail=abort`, a warning otherwise.
+    fn failed(&self, store: &Store, what: &str, e: Error) -> Result<()> {
+        if self.abort {
+            return Err(Self::aborted(store, what, e));
+        }
+        crate::log::warn(&format!(
+            "{what} on {} failed: {e}; going on with the other stores (onfail=continue)",
+            store.name
+        ));
+        Ok(())
+    }
+
+    fn aborted(store: &Store, what: &str, e: Error) -> Error {
+        e.reword(|m| {
+            format!(
+                "{what} on {} failed: {m} (the multi:// target has onfail=abort; fix the store \
+                 or use onfail=continue to go on without it)",
+                store.name
+            )
+        })
+    }
+
+    fn put_checked(store: &Store, src: &Path, name: &str, len: u64) -> Result<()> {
+        store.backend.put(src, name)?;
+        match store.backend.size(name)? {
+            Some(n) if n == len => Ok(()),
+            got => Err(Error::backend(format!(
+                "{name} on {} has size {got:?} after upload, expected {len}",
+                store.name
+            ))),
+        }
+    }
+}
+
+impl Backend for Multi {
+    fn list(&self) -> Result<Vec<String>> {
+        let mut all = BTreeSet::new();
+        for s in &self.stores {
+            match s.backend.list() {
+                Ok(names) => all.extend(names),
+                Err(e) => self.failed(s, "listing", e)?,
+            }
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    fn get(&self, name: &str, dest: &Path) -> Result<()> {
+        let mut last = None;
+        for s in self.eligible(name) {
+            match s.backend.size(name) {
+                Ok(Some(_)) => match s.backend.get(name, dest) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if !self.abort => {
+                        crate::log::warn(&format!(
+                            "downloading {name} from {} failed: {e}; trying the other stores",
+                            s.name
+                        ));
+                        last = Some(e);
+                    }
+                    Err(e) => return Err(Self::aborted(s, &format!("downloading {name}"), e)),
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    self.failed(s, &format!("looking for {name}"), e)?;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::corrupt(format!(
+                "{name} is missing from every store of {}: the backup set is incomplete",
+                self.describe()
+            ))
+        }))
+    }
+
+    fn put(&self, src: &Path, name: &str) -> Result<()> {
+        let len = std::fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
+        let stores = self.eligible(name);
+        match self.mode {
+            Mode::Stripe => {
+                let start = self.cursor.load(Ordering::SeqCst);
+                let mut last = None;
+                for k in 0..stores.len() {
+                    let s = stores[(start + k) % stores.len()];
+                    match Self::put_checked(s, src, name, len) {
+                        Ok(()) => {
+                            self.cursor.store(start + k + 1, Ordering::SeqCst);
+                            return Ok(());
+                        }
+                        Err(e) if self.abort => {
+                            return Err(Self::aborted(s, &format!("uploading {name}"), e))
+                        }
+                        Err(e) => {
+                            crate::log::warn(&format!(
+                                "uploading {name} to {} failed: {e}; trying the next store",
+                                s.name
+                            ));
+                            last = Some(e);
+                        }
+                    }
+                }
+                Err(last.unwrap_or_else(|| Error::backend("no store to upload to")))
+            }
+            Mode::Mirror => {
+                let mut stored = 0;
+                let mut last = None;
+                for s in &stores {
+                    match Self::put_checked(s, src, name, len) {
+                        Ok(()) => stored += 1,
+                        Err(e) if self.abort => {
+                            return Err(Self::aborted(s, &format!("uploading {name}"), e))
+                        }
+                        Err(e) => {
+                            crate::log::warn(&format!(
+                                "uploading {name} to {} failed: {e}; the other stores keep a copy",
+                                s.name
+                            ));
+                            last = Some(e);
+                        }
+                    }
+                }
+                match (stored, last) {
+                    (0, Some(e)) => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        for s in self.eligible(name) {
+            if let Err(e) = s.backend.delete(name) {
+                self.failed(s, &format!("deleting {name}"), e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        for s in self.eligible(name) {
+            match s.backend.size(name) {
+                Ok(Some(n)) => return Ok(Some(n)),
+                Ok(None) => {}
+                Err(e) => self.failed(s, &format!("looking for {name}"), e)?,
+            }
+        }
+        Ok(None)
+    }
+
+    fn prepare_download(&self, names: &[String]) -> Result<()> {
+        for s in &self.stores {
+            let held: BTreeSet<String> = match s.backend.list() {
+                Ok(l) => l.into_iter().collect(),
+                Err(e) => {
+                    self.failed(s, "listing", e)?;
+                    continue;
+                }
+            };
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|n| held.contains(*n))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                s.backend.prepare_download(&mine)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "multi://{} ({} stores, {})",
+            self.config.display(),
+            self.stores.len(),
+            if self.mode == Mode::Mirror {
+                "mirror"
+            } else {
+                "stripe"
+            }
+        )
+    }
+}
