@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ferrodup's tests need on a Debian machine (idempotent): the C toolchain and
 # librsync headers (for duplicity's extension), GnuPG, and the real duplicity from PyPI in a
-# virtualenv. Prints the path of the duplicity binary on its last line.
+# virtualenv (with the Swift client libraries its swift:// and pca:// backends use). Prints
+# the path of the duplicity binary on its last line.
 set -euo pipefail
 
 VENV=${FERRODUP_VENV:-$HOME/.cache/ferrodup/venv}
@@ -26,6 +27,17 @@ if [ ! -x "$VENV/bin/duplicity" ]; then
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV" >&2 || /usr/bin/python3 -m venv "$VENV" >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check "duplicity==$DUPLICITY_VERSION" >&2
+fi
+# duplicity's swift:// and pca:// backends need python-swiftclient and, for Keystone v3,
+# keystoneclient. pip alone settles on an old keystoneclient/oslo.config that crash on
+# Python 3.10+; the current ones build only without build isolation.
+if ! "$VENV/bin/python" -c 'import swiftclient, keystoneclient' 2>/dev/null; then
+    echo "setup: installing the Swift and Keystone clients into $VENV" >&2
+    PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
+    "${PIP[@]}" python-swiftclient >&2
+    "${PIP[@]}" "setuptools<70" wheel pbr >&2
+    "${PIP[@]}" --no-build-isolation -U python-keystoneclient oslo.config keystoneauth1 \
+        oslo.utils oslo.i18n oslo.serialization >&2
 fi
 "$VENV/bin/duplicity" --version >&2
 echo "$VENV/bin/duplicity"

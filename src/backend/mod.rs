@@ -4,10 +4,12 @@
 mod file;
 mod multi;
 mod retry;
+mod swift;
 
 pub use file::FileBackend;
 pub use multi::Multi;
 pub use retry::Retry;
+pub use swift::Swift;
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -70,10 +72,12 @@ fn open_store(
             }
             Box::new(FileBackend::new(rest)?)
         }
+        "swift" => Box::new(Swift::open("swift", rest, settings)?),
+        "pca" => Box::new(Swift::open("pca", rest, settings)?),
         other => {
             return Err(Error::usage(format!(
-                "unknown URL scheme {other:?} in {url:?}: this version supports file:// and \
-                 multi://"
+                "unknown URL scheme {other:?} in {url:?}: this version supports file://, \
+                 swift://, pca:// and multi://"
             )))
         }
     };

@@ -1,0 +1,695 @@
+//! OpenStack Swift (`swift://container[/prefix]`) and OVH Public Cloud Archive
+//! (`pca://container[/prefix]`), over Swift's HTTP API.
+//!
+//! Settings are duplicity's environment variables (`SWIFT_*` or `PCA_*`), taken from the
+//! store's own `env` in a multi:// config first, then from the process environment:
+//! `AUTHURL`, `AUTHVERSION` (1 or 3; Keystone v2 is retired), `USERNAME`, `PASSWORD`, and for
+//! v3 `USER_DOMAIN_NAME`/`_ID`, `PROJECT_NAME` (or `TENANTNAME`)/`PROJECT_ID` (or
+//! `TENANTID`), `PROJECT_DOMAIN_NAME`/`_ID`, `REGIONNAME`, `ENDPOINT_TYPE`; or
+//! `PREAUTHURL` + `PREAUTHTOKEN`.
+//!
+//! PCA objects are sealed once written. A GET of a sealed object answers 429 and starts
+//! unsealing it; [`Backend::prepare_download`] sends that GET for every volume a restore
+//! needs at once, and `get` waits for each volume as the restore reaches it, so the restore
+//! proceeds while later volumes are still thawing. Uploads carry the file's MD5 as ETag, so
+//! Swift refuses a body that arrives damaged.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use md5::{Digest, Md5};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::Body;
+
+/// The storage policy OVH gives PCA containers.
+const PCA_POLICY: &str = "PCA";
+
+enum Auth {
+    Preauth {
+        url: String,
+        token: String,
+    },
+    V1 {
+        url: String,
+        user: String,
+        key: String,
+    },
+    V3 {
+        url: String,
+        body: serde_json::Value,
+        region: Option<String>,
+        interface: String,
+    },
+}
+
+struct Session {
+    storage_url: String,
+    token: String,
+}
+
+/// A Swift container (or a PCA archive container) holding backup files.
+pub struct Swift {
+    scheme: &'static str,
+    agent: ureq::Agent,
+    auth: Auth,
+    container: String,
+    /// Object name prefix (`dir/`), or empty.
+    prefix: String,
+    pca: bool,
+    session: Mutex<Option<Session>>,
+    container_ready: OnceLock<()>,
+    /// Longest wait between two looks at an unsealing object.
+    max_poll: Duration,
+}
+
+fn percent(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn http_error(e: ureq::Error, what: &str) -> Error {
+    Error::backend(format!("{what}: {e}"))
+}
+
+impl Swift {
+    /// `rest` is what follows `swift://` or `pca://`; `settings` the store's own env.
+    pub fn open(
+        scheme: &'static str,
+        rest: &str,
+        settings: &HashMap<String, String>,
+    ) -> Result<Swift> {
+        let pca = scheme == "pca";
+        let var = if pca { "PCA_" } else { "SWIFT_" };
+        let get = |name: &str| -> Option<String> {
+            let key = format!("{var}{name}");
+            settings
+                .get(&key)
+                .cloned()
+                .or_else(|| std::env::var(&key).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let need = |name: &str| -> Result<String> {
+            get(name).ok_or_else(|| {
+                Error::usage(format!(
+                    "{scheme}:// needs {var}{name} (in the environment or the store's env in \
+                     the multi:// config)"
+                ))
+            })
+        };
+        let (container, prefix) = match rest.split_once('/') {
+            Some((c, p)) if !p.trim_matches('/').is_empty() => {
+                (c.to_string(), format!("{}/", p.trim_matches('/')))
+            }
+            Some((c, _)) => (c.to_string(), String::new()),
+            None => (rest.to_string(), String::new()),
+        };
+        if container.is_empty() {
+            return Err(Error::usage(format!(
+                "{scheme}:// URL has no container: use {scheme}://container[/prefix]"
+            )));
+        }
+        let auth = if let (Some(url), Some(token)) = (get("PREAUTHURL"), get("PREAUTHTOKEN")) {
+            Auth::Preauth { url, token }
+        } else {
+            let url = need("AUTHURL")?;
+            let user = need("USERNAME")?;
+            let password = need("PASSWORD")?;
+            match get("AUTHVERSION").as_deref().unwrap_or("1") {
+                "1" => Auth::V1 {
+                    url,
+                    user,
+                    key: password,
+                },
+                "3" => {
+                    let named = |id: Option<String>, name: Option<String>| match (id, name) {
+                        (Some(id), _) => serde_json::json!({ "id": id }),
+                        (None, Some(name)) => serde_json::json!({ "name": name }),
+                        (None, None) => serde_json::json!({ "name": "Default" }),
+                    };
+                    let user_domain = named(get("USER_DOMAIN_ID"), get("USER_DOMAIN_NAME"));
+                    let project_domain =
+                        named(get("PROJECT_DOMAIN_ID"), get("PROJECT_DOMAIN_NAME"));
+                    let project = match (
+                        get("PROJECT_ID").or(get("TENANTID")),
+                        get("PROJECT_NAME").or(get("TENANTNAME")),
+                    ) {
+                        (Some(id), _) => serde_json::json!({ "id": id }),
+                        (None, Some(name)) => {
+                            serde_json::json!({ "name": name, "domain": project_domain })
+                        }
+                        (None, None) => {
+                            return Err(Error::usage(format!(
+                                "{scheme}:// with Keystone v3 needs {var}TENANTNAME (or \
+                                 {var}PROJECT_NAME / {var}PROJECT_ID)"
+                            )))
+                        }
+                    };
+                    let user = match get("USERID") {
+                        Some(id) => serde_json::json!({ "id": id, "password": password }),
+                        None => serde_json::json!({
+                            "name": user, "domain": user_domain, "password": password
+                        }),
+                    };
+                    Auth::V3 {
+                        url,
+                        body: serde_json::json!({ "auth": {
+                            "identity": { "methods": ["password"], "password": { "user": user } },
+                            "scope": { "project": project }
+                        }}),
+                        region: get("REGIONNAME"),
+                        interface: get("ENDPOINT_TYPE")
+                            .unwrap_or_else(|| "public".to_string())
+                            .trim_end_matches("URL")
+                            .to_string(),
+                    }
+                }
+                v => {
+                    return Err(Error::usage(format!(
+                        "{var}AUTHVERSION={v} is not supported: use 1 (tempauth/swauth) or 3 \
+                         (Keystone v3; for OVH, {var}AUTHURL=https://auth.cloud.ovh.net/v3)"
+                    )))
+                }
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        let max_poll = get("UNSEAL_POLL")
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(60));
+        Ok(Swift {
+            scheme,
+            agent,
+            auth,
+            container,
+            prefix,
+            pca,
+            session: Mutex::new(None),
+            container_ready: OnceLock::new(),
+            max_poll,
+        })
+    }
+
+    fn authenticate(&self) -> Result<Session> {
+        match &self.auth {
+            Auth::Preauth { url, token } => Ok(Session {
+                storage_url: url.trim_end_matches('/').to_string(),
+                token: token.clone(),
+            }),
+            Auth::V1 { url, user, key } => {
+                let r = self
+                    .agent
+                    .get(url)
+                    .header("X-Auth-User", user)
+                    .header("X-Auth-Key", key)
+                    .call()
+                    .map_err(|e| http_error(e, &format!("authenticating at {url}")))?;
+                let header = |h: &str| {
+                    r.headers()
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                match (
+                    r.status().as_u16(),
+                    header("x-storage-url"),
+                    header("x-auth-token"),
+                ) {
+                    (200..=299, Some(storage_url), Some(token)) => Ok(Session {
+                        storage_url: storage_url.trim_end_matches('/').to_string(),
+                        token,
+                    }),
+                    (401 | 403, _, _) => Err(self.auth_refused(url, r.status().as_u16())),
+                    (s, _, _) => Err(Error::backend(format!(
+                        "authenticating at {url}: HTTP {s} without a storage URL and token"
+                    ))),
+                }
+            }
+            Auth::V3 {
+                url,
+                body,
+                region,
+                interface,
+            } => {
+                let endpoint = if url.trim_end_matches('/').ends_with("/auth/tokens") {
+                    url.clone()
+                } else {
+                    format!("{}/auth/tokens", url.trim_end_matches('/'))
+                };
+                let mut r = self
+                    .agent
+                    .post(&endpoint)
+                    .header("Content-Type", "application/json")
+                    .send(body.to_string())
+                    .map_err(|e| http_error(e, &format!("authenticating at {endpoint}")))?;
+                let status = r.status().as_u16();
+                if status == 401 || status == 403 {
+                    return Err(self.auth_refused(url, status));
+                }
+                let token = r
+                    .headers()
+                    .get("x-subject-token")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let text = r
+                    .body_mut()
+                    .with_config()
+                    .limit(64 << 20)
+                    .read_to_string()
+                    .map_err(|e| http_error(e, &format!("reading the token from {endpoint}")))?;
+                let (Some(token), 200..=299) = (token, status) else {
+                    return Err(Error::backend(format!(
+                        "authenticating at {endpoint}: HTTP {status} without a token"
+                    )));
+                };
+                let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    Error::backend(format!("the token from {endpoint} is not JSON: {e}"))
+                })?;
+                let storage_url = doc["token"]["catalog"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["type"] == "object-store")
+                    .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+                    .find(|e| {
+                        e["interface"] == interface.as_str()
+                            && region.as_ref().is_none_or(|r| {
+                                e["region"] == r.as_str() || e["region_id"] == r.as_str()
+                            })
+                    })
+                    .and_then(|e| e["url"].as_str())
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "the Keystone catalog at {url} has no {interface} object-store \
+                             endpoint{}; check REGIONNAME and ENDPOINT_TYPE",
+                            region
+                                .as_ref()
+                                .map(|r| format!(" in region {r}"))
+                                .unwrap_or_default()
+                        ))
+                    })?;
+                Ok(Session {
+                    storage_url: storage_url.trim_end_matches('/').to_string(),
+                    token,
+                })
+            }
+        }
+    }
+
+    fn auth_refused(&self, url: &str, status: u16) -> Error {
+        let var = if self.pca { "PCA_" } else { "SWIFT_" };
+        Error::usage(format!(
+            "{}:// authentication at {url} was refused (HTTP {status}): check {var}USERNAME, \
+             {var}PASSWORD and the project settings",
+            self.scheme
+        ))
+    }
+
+    /// Runs `f` with a session (authenticating first if needed), once more after
+    /// re-authenticating if the token was refused.
+    fn with_session(
+        &self,
+        f: impl Fn(&Session) -> std::result::Result<Response<Body>, ureq::Error>,
+        what: &str,
+    ) -> Result<Response<Body>> {
+        for attempt in 0..2 {
+            let session = {
+                let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
+                if guard.is_none() {
+                    *guard = Some(self.authenticate()?);
+                }
+                let s = guard.as_ref().expect("session");
+                Session {
+                    storage_url: s.storage_url.clone(),
+                    token: s.token.clone(),
+                }
+            };
+            let r = f(&session).map_err(|e| http_error(e, what))?;
+            if r.status().as_u16() == 401 && attempt == 0 {
+                *self.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                continue;
+            }
+            return Ok(r);
+        }
+        Err(Error::usage(format!(
+            "{what}: the token was refused after authenticating again; check the credentials"
+        )))
+    }
+
+    fn container_url(&self, s: &Session) -> String {
+        format!("{}/{}", s.storage_url, percent(&self.container))
+    }
+
+    fn object_url(&self, s: &Session, name: &str) -> String {
+        format!(
+            "{}/{}",
+            self.container_url(s),
+            percent(&format!("{}{name}", self.prefix))
+        )
+    }
+
+    fn unexpected(&self, what: &str, r: &mut Response<Body>) -> Error {
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        let detail = body.lines().next().unwrap_or("").trim().to_string();
+        match status {
+            403 => {
+                Error::usage(format!(
+                "{what}: access denied (HTTP 403{}); check the account's rights on container {}",
+                if detail.is_empty() { String::new() } else { format!(": {detail}") },
+                self.container
+            ))
+            }
+            _ => Error::backend(format!(
+                "{what}: HTTP {status}{}",
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {detail}")
+                }
+            )),
+        }
+    }
+
+    /// Creates the container if needed; a PCA container must have the PCA policy.
+    fn ensure_container(&self) -> Result<()> {
+        if self.container_ready.get().is_some() {
+            return Ok(());
+        }
+        let what = format!("checking container {}", self.container);
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .head(self.container_url(s))
+                    .header("X-Auth-Token", &s.token)
+                    .call()
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 => {
+                let policy = r
+                    .headers()
+                    .get("x-storage-policy")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if self.pca && policy != PCA_POLICY {
+                    return Err(Error::usage(format!(
+                        "container {} has storage policy {policy:?}, not {PCA_POLICY}: a pca:// \
+                         target must be a Public Cloud Archive container",
+                        self.container
+                    )));
+                }
+            }
+            404 => {
+                let what = format!("creating container {}", self.container);
+                let mut r = self.with_session(
+                    |s| {
+                        let mut req = self
+                            .agent
+                            .put(self.container_url(s))
+                            .header("X-Auth-Token", &s.token);
+                        if self.pca {
+                            req = req.header("X-Storage-Policy", PCA_POLICY);
+                        }
+                        req.send_empty()
+                    },
+                    &what,
+                )?;
+                if !r.status().is_success() {
+                    return Err(self.unexpected(&what, &mut r));
+                }
+            }
+            _ => return Err(self.unexpected(&what, &mut r)),
+        }
+        let _ = self.container_ready.set(());
+        Ok(())
+    }
+
+    /// The objects under the prefix, with their PCA retrieval state when asked for.
+    fn list_objects(&self, policy_extra: bool) -> Result<Vec<(String, Option<String>)>> {
+        let mut out = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let what = format!("listing container {}", self.container);
+            let mut r = self.with_session(
+                |s| {
+                    let mut req = self
+                        .agent
+                        .get(self.container_url(s))
+                        .header("X-Auth-Token", &s.token)
+                        .query("format", "json")
+                        .query("prefix", &self.prefix)
+                        .query("marker", &marker);
+                    if policy_extra {
+                        req = req.query("policy_extra", "true");
+                    }
+                    req.call()
+                },
+                &what,
+            )?;
+            match r.status().as_u16() {
+                200..=299 => {}
+                404 => return Ok(out),
+                _ => return Err(self.unexpected(&what, &mut r)),
+            }
+            let text = r
+                .body_mut()
+                .with_config()
+                .limit(256 << 20)
+                .read_to_string()
+                .map_err(|e| http_error(e, &what))?;
+            let page: Vec<serde_json::Value> = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::backend(format!("{what}: the listing is not JSON: {e}")))?
+            };
+            let Some(last) = page.last().and_then(|o| o["name"].as_str()) else {
+                return Ok(out);
+            };
+            marker = last.to_string();
+            for o in &page {
+                let Some(full) = o["name"].as_str() else {
+                    continue;
+                };
+                if let Some(name) = full.strip_prefix(&self.prefix) {
+                    if !name.is_empty() && !name.contains('/') {
+                        let state = o["policy_retrieval_state"].as_str().map(str::to_string);
+                        out.push((name.to_string(), state));
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long to wait before looking again at an object that is unsealing.
+    fn retry_after(&self, r: &Response<Body>) -> Duration {
+        r.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.max(1)))
+            .unwrap_or(self.max_poll)
+            .min(self.max_poll)
+    }
+}
+
+impl Backend for Swift {
+    fn list(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .list_objects(false)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn get(&self, name: &str, dest: &Path) -> Result<()> {
+        let what = format!("downloading {name} from {}", self.describe());
+        let mut waited = false;
+        loop {
+            let mut r = self.with_session(
+                |s| {
+                    self.agent
+                        .get(self.object_url(s, name))
+                        .header("X-Auth-Token", &s.token)
+                        .call()
+                },
+                &what,
+            )?;
+            match r.status().as_u16() {
+                200..=299 => {
+                    let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
+                    let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
+                    std::io::copy(&mut body, &mut f)
+                        .map_err(|e| Error::backend(format!("{what}: {e}")))?;
+                    f.flush().map_err(|e| Error::io(dest, e))?;
+                    if waited {
+                        crate::log::notice(&format!("{name} is unsealed and downloaded"));
+                    }
+                    return Ok(());
+                }
+                404 => {
+                    return Err(Error::corrupt(format!(
+                        "{name} is missing from {}: the backup set is incomplete",
+                        self.describe()
+                    )))
+                }
+                429 if self.pca => {
+                    let wait = self.retry_after(&r);
+                    crate::log::notice(&format!(
+                        "{name} is sealed in the archive; unsealing, looking again in {} s",
+                        wait.as_secs()
+                    ));
+                    waited = true;
+                    std::thread::sleep(wait);
+                }
+                _ => return Err(self.unexpected(&what, &mut r)),
+            }
+        }
+    }
+
+    fn put(&self, src: &Path, name: &str) -> Result<()> {
+        self.ensure_container()?;
+        let mut f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
+        let mut md5 = Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(src, e))?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+        }
+        let etag = crate::codec::hex(&md5.finalize());
+        let what = format!("uploading {name} to {}", self.describe());
+        let mut r = self.with_session(
+            |s| {
+                let f = std::fs::File::open(src).map_err(ureq::Error::Io)?;
+                self.agent
+                    .put(self.object_url(s, name))
+                    .header("X-Auth-Token", &s.token)
+                    .header("ETag", &etag)
+                    .send(f)
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 => Ok(()),
+            422 => Err(Error::backend(format!(
+                "{what}: the server received different bytes than were sent (MD5 mismatch)"
+            ))),
+            _ => Err(self.unexpected(&what, &mut r)),
+        }
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        let what = format!("deleting {name} from {}", self.describe());
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .delete(self.object_url(s, name))
+                    .header("X-Auth-Token", &s.token)
+                    .call()
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            _ => Err(self.unexpected(&what, &mut r)),
+        }
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        let what = format!("looking for {name} in {}", self.describe());
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .head(self.object_url(s, name))
+                    .header("X-Auth-Token", &s.token)
+                    .call()
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 => Ok(r
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+            404 => Ok(None),
+            _ => Err(self.unexpected(&what, &mut r)),
+        }
+    }
+
+    /// PCA: asks the archive to unseal every sealed file the restore will read, all at
+    /// once; `get` then waits for each as the restore reaches it.
+    fn prepare_download(&self, names: &[String]) -> Result<()> {
+        if !self.pca || names.is_empty() {
+            return Ok(());
+        }
+        let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let mut sealed = 0;
+        for (name, state) in self.list_objects(true)? {
+            if !wanted.contains(name.as_str()) || state.as_deref() != Some("sealed") {
+                continue;
+            }
+            let what = format!("asking {} to unseal {name}", self.describe());
+            let mut r = self.with_session(
+                |s| {
+                    self.agent
+                        .get(self.object_url(s, &name))
+                        .header("X-Auth-Token", &s.token)
+                        .call()
+                },
+                &what,
+            )?;
+            match r.status().as_u16() {
+                429 | 200..=299 => sealed += 1,
+                _ => return Err(self.unexpected(&what, &mut r)),
+            }
+        }
+        if sealed > 0 {
+            crate::log::notice(&format!(
+                "asked {} to unseal {sealed} file(s); the restore starts as they arrive",
+                self.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            self.container,
+            if self.prefix.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", self.prefix.trim_end_matches('/'))
+            }
+        )
+    }
+}

@@ -1,0 +1,600 @@
+//! swift:// and pca:// against a real OpenStack Swift on loopback (tempauth v1 and Keystone
+//! v3, with the PCA sealing emulation), started by `.ci/services` (scripts/test.sh does
+//! it). Objects are checked with an independent client (python-swiftclient's `swift`), and
+//! the real duplicity reads what ferrodup writes and the other way round.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+/// The variables `start-swift.sh` wrote.
+fn services() -> HashMap<String, String> {
+    let dir = std::env::var("TEST_SERVICES_DIR").unwrap_or_else(|_| "/tmp/test-services".into());
+    let file = Path::new(&dir).join("swift/swift.env");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: start the test servers first (scripts/test.sh does: \
+             .ci/services/start-keystone.sh, then SWIFT_AUTH=keystone .ci/services/start-swift.sh)",
+            file.display()
+        )
+    });
+    let mut vars = HashMap::new();
+    for line in text.lines().filter(|l| l.starts_with("export ")) {
+        for pair in line["export ".len()..].split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                vars.insert(k.to_string(), v.trim_matches('\'').to_string());
+            }
+        }
+    }
+    vars
+}
+
+/// Credentials for `swift://` (`SWIFT_*`) or `pca://` (`PCA_*`): Keystone v3 or tempauth v1.
+fn creds(s: &HashMap<String, String>, var: &str, v3: bool) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if v3 {
+        for k in [
+            "AUTHURL",
+            "AUTHVERSION",
+            "USERNAME",
+            "PASSWORD",
+            "TENANTNAME",
+            "USER_DOMAIN_NAME",
+            "PROJECT_DOMAIN_NAME",
+            "REGIONNAME",
+        ] {
+            out.push((format!("{var}{k}"), s[&format!("{var}{k}")].clone()));
+        }
+    } else {
+        out.push((format!("{var}AUTHURL"), s["SWIFT_V1_AUTH_URL"].clone()));
+        out.push((format!("{var}AUTHVERSION"), "1".into()));
+        out.push((format!("{var}USERNAME"), s["SWIFT_V1_USER"].clone()));
+        out.push((format!("{var}PASSWORD"), s["SWIFT_V1_KEY"].clone()));
+    }
+    out
+}
+
+/// A command with only the given storage credentials in its environment.
+fn command(bin: &Path, cwd: &Path, env: &[(String, String)], args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.current_dir(cwd)
+        .args(args)
+        .env("HOME", cwd)
+        .env_remove("PASSPHRASE");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SWIFT_") || k.starts_with("PCA_") || k.starts_with("ST_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(env.iter().map(|(k, v)| (k, v)));
+    c
+}
+
+fn fd(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
+    run(
+        &mut command(&ferrodup_bin(), cwd, env, args),
+        &format!("ferrodup {}", args.join(" ")),
+    )
+}
+
+fn dup(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
+    run(
+        &mut command(&duplicity_bin(), cwd, env, args),
+        &format!("duplicity {}", args.join(" ")),
+    )
+}
+
+/// Object names in a container of the tempauth account, listed by python-swiftclient.
+fn swift_list(s: &HashMap<String, String>, container: &str) -> Vec<String> {
+    let out = run(
+        Command::new("swift")
+            .args([
+                "-A",
+                &s["SWIFT_V1_AUTH_URL"],
+                "-U",
+                &s["SWIFT_V1_USER"],
+                "-K",
+                &s["SWIFT_V1_KEY"],
+            ])
+            .args(["list", container]),
+        "swift list",
+    )
+    .ok();
+    out.stdout().lines().map(str::to_string).collect()
+}
+
+fn swift_stat(s: &HashMap<String, String>, container: &str) -> String {
+    run(
+        Command::new("swift")
+            .args([
+                "-A",
+                &s["SWIFT_V1_AUTH_URL"],
+                "-U",
+                &s["SWIFT_V1_USER"],
+                "-K",
+                &s["SWIFT_V1_KEY"],
+            ])
+            .args(["stat", container]),
+        "swift stat",
+    )
+    .ok()
+    .stdout()
+}
+
+/// A container name no earlier run used.
+fn unique(base: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{base}-{}-{t}", std::process::id())
+}
+
+#[test]
+fn swift_keystone_v3_and_tempauth_round_trip_with_duplicity() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // Keystone v3: a full and an incremental with ferrodup; duplicity restores the chain.
+    let v3 = creds(&s, "SWIFT_", true);
+    let url = format!("swift://{}/backups/host1", unique("v3"));
+    make_fixture_tree(&w.join("src"), 1, false);
+    let (t1, t2) = (T1.to_string(), T2.to_string());
+    fd(
+        w,
+        &v3,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--current-time",
+            &t1,
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    copy_tree(&w.join("src"), &w.join("state1"));
+    std::fs::remove_dir_all(w.join("src")).unwrap();
+    make_fixture_tree(&w.join("src"), 2, false);
+    fd(
+        w,
+        &v3,
+        &[
+            "incremental",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--current-time",
+            &t2,
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    dup(
+        w,
+        &v3,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &url,
+            "by-duplicity",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("by-duplicity"),
+        "duplicity restore from swift:// (v3)",
+    );
+    fd(
+        w,
+        &v3,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "fc",
+            "--time",
+            &t1,
+            &url,
+            "at-t1",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("state1"),
+        &w.join("at-t1"),
+        "ferrodup restore at T1 from swift:// (v3)",
+    );
+    let st = fd(
+        w,
+        &v3,
+        &[
+            "collection-status",
+            "--no-encryption",
+            "--archive-dir",
+            "fc",
+            &url,
+        ],
+    )
+    .ok();
+    assert!(st.stdout().contains("Incremental"), "{}", st.stdout());
+
+    // tempauth v1: objects land where an independent client sees them.
+    let v1 = creds(&s, "SWIFT_", false);
+    let container = unique("v1");
+    let url = format!("swift://{container}");
+    fd(
+        w,
+        &v1,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c1",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let names = swift_list(&s, &container);
+    assert_eq!(names.len(), 3, "volume, signatures, manifest: {names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".manifest")), "{names:?}");
+    dup(
+        w,
+        &v1,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dc1",
+            &url,
+            "v1-dup",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("v1-dup"),
+        "duplicity restore from swift:// (v1)",
+    );
+
+    // And ferrodup restores what duplicity wrote.
+    let url = format!("swift://{}", unique("dupw"));
+    dup(
+        w,
+        &v1,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "dc2",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    fd(
+        w,
+        &v1,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "fc2",
+            &url,
+            "from-dup",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("from-dup"),
+        "ferrodup restore of duplicity's swift backup",
+    );
+}
+
+#[test]
+fn pca_restore_asks_for_every_volume_at_once_and_waits_for_each() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let pca = creds(&s, "PCA_", false);
+    let container = unique("archive");
+    let url = format!("pca://{container}");
+    make_fixture_tree(&w.join("src"), 1, true);
+    fd(
+        w,
+        &pca,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    assert!(
+        swift_stat(&s, &container).contains("PCA"),
+        "container made with the PCA policy"
+    );
+    let volumes = swift_list(&s, &container)
+        .iter()
+        .filter(|n| n.contains(".difftar"))
+        .count();
+    assert!(volumes >= 3, "a multi-volume backup: {volumes}");
+    let r = fd(
+        w,
+        &pca,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "rc",
+            &url,
+            "out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore from sealed PCA volumes",
+    );
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!("unseal {volumes} file(s)")),
+        "every volume asked for before the first download: {err}"
+    );
+    assert!(err.contains("is unsealed and downloaded"), "{err}");
+
+    // A duplicity PCA backup restores with ferrodup.
+    let url = format!("pca://{}", unique("dup-archive"));
+    dup(
+        w,
+        &pca,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    fd(
+        w,
+        &pca,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "fc",
+            &url,
+            "from-dup",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("from-dup"),
+        "ferrodup restore of duplicity's PCA backup",
+    );
+}
+
+/// The flagship setup: manifests and signatures on Swift, volumes on PCA, through one
+/// multi:// config whose stores carry their own credentials.
+#[test]
+fn hot_swift_cold_pca_multi_with_per_store_credentials() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let env_json = |creds: Vec<(String, String)>| {
+        creds
+            .iter()
+            .map(|(k, v)| format!(r#"{{"name": "{k}", "value": "{v}"}}"#))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (hot, cold) = (unique("hot"), unique("pca-cold"));
+    let config = w.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[ {{"url": "swift://{hot}", "description": "hot", "prefixes": ["hot_"], "env": [{}]}},
+                 {{"url": "pca://{cold}", "description": "cold", "prefixes": ["cold_"], "env": [{}]}} ]"#,
+            env_json(creds(&s, "SWIFT_", false)),
+            env_json(creds(&s, "PCA_", false))
+        ),
+    )
+    .unwrap();
+    let url = format!("multi://{}?mode=mirror&onfail=abort", config.display());
+    let prefixes = [
+        "--file-prefix-manifest",
+        "hot_",
+        "--file-prefix-signature",
+        "hot_",
+        "--file-prefix-archive",
+        "cold_",
+    ];
+    let none: Vec<(String, String)> = Vec::new();
+    let run_fd = |args: &[&str]| {
+        let mut a: Vec<&str> = prefixes.to_vec();
+        a.extend_from_slice(args);
+        fd(w, &none, &a).ok()
+    };
+    make_fixture_tree(&w.join("src"), 1, false);
+    let (t1, t2) = (T1.to_string(), T2.to_string());
+    run_fd(&[
+        "full",
+        "--no-encryption",
+        "--archive-dir",
+        "c",
+        "--current-time",
+        &t1,
+        "src",
+        &url,
+    ]);
+    copy_tree(&w.join("src"), &w.join("state1"));
+    std::fs::remove_dir_all(w.join("src")).unwrap();
+    make_fixture_tree(&w.join("src"), 2, false);
+    run_fd(&[
+        "incremental",
+        "--no-encryption",
+        "--archive-dir",
+        "c",
+        "--current-time",
+        &t2,
+        "src",
+        &url,
+    ]);
+    let hot_names = swift_list(&s, &hot);
+    let cold_names = swift_list(&s, &cold);
+    assert_eq!(hot_names.len(), 4, "{hot_names:?}");
+    assert!(
+        hot_names.iter().all(|n| n.starts_with("hot_")),
+        "{hot_names:?}"
+    );
+    assert!(
+        !cold_names.is_empty()
+            && cold_names
+                .iter()
+                .all(|n| n.starts_with("cold_") && n.contains(".difftar"))
+    );
+    assert!(swift_stat(&s, &cold).contains("PCA"));
+    // A fresh machine (empty cache) restores both states.
+    run_fd(&[
+        "restore",
+        "--no-encryption",
+        "--archive-dir",
+        "r1",
+        &url,
+        "latest",
+    ]);
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("latest"),
+        "flagship restore, latest",
+    );
+    run_fd(&[
+        "restore",
+        "--no-encryption",
+        "--archive-dir",
+        "r2",
+        "--time",
+        &t1,
+        &url,
+        "first",
+    ]);
+    assert_same_tree(
+        &w.join("state1"),
+        &w.join("first"),
+        "flagship restore at T1",
+    );
+    let listed = run_fd(&[
+        "list-current-files",
+        "--no-encryption",
+        "--archive-dir",
+        "r3",
+        &url,
+    ]);
+    assert!(listed.stdout().lines().count() > 3);
+    let v = run_fd(&[
+        "verify",
+        "--compare-data",
+        "--no-encryption",
+        "--archive-dir",
+        "r4",
+        &url,
+        "src",
+    ]);
+    let said = format!("{}{}", v.stdout(), v.stderr());
+    assert!(said.contains(", 0 difference(s) found"), "{said}");
+}
+
+#[test]
+fn swift_errors_are_one_clear_line() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/f"), "x").unwrap();
+    let check = |env: Vec<(String, String)>, url: &str, code: i32, words: &[&str]| {
+        let r = fd(
+            w,
+            &env,
+            &[
+                "full",
+                "--no-encryption",
+                "--num-retries",
+                "1",
+                "--archive-dir",
+                "c",
+                "src",
+                url,
+            ],
+        );
+        let err = r.stderr();
+        assert_eq!(r.code(), code, "{url}: {err}");
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("ferrodup: "))
+            .collect();
+        assert_eq!(lines.len(), 1, "{url}: {err}");
+        for word in words {
+            assert!(lines[0].contains(word), "{word:?} in {err}");
+        }
+    };
+    let mut wrong = creds(&s, "SWIFT_", true);
+    wrong.retain(|(k, _)| k != "SWIFT_PASSWORD");
+    wrong.push(("SWIFT_PASSWORD".into(), "not-the-password".into()));
+    check(wrong, "swift://x", 2, &["refused", "SWIFT_PASSWORD"]);
+    let mut missing = creds(&s, "SWIFT_", true);
+    missing.retain(|(k, _)| k != "SWIFT_AUTHURL");
+    check(missing, "swift://x", 2, &["SWIFT_AUTHURL"]);
+    let mut down = creds(&s, "SWIFT_", false);
+    down.retain(|(k, _)| k != "SWIFT_AUTHURL");
+    down.push((
+        "SWIFT_AUTHURL".into(),
+        "http://127.0.0.1:9/auth/v1.0".into(),
+    ));
+    check(down, "swift://x", 5, &["127.0.0.1:9"]);
+    let mut v2 = creds(&s, "PCA_", false);
+    v2.retain(|(k, _)| k != "PCA_AUTHVERSION");
+    v2.push(("PCA_AUTHVERSION".into(), "2".into()));
+    check(v2, "pca://x", 2, &["PCA_AUTHVERSION"]);
+    // A pca:// target on a container without the PCA policy is refused.
+    let plain = unique("plain");
+    fd(
+        w,
+        &creds(&s, "SWIFT_", false),
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c0",
+            "src",
+            &format!("swift://{plain}"),
+        ],
+    )
+    .ok();
+    check(
+        creds(&s, "PCA_", false),
+        &format!("pca://{plain}"),
+        2,
+        &["storage policy", &plain],
+    );
+}
