@@ -5,31 +5,14 @@
 
 mod common;
 
+use common::services::*;
 use common::*;
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 /// The variables `start-swift.sh` wrote.
 fn services() -> HashMap<String, String> {
-    let dir = std::env::var("TEST_SERVICES_DIR").unwrap_or_else(|_| "/tmp/test-services".into());
-    let file = Path::new(&dir).join("swift/swift.env");
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: start the test servers first (scripts/test.sh does: \
-             .ci/services/start-keystone.sh, then SWIFT_AUTH=keystone .ci/services/start-swift.sh)",
-            file.display()
-        )
-    });
-    let mut vars = HashMap::new();
-    for line in text.lines().filter(|l| l.starts_with("export ")) {
-        for pair in line["export ".len()..].split_whitespace() {
-            if let Some((k, v)) = pair.split_once('=') {
-                vars.insert(k.to_string(), v.trim_matches('\'').to_string());
-            }
-        }
-    }
-    vars
+    service_env("swift")
 }
 
 /// Credentials for `swift://` (`SWIFT_*`) or `pca://` (`PCA_*`): Keystone v3 or tempauth v1.
@@ -55,36 +38,6 @@ fn creds(s: &HashMap<String, String>, var: &str, v3: bool) -> Vec<(String, Strin
         out.push((format!("{var}PASSWORD"), s["SWIFT_V1_KEY"].clone()));
     }
     out
-}
-
-/// A command with only the given storage credentials in its environment.
-fn command(bin: &Path, cwd: &Path, env: &[(String, String)], args: &[&str]) -> Command {
-    let mut c = Command::new(bin);
-    c.current_dir(cwd)
-        .args(args)
-        .env("HOME", cwd)
-        .env_remove("PASSPHRASE");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SWIFT_") || k.starts_with("PCA_") || k.starts_with("ST_") {
-            c.env_remove(k);
-        }
-    }
-    c.envs(env.iter().map(|(k, v)| (k, v)));
-    c
-}
-
-fn fd(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
-    run(
-        &mut command(&ferrodup_bin(), cwd, env, args),
-        &format!("ferrodup {}", args.join(" ")),
-    )
-}
-
-fn dup(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
-    run(
-        &mut command(&duplicity_bin(), cwd, env, args),
-        &format!("duplicity {}", args.join(" ")),
-    )
 }
 
 /// Object names in a container of the tempauth account, listed by python-swiftclient.
@@ -122,15 +75,6 @@ fn swift_stat(s: &HashMap<String, String>, container: &str) -> String {
     )
     .ok()
     .stdout()
-}
-
-/// A container name no earlier run used.
-fn unique(base: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{base}-{}-{t}", std::process::id())
 }
 
 #[test]

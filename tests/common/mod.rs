@@ -245,3 +245,4 @@ pub fn set_mtime(p: &Path, t: i64) {
 }
 
 pub mod edits;
+pub mod services;
