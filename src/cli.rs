@@ -195,6 +195,36 @@ pub struct Cli {
     /// Filelists and --files-from lists are separated by NUL characters, not newlines.
     #[arg(long)]
     pub null_separator: bool,
+    /// S3: endpoint of S3-compatible storage (path-style requests), e.g. https://s3.gra.io.cloud.ovh.net.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+    /// S3: region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region_name: Option<String>,
+    /// S3: store volumes in GLACIER (manifests and signatures stay STANDARD).
+    #[arg(long)]
+    pub s3_use_glacier: bool,
+    /// S3: store volumes in GLACIER_IR.
+    #[arg(long)]
+    pub s3_use_glacier_ir: bool,
+    /// S3: store volumes in DEEP_ARCHIVE (OVH Cold Archive too).
+    #[arg(long)]
+    pub s3_use_deep_archive: bool,
+    /// S3: store every file in STANDARD_IA.
+    #[arg(long)]
+    pub s3_use_ia: bool,
+    /// S3: store every file in ONEZONE_IA.
+    #[arg(long)]
+    pub s3_use_onezone_ia: bool,
+    /// S3: store every file in REDUCED_REDUNDANCY.
+    #[arg(long)]
+    pub s3_use_rrs: bool,
+    /// S3: days restored copies of archived volumes stay readable.
+    #[arg(long, default_value_t = 1, value_name = "DAYS")]
+    pub s3_restore_days: u32,
+    /// S3: restore tier for archived volumes: Expedited, Standard or Bulk.
+    #[arg(long, default_value = "Standard", value_name = "TIER")]
+    pub s3_restore_tier: String,
     /// Testing aid: stop with an error right after storing volume N of a backup.
     #[arg(long, hide = true, value_name = "N")]
     pub fail_on_volume: Option<u32>,

@@ -169,11 +169,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
-    let backend = backend::open(
-        &url,
-        cli.num_retries,
-        Duration::from_secs(cli.backend_retry_delay),
-    )?;
+    let backend = backend::open(&url, &backend_options(&cli))?;
     let tempdir = cli
         .tempdir
         .clone()
@@ -304,6 +300,35 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             let t = remove::nth_full_time(&ctx, n)?;
             remove::remove_older_than(&ctx, t, scope).map(|_| 0)
         }
+    }
+}
+
+/// Retry and storage settings from the options. Storage classes follow duplicity's order
+/// of precedence; the cold ones apply to volumes only.
+fn backend_options(cli: &Cli) -> backend::Options {
+    let pick =
+        |flags: &[(bool, &str)]| flags.iter().find(|(on, _)| *on).map(|(_, c)| c.to_string());
+    let class = pick(&[
+        (cli.s3_use_rrs, "REDUCED_REDUNDANCY"),
+        (cli.s3_use_ia, "STANDARD_IA"),
+        (cli.s3_use_onezone_ia, "ONEZONE_IA"),
+    ]);
+    let volume_class = pick(&[
+        (cli.s3_use_glacier, "GLACIER"),
+        (cli.s3_use_glacier_ir, "GLACIER_IR"),
+        (cli.s3_use_deep_archive, "DEEP_ARCHIVE"),
+    ]);
+    backend::Options {
+        tries: cli.num_retries,
+        delay: Duration::from_secs(cli.backend_retry_delay),
+        s3: backend::S3Options {
+            endpoint: cli.s3_endpoint_url.clone(),
+            region: cli.s3_region_name.clone(),
+            volume_class: if class.is_some() { None } else { volume_class },
+            class,
+            restore_days: cli.s3_restore_days,
+            restore_tier: cli.s3_restore_tier.clone(),
+        },
     }
 }
 

@@ -4,11 +4,13 @@
 mod file;
 mod multi;
 mod retry;
+mod s3;
 mod swift;
 
 pub use file::FileBackend;
 pub use multi::Multi;
 pub use retry::Retry;
+pub use s3::{S3Options, S3};
 pub use swift::Swift;
 
 use crate::error::{Error, Result};
@@ -37,15 +39,24 @@ pub trait Backend: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the backend for a target URL, with `tries` tries per operation and `delay`
-/// between them.
-pub fn open(url: &str, tries: u32, delay: Duration) -> Result<Box<dyn Backend>> {
+/// How backends are opened: retries, and settings of particular kinds of storage.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Tries per operation (`--num-retries`).
+    pub tries: u32,
+    /// Pause between tries (`--backend-retry-delay`).
+    pub delay: Duration,
+    pub s3: S3Options,
+}
+
+/// Opens the backend for a target URL.
+pub fn open(url: &str, opts: &Options) -> Result<Box<dyn Backend>> {
     if let Some(rest) = url.strip_prefix("multi://") {
         // Each store retries on its own, so that a failing store is tried again before
         // the others take over.
-        return Ok(Box::new(Multi::open(rest, tries, delay)?));
+        return Ok(Box::new(Multi::open(rest, opts)?));
     }
-    open_store(url, &HashMap::new(), tries, delay)
+    open_store(url, &HashMap::new(), opts)
 }
 
 /// Opens one store. `settings` are the store's own environment (the `env` of a multi://
@@ -54,8 +65,7 @@ pub fn open(url: &str, tries: u32, delay: Duration) -> Result<Box<dyn Backend>> 
 fn open_store(
     url: &str,
     settings: &HashMap<String, String>,
-    tries: u32,
-    delay: Duration,
+    opts: &Options,
 ) -> Result<Box<dyn Backend>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::usage(format!(
@@ -74,14 +84,15 @@ fn open_store(
         }
         "swift" => Box::new(Swift::open("swift", rest, settings)?),
         "pca" => Box::new(Swift::open("pca", rest, settings)?),
+        "s3" => Box::new(S3::open(rest, settings, &opts.s3)?),
         other => {
             return Err(Error::usage(format!(
                 "unknown URL scheme {other:?} in {url:?}: this version supports file://, \
-                 swift://, pca:// and multi://"
+                 s3://, swift://, pca:// and multi://"
             )))
         }
     };
-    Ok(Box::new(Retry::new(inner, tries, delay)))
+    Ok(Box::new(Retry::new(inner, opts.tries, opts.delay)))
 }
 
 impl Backend for Box<dyn Backend> {

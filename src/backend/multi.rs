@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -63,7 +62,7 @@ struct EnvVar {
 
 impl Multi {
     /// `rest` is what follows `multi://`: the config file path and the query.
-    pub fn open(rest: &str, tries: u32, delay: Duration) -> Result<Multi> {
+    pub fn open(rest: &str, opts: &super::Options) -> Result<Multi> {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path.is_empty() {
             return Err(Error::usage(
@@ -150,7 +149,7 @@ impl Multi {
                     k + 1
                 )));
             }
-            let backend = super::open_store(&url, &env, tries, delay)?;
+            let backend = super::open_store(&url, &env, opts)?;
             stores.push(Store {
                 name: match entry.description {
                     Some(d) => format!("{d} ({})", backend.describe()),
