@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ferrodup's tests need on a Debian machine (idempotent): the C toolchain and
 # librsync headers (for duplicity's extension), GnuPG, and the real duplicity from PyPI in a
-# virtualenv (with the Swift and S3 client libraries its swift://, pca:// and s3:// backends
-# use). Prints
+# virtualenv (with the Swift, S3 and SSH client libraries its swift://, pca://, s3:// and
+# sftp:// backends use). Prints
 # the path of the duplicity binary on its last line.
 set -euo pipefail
 
@@ -40,10 +40,10 @@ if ! "$VENV/bin/python" -c 'import swiftclient, keystoneclient' 2>/dev/null; the
     "${PIP[@]}" --no-build-isolation -U python-keystoneclient oslo.config keystoneauth1 \
         oslo.utils oslo.i18n oslo.serialization >&2
 fi
-# duplicity's s3:// backend uses boto3.
-if ! "$VENV/bin/python" -c 'import boto3' 2>/dev/null; then
-    echo "setup: installing boto3 into $VENV" >&2
-    "$VENV/bin/pip" install -q --disable-pip-version-check boto3 >&2
+# duplicity's s3:// backend uses boto3, its sftp:// backend paramiko.
+if ! "$VENV/bin/python" -c 'import boto3, paramiko' 2>/dev/null; then
+    echo "setup: installing boto3 and paramiko into $VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check boto3 paramiko >&2
 fi
 "$VENV/bin/duplicity" --version >&2
 echo "$VENV/bin/duplicity"

@@ -2,7 +2,7 @@
 # The whole test suite: format and lint checks, unit tests, and the integration tests
 # against the real duplicity (installed by setup.sh when missing) and real storage servers
 # on loopback (OpenStack Swift with Keystone v3 and the PCA sealing emulation, and S3 with
-# archive storage classes, started from .ci/services; stopped again at the end unless
+# archive storage classes, and an SFTP server, started from .ci/services; stopped again at the end unless
 # FERRODUP_KEEP_SERVICES=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +10,12 @@ DUPLICITY=$(bash scripts/setup.sh | tail -n 1)
 export DUPLICITY
 export TEST_SERVICES_DIR=${TEST_SERVICES_DIR:-/tmp/test-services}
 if [ "${FERRODUP_KEEP_SERVICES:-0}" != 1 ]; then
-    trap 'for s in swift keystone s3; do bash .ci/services/stop-$s.sh >/dev/null 2>&1 || true; done' EXIT
+    trap 'for s in swift keystone s3 sftp; do bash .ci/services/stop-$s.sh >/dev/null 2>&1 || true; done' EXIT
 fi
 bash .ci/services/start-keystone.sh
 SWIFT_AUTH=keystone bash .ci/services/start-swift.sh
 bash .ci/services/start-s3.sh
+bash .ci/services/start-sftp.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets

@@ -225,6 +225,9 @@ pub struct Cli {
     /// S3: restore tier for archived volumes: Expedited, Standard or Bulk.
     #[arg(long, default_value = "Standard", value_name = "TIER")]
     pub s3_restore_tier: String,
+    /// SSH options for sftp:// (-oIdentityFile=, -oUserKnownHostsFile=, -oStrictHostKeyChecking=).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub ssh_options: Option<String>,
     /// Testing aid: stop with an error right after storing volume N of a backup.
     #[arg(long, hide = true, value_name = "N")]
     pub fail_on_volume: Option<u32>,

@@ -169,7 +169,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
-    let backend = backend::open(&url, &backend_options(&cli))?;
+    let backend = backend::open(&url, &backend_options(&cli)?)?;
     let tempdir = cli
         .tempdir
         .clone()
@@ -305,7 +305,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
 
 /// Retry and storage settings from the options. Storage classes follow duplicity's order
 /// of precedence; the cold ones apply to volumes only.
-fn backend_options(cli: &Cli) -> backend::Options {
+fn backend_options(cli: &Cli) -> Result<backend::Options> {
     let pick =
         |flags: &[(bool, &str)]| flags.iter().find(|(on, _)| *on).map(|(_, c)| c.to_string());
     let class = pick(&[
@@ -318,7 +318,7 @@ fn backend_options(cli: &Cli) -> backend::Options {
         (cli.s3_use_glacier_ir, "GLACIER_IR"),
         (cli.s3_use_deep_archive, "DEEP_ARCHIVE"),
     ]);
-    backend::Options {
+    Ok(backend::Options {
         tries: cli.num_retries,
         delay: Duration::from_secs(cli.backend_retry_delay),
         s3: backend::S3Options {
@@ -329,7 +329,8 @@ fn backend_options(cli: &Cli) -> backend::Options {
             restore_days: cli.s3_restore_days,
             restore_tier: cli.s3_restore_tier.clone(),
         },
-    }
+        ssh: backend::SshOptions::parse(cli.ssh_options.as_deref().unwrap_or(""))?,
+    })
 }
 
 /// Compiles the selection options for the command, before anything is read or written:

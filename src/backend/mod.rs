@@ -5,12 +5,14 @@ mod file;
 mod multi;
 mod retry;
 mod s3;
+mod sftp;
 mod swift;
 
 pub use file::FileBackend;
 pub use multi::Multi;
 pub use retry::Retry;
 pub use s3::{S3Options, S3};
+pub use sftp::{Sftp, SshOptions};
 pub use swift::Swift;
 
 use crate::error::{Error, Result};
@@ -47,6 +49,7 @@ pub struct Options {
     /// Pause between tries (`--backend-retry-delay`).
     pub delay: Duration,
     pub s3: S3Options,
+    pub ssh: SshOptions,
 }
 
 /// Opens the backend for a target URL.
@@ -85,10 +88,11 @@ fn open_store(
         "swift" => Box::new(Swift::open("swift", rest, settings)?),
         "pca" => Box::new(Swift::open("pca", rest, settings)?),
         "s3" => Box::new(S3::open(rest, settings, &opts.s3)?),
+        "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh)?),
         other => {
             return Err(Error::usage(format!(
                 "unknown URL scheme {other:?} in {url:?}: this version supports file://, \
-                 s3://, swift://, pca:// and multi://"
+                 s3://, sftp://, swift://, pca:// and multi://"
             )))
         }
     };
