@@ -370,16 +370,17 @@ impl Backend for Sftp {
         let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
         self.with(async |s| {
             if self.dir != "." && !s.try_exists(&self.dir).await.unwrap_or(false) {
-                let mut made = String::new();
-                for part in self.dir.split('/') {
-                    made = if made.is_empty() && self.dir.starts_with('/') {
-                        format!("/{part}")
-                    } else if made.is_empty() {
-                        part.to_string()
-                    } else {
-                        format!("{made}/{part}")
-                    };
-                    if !part.is_empty() && !s.try_exists(&made).await.unwrap_or(false) {
+                let mut made = if self.dir.starts_with('/') {
+                    "/".to_string()
+                } else {
+                    String::new()
+                };
+                for part in self.dir.split('/').filter(|p| !p.is_empty()) {
+                    if !made.is_empty() && !made.ends_with('/') {
+                        made.push('/');
+                    }
+                    made.push_str(part);
+                    if !s.try_exists(&made).await.unwrap_or(false) {
                         s.create_dir(&made)
                             .await
                             .map_err(|e| sftp_error(&format!("creating {made}"), e))?;
