@@ -42,8 +42,13 @@ pub fn open_stored(
 
 /// The lowercase hex SHA1 of a file's bytes.
 pub fn sha1_file(path: &Path) -> Result<String> {
+    file_digest::<Sha1>(path)
+}
+
+/// The lowercase hex digest (SHA1, MD5, SHA-256, ...) of a file's bytes, read in one pass.
+pub fn file_digest<D: Digest>(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut h = Sha1::new();
+    let mut h = D::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;

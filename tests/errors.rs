@@ -5,26 +5,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-/// Asserts a failure with `code` whose error line mentions every word of `words`.
-fn assert_fails(r: &Run, code: i32, words: &[&str]) {
-    let err = r.stderr();
-    assert_eq!(r.code(), code, "{}: stderr:\n{err}", r.what);
-    assert!(!err.contains("panicked"), "{}: panic:\n{err}", r.what);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("ferrodup: "))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}: want one error line:\n{err}", r.what);
-    for w in words {
-        assert!(
-            lines[0].contains(w),
-            "{}: {w:?} not in {:?}",
-            r.what,
-            lines[0]
-        );
-    }
-}
-
 /// A two-set chain with three full volumes, in a fresh work dir.
 fn chain() -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();

@@ -275,17 +275,7 @@ fn s3_errors_are_one_clear_line() {
         ];
         a.extend_from_slice(extra);
         a.extend_from_slice(&["src", url]);
-        let r = fd(w, &env, &a);
-        let err = r.stderr();
-        assert_eq!(r.code(), 2, "{url}: {err}");
-        let lines: Vec<&str> = err
-            .lines()
-            .filter(|l| l.starts_with("ferrodup: "))
-            .collect();
-        assert_eq!(lines.len(), 1, "{url}: {err}");
-        for word in words {
-            assert!(lines[0].contains(word), "{word:?} in {err}");
-        }
+        assert_fails(&fd(w, &env, &a), 2, words);
     };
     let mut wrong = creds(&s);
     wrong[1].1.push('x');

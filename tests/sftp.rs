@@ -216,16 +216,7 @@ fn sftp_refuses_unknown_or_changed_host_keys_and_bad_logins() {
                 &url,
             ],
         );
-        let err = r.stderr();
-        assert_eq!(r.code(), 2, "{err}");
-        let lines: Vec<&str> = err
-            .lines()
-            .filter(|l| l.starts_with("ferrodup: "))
-            .collect();
-        assert_eq!(lines.len(), 1, "{err}");
-        for word in words {
-            assert!(lines[0].contains(word), "{word:?} in {err}");
-        }
+        assert_fails(&r, 2, words);
     };
     let empty = w.join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();

@@ -491,16 +491,7 @@ fn swift_errors_are_one_clear_line() {
                 url,
             ],
         );
-        let err = r.stderr();
-        assert_eq!(r.code(), code, "{url}: {err}");
-        let lines: Vec<&str> = err
-            .lines()
-            .filter(|l| l.starts_with("ferrodup: "))
-            .collect();
-        assert_eq!(lines.len(), 1, "{url}: {err}");
-        for word in words {
-            assert!(lines[0].contains(word), "{word:?} in {err}");
-        }
+        assert_fails(&r, code, words);
     };
     let mut wrong = creds(&s, "SWIFT_", true);
     wrong.retain(|(k, _)| k != "SWIFT_PASSWORD");

@@ -99,6 +99,14 @@ fn open_store(
     Ok(Box::new(Retry::new(inner, opts.tries, opts.delay)))
 }
 
+/// Writes the body of a successful HTTP download to `dest`.
+fn save_body(r: &mut ureq::http::Response<ureq::Body>, dest: &Path, what: &str) -> Result<()> {
+    let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
+    let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
+    std::io::copy(&mut body, &mut f).map_err(|e| Error::backend(format!("{what}: {e}")))?;
+    std::io::Write::flush(&mut f).map_err(|e| Error::io(dest, e))
+}
+
 impl Backend for Box<dyn Backend> {
     fn list(&self) -> Result<Vec<String>> {
         (**self).list()

@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 use ureq::http::Response;
@@ -450,11 +449,7 @@ impl Backend for S3 {
             let mut r = self.send("GET", &self.key_path(name), &[], &[], None, None)?;
             match r.status().as_u16() {
                 200..=299 => {
-                    let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-                    let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
-                    std::io::copy(&mut body, &mut f)
-                        .map_err(|e| Error::backend(format!("{what}: {e}")))?;
-                    f.flush().map_err(|e| Error::io(dest, e))?;
+                    super::save_body(&mut r, dest, &what)?;
                     if waited {
                         crate::log::notice(&format!("{name} is restored and downloaded"));
                     }
@@ -489,17 +484,7 @@ impl Backend for S3 {
     }
 
     fn put(&self, src: &Path, name: &str) -> Result<()> {
-        let mut f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let mut sha = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(src, e))?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-        }
-        let hash = crate::codec::hex(&sha.finalize());
+        let hash = crate::codec::file_digest::<Sha256>(src)?;
         let class = match (&self.opts.class, &self.opts.volume_class) {
             (Some(c), _) => c.clone(),
             (None, Some(c)) if name.contains(".difftar") => c.clone(),

@@ -16,9 +16,8 @@
 
 use super::Backend;
 use crate::error::{Error, Result};
-use md5::{Digest, Md5};
+use md5::Md5;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -541,11 +540,7 @@ impl Backend for Swift {
             )?;
             match r.status().as_u16() {
                 200..=299 => {
-                    let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-                    let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
-                    std::io::copy(&mut body, &mut f)
-                        .map_err(|e| Error::backend(format!("{what}: {e}")))?;
-                    f.flush().map_err(|e| Error::io(dest, e))?;
+                    super::save_body(&mut r, dest, &what)?;
                     if waited {
                         crate::log::notice(&format!("{name} is unsealed and downloaded"));
                     }
@@ -573,17 +568,7 @@ impl Backend for Swift {
 
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         self.ensure_container()?;
-        let mut f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let mut md5 = Md5::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(src, e))?;
-            if n == 0 {
-                break;
-            }
-            md5.update(&buf[..n]);
-        }
-        let etag = crate::codec::hex(&md5.finalize());
+        let etag = crate::codec::file_digest::<Md5>(src)?;
         let what = format!("uploading {name} to {}", self.describe());
         let mut r = self.with_session(
             |s| {

@@ -83,6 +83,26 @@ fn describe<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> String {
     format!("{prog} {}", args.join(" "))
 }
 
+/// Asserts a failure with `code` whose error line mentions every word of `words`.
+pub fn assert_fails(r: &Run, code: i32, words: &[&str]) {
+    let err = r.stderr();
+    assert_eq!(r.code(), code, "{}: stderr:\n{err}", r.what);
+    assert!(!err.contains("panicked"), "{}: panic:\n{err}", r.what);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ferrodup: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}: want one error line:\n{err}", r.what);
+    for w in words {
+        assert!(
+            lines[0].contains(w),
+            "{}: {w:?} not in {:?}",
+            r.what,
+            lines[0]
+        );
+    }
+}
+
 /// Runs ferrodup with `args` in `cwd`.
 pub fn ferrodup<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
     let mut c = Command::new(ferrodup_bin());
