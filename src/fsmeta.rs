@@ -474,70 +474,23 @@ pub struct OwnerPolicy {
     pub numeric_owner: bool,
 }
 
-fn cpath(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::input(format!("path {} contains a NUL byte", p.display())))
-}
-
-/// Sets owner (when root and asked), permissions and mtime of a restored object; symlink
-/// mtimes are left alone, as duplicity does.
-pub fn apply_metadata(path: &Path, h: &Header, owners: OwnerPolicy) -> Result<()> {
+/// The owner and group a restored object gets: `None` unless ownership is restored (as
+/// root, when asked); names are preferred to numbers unless `--numeric-owner`.
+pub fn owner_ids(h: &Header, owners: OwnerPolicy) -> Option<(u32, u32)> {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if owners.restore_ownership && root {
-        let uid = (!owners.numeric_owner)
-            .then(|| id_by_name(false, &h.uname))
-            .flatten()
-            .unwrap_or(h.uid);
-        let gid = (!owners.numeric_owner)
-            .then(|| id_by_name(true, &h.gname))
-            .flatten()
-            .unwrap_or(h.gid);
-        std::os::unix::fs::lchown(path, Some(uid as u32), Some(gid as u32))
-            .map_err(|e| Error::io(path, e))?;
+    if !(owners.restore_ownership && root) {
+        return None;
     }
-    if h.kind == EntryType::Symlink {
-        return Ok(());
-    }
-    let c = cpath(path)?;
-    // SAFETY: c is a valid NUL-terminated path.
-    if unsafe { libc::chmod(c.as_ptr(), (h.mode & 0o7777) as libc::mode_t) } != 0 {
-        return Err(Error::io(path, std::io::Error::last_os_error()));
-    }
-    let ts = libc::timespec {
-        tv_sec: h.mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [ts, ts];
-    // SAFETY: c is a valid path and times points to two timespecs.
-    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } != 0 {
-        return Err(Error::io(path, std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Creates a special object (fifo or device) at `path`.
-pub fn make_special(path: &Path, h: &Header) -> Result<()> {
-    let c = cpath(path)?;
-    let rc = match h.kind {
-        // SAFETY: c is a valid NUL-terminated path.
-        EntryType::Fifo => unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-        EntryType::CharDevice | EntryType::BlockDevice => {
-            let kind = if h.kind == EntryType::CharDevice {
-                libc::S_IFCHR
-            } else {
-                libc::S_IFBLK
-            };
-            let dev = libc::makedev(h.devmajor, h.devminor);
-            // SAFETY: c is a valid NUL-terminated path.
-            unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev) }
-        }
-        _ => return Ok(()),
-    };
-    if rc != 0 {
-        return Err(Error::io(path, std::io::Error::last_os_error()));
-    }
-    Ok(())
+    let uid = (!owners.numeric_owner)
+        .then(|| id_by_name(false, &h.uname))
+        .flatten()
+        .unwrap_or(h.uid);
+    let gid = (!owners.numeric_owner)
+        .then(|| id_by_name(true, &h.gname))
+        .flatten()
+        .unwrap_or(h.gid);
+    Some((uid as u32, gid as u32))
 }
 
 /// The archive path as a relative file-system path.

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod collection;
 pub mod commands;
 pub mod crypto;
+pub mod dest;
 pub mod error;
 pub mod format;
 pub mod fsmeta;

@@ -6,6 +6,7 @@ use crate::backend::Backend;
 use crate::codec;
 use crate::collection::{BackupSet, Collection};
 use crate::commands::Context;
+use crate::dest::{self, Dest, DestFile, DirFd};
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType, EntryName};
 use crate::format::manifest::{cmp_index, Manifest};
@@ -22,17 +23,48 @@ use tempfile::TempPath;
 
 /// Where a restored regular file's content was written.
 pub enum Content {
-    /// A temporary file, removed unless it is persisted.
+    /// A temporary file under `--tempdir` (verify), removed when dropped.
     Temp(TempPath),
-    /// Written straight to its final place (a restore into a new folder).
-    InPlace(PathBuf),
+    /// A file in the restore destination (its final name, or a temporary one beside it).
+    Dest(DestFile),
 }
 
 impl Content {
-    pub fn path(&self) -> &Path {
+    /// The path shown in messages.
+    fn shown(&self) -> &Path {
         match self {
             Content::Temp(t) => t,
-            Content::InPlace(p) => p,
+            Content::Dest(d) => d.shown(),
+        }
+    }
+
+    fn open(&self) -> io::Result<File> {
+        match self {
+            Content::Temp(t) => File::open(t),
+            Content::Dest(d) => d.open(),
+        }
+    }
+
+    /// A new file for the next version of this content, beside it.
+    fn next(&self) -> Result<(File, Content)> {
+        match self {
+            Content::Temp(t) => {
+                let dir = t.parent().unwrap_or(Path::new("."));
+                let (f, p) = temp_in(dir)?;
+                Ok((f, Content::Temp(p)))
+            }
+            Content::Dest(d) => {
+                let (f, n) = d.sibling()?;
+                Ok((f, Content::Dest(n)))
+            }
+        }
+    }
+
+    /// This content replaced by `next` (made by [`Content::next`]).
+    fn replace_with(self, next: Content) -> Result<Content> {
+        match (self, next) {
+            (Content::Dest(d), Content::Dest(n)) => Ok(Content::Dest(d.replace_with(n)?)),
+            (_, next) => Ok(next),
         }
     }
 }
@@ -55,16 +87,30 @@ fn temp_in(dir: &Path) -> Result<(File, TempPath)> {
 
 /// Where restored objects go.
 pub trait Sink {
-    /// Directory for temporary files of `index` (for restores, the folder the file will
-    /// live in, so that putting it in place is a rename).
-    fn temp_dir(&self, index: &[u8]) -> Result<PathBuf>;
     /// A file to write the content of `index` into.
-    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
-        let (f, p) = temp_in(&self.temp_dir(index)?)?;
-        Ok((f, Content::Temp(p)))
-    }
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)>;
     fn put(&mut self, obj: Restored) -> Result<()>;
     fn finish(&mut self) -> Result<()>;
+}
+
+/// A writer whose errors are local file-system errors on `path` (a full disk while
+/// restoring is not bad data in a volume).
+struct LocalWriter<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+}
+
+impl Write for LocalWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file
+            .write(buf)
+            .map_err(|e| io::Error::other(ErrorBox(Error::io(self.path, e))))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file
+            .flush()
+            .map_err(|e| io::Error::other(ErrorBox(Error::io(self.path, e))))
+    }
 }
 
 /// Picks the chain and sets for time `t`, with a clear error when there is none.
@@ -542,14 +588,19 @@ fn build(
         }));
     }
     let (mut f, mut content) = sink.create_content(index)?;
-    io::copy(&mut Payload(&mut streams[parts[0]]), &mut f)
-        .map_err(unbox)
-        .and_then(|_| f.flush().map_err(|e| Error::io(content.path(), e)))?;
+    io::copy(
+        &mut Payload(&mut streams[parts[0]]),
+        &mut LocalWriter {
+            file: &mut f,
+            path: content.shown(),
+        },
+    )
+    .map_err(unbox)?;
     drop(f);
     for &i in &parts[1..] {
         header = heads[i].as_ref().expect("part").1.clone();
-        let base = File::open(content.path()).map_err(|e| Error::io(content.path(), e))?;
-        let (mut out, out_path) = temp_in(&sink.temp_dir(index)?)?;
+        let base = content.open().map_err(|e| Error::io(content.shown(), e))?;
+        let (mut out, next) = content.next()?;
         {
             let mut patch = librsync::Patch::new(base, Payload(&mut streams[i])).map_err(|e| {
                 Error::corrupt(format!(
@@ -557,20 +608,19 @@ fn build(
                     String::from_utf8_lossy(index)
                 ))
             })?;
-            io::copy(&mut patch, &mut out).map_err(|e| {
-                Error::corrupt(format!(
+            let mut w = LocalWriter {
+                file: &mut out,
+                path: next.shown(),
+            };
+            io::copy(&mut patch, &mut w).map_err(|e| match unbox(e) {
+                e @ Error::Io(_) => e,
+                e => Error::corrupt(format!(
                     "the delta of {} does not apply ({e}); the backup is corrupt",
                     String::from_utf8_lossy(index)
-                ))
+                )),
             })?;
         }
-        content = match content {
-            Content::InPlace(p) => {
-                out_path.persist(&p).map_err(|e| Error::io(&p, e.error))?;
-                Content::InPlace(p)
-            }
-            Content::Temp(_) => Content::Temp(out_path),
-        };
+        content = content.replace_with(next)?;
     }
     Ok(Some(Restored {
         index: index.to_vec(),
@@ -579,18 +629,21 @@ fn build(
     }))
 }
 
-/// Writes restored objects under a destination directory.
+/// Writes restored objects under a destination directory, confined to it (see
+/// [`crate::dest`]).
 pub struct WriteSink {
-    pub dest: PathBuf,
+    pub dest: Dest,
     pub strip: Vec<u8>,
     pub owners: OwnerPolicy,
     pub rename: Vec<(Vec<u8>, Vec<u8>)>,
-    pub dirs: Vec<(Vec<u8>, PathBuf, Header)>,
-    pub tmp: PathBuf,
+    /// Folders written and still open, whose metadata is set once their content is.
+    pub dirs: Vec<(Vec<u8>, DirFd, PathBuf, Header)>,
 }
 
 impl WriteSink {
-    fn target(&self, index: &[u8]) -> PathBuf {
+    /// The path of `index` below the destination, after `--rename` and
+    /// `--path-to-restore`.
+    fn target(&self, index: &[u8]) -> Vec<u8> {
         let mut index = index.to_vec();
         for (from, to) in &self.rename {
             if index == *from || (index.starts_with(from) && index.get(from.len()) == Some(&b'/')) {
@@ -600,22 +653,15 @@ impl WriteSink {
                 break;
             }
         }
-        let rel = if self.strip.is_empty() {
-            &index[..]
-        } else if index.len() > self.strip.len() {
-            &index[self.strip.len() + 1..]
+        if self.strip.is_empty() {
+            index
         } else {
-            &index[..0]
-        };
-        if rel.is_empty() {
-            self.dest.clone()
-        } else {
-            self.dest.join(fsmeta::index_to_path(rel))
+            index.get(self.strip.len() + 1..).unwrap_or(&[]).to_vec()
         }
     }
 
     fn close_dirs_until(&mut self, index: Option<&[u8]>) -> Result<()> {
-        while let Some((d, _, _)) = self.dirs.last() {
+        while let Some((d, _, _, _)) = self.dirs.last() {
             let ancestor = match index {
                 Some(i) => d.is_empty() || (i.starts_with(d) && i.get(d.len()) == Some(&b'/')),
                 None => false,
@@ -623,97 +669,63 @@ impl WriteSink {
             if ancestor {
                 break;
             }
-            let (_, path, h) = self.dirs.pop().expect("checked");
-            fsmeta::apply_metadata(&path, &h, self.owners)?;
+            let (_, fd, shown, h) = self.dirs.pop().expect("checked");
+            dest::set_dir_metadata(&fd, &shown, &h, self.owners)?;
         }
         Ok(())
     }
 }
 
-fn remove_existing(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e)),
-        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io(path, e)),
-        Err(_) => Ok(()),
-    }
+/// The components of a path below the destination.
+fn components(rel: &[u8]) -> Vec<&[u8]> {
+    rel.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 impl Sink for WriteSink {
-    fn temp_dir(&self, index: &[u8]) -> Result<PathBuf> {
-        let target = self.target(index);
-        match target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(parent) => {
-                if !parent.is_dir() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                Ok(parent.to_path_buf())
-            }
-            None => Ok(self.tmp.clone()),
-        }
-    }
-
     fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
-        let dir = self.temp_dir(index)?;
-        let target = self.target(index);
-        if std::fs::symlink_metadata(&target).is_err() {
-            if let Ok(f) = File::options().write(true).create_new(true).open(&target) {
-                return Ok((f, Content::InPlace(target)));
-            }
-        }
-        let (f, p) = temp_in(&dir)?;
-        Ok((f, Content::Temp(p)))
+        let rel = self.target(index);
+        let place = self.dest.place(&components(&rel))?;
+        let (f, d) = DestFile::create(&place)?;
+        Ok((f, Content::Dest(d)))
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
         self.close_dirs_until(Some(&obj.index))?;
-        let target = self.target(&obj.index);
-        if let Some(parent) = target.parent() {
-            if !parent.as_os_str().is_empty() && !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-        }
+        let rel = self.target(&obj.index);
+        let rel = components(&rel);
         let h = &obj.header;
         match h.kind {
             EntryType::Directory => {
-                match std::fs::symlink_metadata(&target) {
-                    Ok(md) if md.is_dir() => {}
-                    Ok(_) => {
-                        remove_existing(&target)?;
-                        std::fs::create_dir(&target).map_err(|e| Error::io(&target, e))?;
-                    }
-                    Err(_) => std::fs::create_dir(&target).map_err(|e| Error::io(&target, e))?,
-                }
-                self.dirs.push((obj.index.clone(), target, obj.header));
-                return Ok(());
+                let (fd, shown) = self.dest.make_dir(&rel)?;
+                self.dirs.push((obj.index, fd, shown, obj.header));
+                Ok(())
             }
-            EntryType::Regular => match obj.content.expect("regular files carry content") {
-                Content::InPlace(_) => {}
-                Content::Temp(t) => {
-                    if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                        remove_existing(&target)?;
-                    }
-                    t.persist(&target)
-                        .map_err(|e| Error::io(&target, e.error))?;
+            EntryType::Regular => {
+                let place = self.dest.place(&rel)?;
+                match obj.content.expect("regular files carry content") {
+                    Content::Dest(d) => d.install(&self.dest, &rel, &place)?,
+                    Content::Temp(_) => unreachable!("a restore writes in its destination"),
                 }
-            },
-            EntryType::Symlink => {
-                remove_existing(&target)?;
-                std::os::unix::fs::symlink(fsmeta::index_to_path(&h.linkname), &target)
-                    .map_err(|e| Error::io(&target, e))?;
+                dest::set_metadata(&place, h, self.owners)
             }
-            EntryType::Fifo | EntryType::CharDevice | EntryType::BlockDevice => {
-                remove_existing(&target)?;
-                fsmeta::make_special(&target, h)?;
+            EntryType::Symlink
+            | EntryType::Fifo
+            | EntryType::CharDevice
+            | EntryType::BlockDevice => {
+                let place = self.dest.place(&rel)?;
+                dest::make_node(&self.dest, &rel, &place, h)?;
+                dest::set_metadata(&place, h, self.owners)
             }
             _ => {
                 crate::log::warn(&format!(
                     "skipping {} of unsupported type",
                     String::from_utf8_lossy(&obj.index)
                 ));
-                return Ok(());
+                Ok(())
             }
         }
-        fsmeta::apply_metadata(&target, h, self.owners)
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -798,8 +810,8 @@ impl CompareSink {
     }
 }
 
-fn same_content(a: &Path, b: &Path) -> io::Result<bool> {
-    let mut fa = io::BufReader::new(File::open(a)?);
+fn same_content(a: &Content, b: &Path) -> io::Result<bool> {
+    let mut fa = io::BufReader::new(a.open()?);
     let mut fb = io::BufReader::new(File::open(b)?);
     let mut ba = vec![0u8; 64 * 1024];
     let mut bb = vec![0u8; 64 * 1024];
@@ -828,8 +840,9 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 impl Sink for CompareSink {
-    fn temp_dir(&self, _index: &[u8]) -> Result<PathBuf> {
-        Ok(self.tmp.clone())
+    fn create_content(&self, _index: &[u8]) -> Result<(File, Content)> {
+        let (f, p) = temp_in(&self.tmp)?;
+        Ok((f, Content::Temp(p)))
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
@@ -879,7 +892,7 @@ impl Sink for CompareSink {
                         ),
                     );
                 } else if let Some(content) = &obj.content {
-                    if !same_content(content.path(), &local).map_err(|e| Error::io(&local, e))? {
+                    if !same_content(content, &local).map_err(|e| Error::io(&local, e))? {
                         self.diff(&obj.index, "Data for file {} is different".to_string());
                     }
                 }
@@ -930,19 +943,12 @@ pub fn restore(
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
     let sets = sets_at(ctx, &col, req.time)?;
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let mut sink = WriteSink {
-        dest: dest.to_path_buf(),
+        dest: Dest::open(dest)?,
         strip: req.path.clone(),
         owners,
         rename,
         dirs: Vec::new(),
-        tmp: parent,
     };
     let n = replay(ctx, &sets, req, &mut sink).inspect_err(|_e| {
         if dest.exists() {
