@@ -165,7 +165,16 @@ impl Cache {
         tempdir: &Path,
         crypto: Option<&Crypto>,
     ) -> Result<()> {
-        let local: HashSet<String> = self.names()?.into_iter().collect();
+        let mut local: HashSet<String> = self.names()?.into_iter().collect();
+        // Copies that a killed run left half done (the archive dir is locked: no other run
+        // is making them).
+        local.retain(|name| {
+            let stale = name.ends_with(".sync-tmp");
+            if stale {
+                let _ = std::fs::remove_file(self.path(name));
+            }
+            !stale
+        });
         let mut wanted = HashSet::new();
         for name in remote {
             let Some(lname) = Self::local_name(prefixes, name) else {

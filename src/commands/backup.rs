@@ -107,8 +107,8 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    let local = Collection::from_names(&ctx.prefixes, &ctx.cache.names()?);
-    let resume = plan_resume(ctx, opts, &col, &local)?;
+    let resume = plan_resume(ctx, opts, &col, &remote)?;
+    let local = usable_cache(ctx, &col)?;
 
     let mut full = opts.mode == Mode::Full;
     let mut prev_chain = None;
@@ -217,42 +217,99 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     write_set(ctx, opts, set, overlay, resume)
 }
 
-/// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
-/// when its partial manifest is in the archive dir and at least two of its volumes were
-/// stored (the last stored volume is always redone, as duplicity does); newer leftovers
-/// that cannot be resumed are deleted, since nothing in them is restorable.
+/// The archive dir's metadata without the signature files of sets that are in no chain of
+/// the target (see [`Collection::stray_signatures`]), which would make the signature chain
+/// look longer than the backup chain.
+fn usable_cache(ctx: &Context, col: &Collection) -> Result<Collection> {
+    let names = ctx.cache.names()?;
+    let stray = col.stray_signatures(&ctx.prefixes, &names);
+    let names: Vec<&String> = names.iter().filter(|n| !stray.contains(n)).collect();
+    Ok(Collection::from_names(&ctx.prefixes, &names))
+}
+
+/// How long an incomplete set that this archive dir did not write is left alone: another
+/// run, from another archive dir, may still be writing it.
+const FOREIGN_GRACE: i64 = 24 * 3600;
+
+/// Looks at what runs left without a manifest, newer than the last complete backup: the
+/// volumes of incomplete sets and signature files of sets in no chain. This archive dir's
+/// lock is held, so a set with a partial file here is an interrupted run's; one without,
+/// less than [`FOREIGN_GRACE`] old by its name, may be another archive dir's run at work
+/// and is left alone. Of the others the newest one is resumed when its partial manifest is
+/// here and at least two of its volumes were stored (the last stored volume is always
+/// redone, as duplicity does); the rest are deleted, since nothing in them is restorable.
 fn plan_resume(
     ctx: &Context,
     opts: &BackupOptions,
     col: &Collection,
-    local: &Collection,
+    remote: &[String],
 ) -> Result<Option<Resume>> {
+    let cached = ctx.cache.names()?;
     let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
-    let mut resume: Option<Resume> = None;
-    for set in col.incomplete_sets.iter().rev() {
-        if set.times().end() <= newest || ctx.dry_run {
-            continue;
-        }
-        if resume.is_none() {
-            resume = resumable(ctx, opts, col, local, set)?;
-            if resume.is_some() {
-                continue;
-            }
-        }
-        crate::log::notice(&format!(
-            "Deleting the incomplete backup set from {} left by an interrupted run.",
-            crate::format::time::pretty(set.times().end())
-        ));
-        for f in set.files() {
-            ctx.backend.delete(&f)?;
+    let mut leftovers: BTreeMap<SetTimes, Vec<String>> = BTreeMap::new();
+    for set in &col.incomplete_sets {
+        leftovers
+            .entry(set.times())
+            .or_default()
+            .extend(set.files());
+    }
+    for name in col.stray_signatures(&ctx.prefixes, remote) {
+        if let Some(p) = ctx.prefixes.parse(&name) {
+            leftovers.entry(p.set).or_default().push(name);
         }
     }
+    let ours: std::collections::BTreeSet<SetTimes> = cached
+        .iter()
+        .filter_map(|n| ctx.prefixes.parse(n).filter(|p| p.partial).map(|p| p.set))
+        .collect();
+    let local = usable_cache(ctx, col)?;
+    let mut resume: Option<Resume> = None;
+    let mut cleared = std::collections::BTreeSet::new();
+    for (&times, files) in leftovers.iter().rev() {
+        if times.end() <= newest || ctx.dry_run {
+            continue;
+        }
+        let when = crate::format::time::pretty(times.end());
+        if !ours.contains(&times) && ctx.now - times.end() < FOREIGN_GRACE {
+            crate::log::warn(&format!(
+                "leaving alone the incomplete backup set from {when}: this archive dir did \
+                 not write it and it is less than a day old, so another run may still be \
+                 writing it (cleanup --force deletes it)"
+            ));
+            continue;
+        }
+        let mut delete: Vec<&String> = files.iter().collect();
+        if resume.is_none() {
+            if let Some(set) = col.incomplete_sets.iter().find(|s| s.times() == times) {
+                resume = resumable(ctx, opts, col, &local, set)?;
+            }
+            if resume.is_some() {
+                // Its signature file, if stored, is remade: only the volumes are kept.
+                delete.retain(|f| {
+                    ctx.prefixes
+                        .parse(f)
+                        .is_some_and(|p| p.kind == Kind::Signature)
+                });
+            }
+        }
+        if resume.as_ref().is_none_or(|r| r.set != times) {
+            crate::log::notice(&format!(
+                "Deleting the incomplete backup set from {when} left by an interrupted run."
+            ));
+        }
+        for f in delete {
+            ctx.backend.delete(f)?;
+        }
+        cleared.insert(times);
+    }
     if !ctx.dry_run {
-        for name in ctx.cache.names()? {
+        for name in cached {
             let Some(p) = ctx.prefixes.parse(&name) else {
                 continue;
             };
-            if p.partial && resume.as_ref().is_none_or(|r| r.set != p.set) {
+            let resumed = resume.as_ref().is_some_and(|r| r.set == p.set);
+            let cleared_sig = p.kind == Kind::Signature && cleared.contains(&p.set);
+            if (p.partial && !resumed) || cleared_sig {
                 let path = ctx.cache.path(&name);
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
