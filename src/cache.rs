@@ -222,6 +222,7 @@ impl Cache {
                     }
                 }
             }
+            crate::failpoint::hit("cache-copy");
             std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
         }
         for name in local {
@@ -233,6 +234,7 @@ impl Cache {
             }
             if !wanted.contains(&name) {
                 crate::log::info(&format!("Deleting local {name} (not on the target)."));
+                crate::failpoint::hit("cache-delete");
                 let path = self.path(&name);
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }

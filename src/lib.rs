@@ -8,6 +8,7 @@ pub mod collection;
 pub mod commands;
 pub mod crypto;
 pub mod error;
+pub mod failpoint;
 pub mod format;
 pub mod fsmeta;
 pub mod log;

@@ -9,6 +9,7 @@ use crate::codec::{self, StoredWriter};
 use crate::collection::Collection;
 use crate::commands::Context;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
 use crate::format::naming::{Kind, SetTimes, Wrapping};
@@ -104,6 +105,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
             opts.source.display()
         )));
     }
+    failpoint::hit("backup-start");
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
@@ -298,6 +300,7 @@ fn plan_resume(
             ));
         }
         for f in delete {
+            failpoint::hit("leftover-delete");
             ctx.backend.delete(f)?;
         }
         cleared.insert(times);
@@ -310,6 +313,7 @@ fn plan_resume(
             let resumed = resume.as_ref().is_some_and(|r| r.set == p.set);
             let cleared_sig = p.kind == Kind::Signature && cleared.contains(&p.set);
             if (p.partial && !resumed) || cleared_sig {
+                failpoint::hit("cache-partial-delete");
                 let path = ctx.cache.path(&name);
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
@@ -509,6 +513,7 @@ fn store_volume(
         .fetch_add(job.plain_len, AtomicOrdering::Relaxed);
     ratio.stored.fetch_add(size, AtomicOrdering::Relaxed);
     info.hashes = vec![("SHA1".to_string(), sha1)];
+    failpoint::hit("volume-made");
     Ok(FinishedVolume {
         path,
         name: job.name,
@@ -547,6 +552,7 @@ impl<'s> Uploader<'s> {
                     while let Some(v) = pending.remove(&next) {
                         let v = v?;
                         if !dry_run {
+                            failpoint::hit("volume-put");
                             backend.put(&v.path, &v.name)?;
                             match backend.size(&v.name)? {
                                 Some(s) if s == v.size => {}
@@ -558,10 +564,12 @@ impl<'s> Uploader<'s> {
                                     )))
                                 }
                             }
+                            failpoint::hit("volume-stored");
                             manifest
                                 .write_all(&v.info.to_text())
                                 .and_then(|_| manifest.flush())
                                 .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
+                            failpoint::hit("volume-recorded");
                         }
                         stored += v.size;
                         let _ = std::fs::remove_file(&v.path);
@@ -643,6 +651,7 @@ impl VolumeWriter<'_, '_> {
             }
             self.skip_to = None;
         }
+        failpoint::hit("member");
         if self.cur.is_some() {
             let stored = self.ratio.estimate(self.tar_offset);
             if self.target.saturating_sub(stored) < CHUNK as u64 {
@@ -720,6 +729,7 @@ impl VolumeWriter<'_, '_> {
         if sent != Some(true) {
             return Err(self.stop());
         }
+        failpoint::hit("volume-cut");
         Ok(())
     }
 
@@ -1028,6 +1038,7 @@ fn write_set(
             if let Some(p) = ctx.prefixes.parse(&name) {
                 if let (true, Kind::Volume(n)) = (p.set == set, p.kind) {
                     if n > first_volume {
+                        failpoint::hit("resume-delete");
                         ctx.backend.delete(&name)?;
                     }
                 }
@@ -1131,6 +1142,7 @@ fn run_engine(
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
     };
+    failpoint::hit("walk-start");
     let walk_result = (|| -> Result<()> {
         for e in
             fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone())
@@ -1157,6 +1169,7 @@ fn run_engine(
         let _ = eng.vw.stop();
         return Err(e);
     }
+    failpoint::hit("walk-end");
     if opts.skip_if_no_change && !set.is_full() && eng.stats.delta_entries == 0 {
         crate::log::notice("Skipped volume upload, as effectively nothing has changed");
         let _ = eng.vw.stop();
@@ -1173,12 +1186,14 @@ fn run_engine(
         ..
     } = eng;
     let (mut man_file, stored) = vw.finish()?;
+    failpoint::hit("volumes-done");
     sig.write_all(&tar::archive_end(sig_offset))
         .and_then(|_| sig.flush())
         .map_err(|e| Error::io(sig_part, e))?;
     drop(sig);
     changed.append_to(&mut man_file, man_part)?;
     drop(man_file);
+    failpoint::hit("manifest-written");
 
     let sig_local = meta_dir.join(ctx.prefixes.signature(set, false, Wrapping::Gzip));
     codec::store_file(sig_part, &sig_local, Wrapping::Gzip, None)?;
@@ -1206,16 +1221,21 @@ fn run_engine(
     };
     let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
     let man_size = std::fs::metadata(man_upload).map(|m| m.len()).unwrap_or(0);
+    failpoint::hit("sig-cached");
     if !ctx.dry_run {
         ctx.backend.put(sig_upload, &sig_remote)?;
+        failpoint::hit("sig-stored");
         ctx.backend.put(man_upload, &man_remote)?;
+        failpoint::hit("manifest-stored");
     }
     std::fs::rename(man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
+    failpoint::hit("manifest-cached");
     std::fs::remove_file(sig_part).map_err(|e| Error::io(sig_part, e))?;
     if ctx.dry_run {
         let _ = std::fs::remove_file(&man_local);
         let _ = std::fs::remove_file(&sig_local);
     }
+    failpoint::hit("backup-end");
     if opts.print_statistics {
         print_stats(
             ctx.now,

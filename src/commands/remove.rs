@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
     for name in remote {
+        crate::failpoint::hit("remove-delete");
         ctx.backend.delete(name)?;
     }
     for name in local {
+        crate::failpoint::hit("remove-delete");
         let p = ctx.cache.path(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
