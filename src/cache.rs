@@ -9,7 +9,67 @@ use crate::error::{Error, Result};
 use crate::format::naming::{Kind, Prefixes, Wrapping};
 use md5::{Digest, Md5};
 use std::collections::HashSet;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+/// A write lock on a whole file, taken with `fcntl` as duplicity's `fasteners` takes its
+/// lock, so that the two exclude each other. It is held until dropped; the kernel releases
+/// it when the process dies, so a killed run leaves no stale lock.
+pub struct FileLock {
+    file: File,
+}
+
+impl FileLock {
+    /// Locks `path` without waiting (creating the file if `create`); `Ok(None)` when
+    /// another process holds the lock.
+    pub fn try_lock(path: &Path, create: bool) -> std::io::Result<Option<FileLock>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(create)
+            .open(path)?;
+        Self::try_lock_file(file)
+    }
+
+    /// True if `path` still names the locked file.
+    fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
+    /// Locks an open file (opened for writing) without waiting.
+    pub fn try_lock_file(file: File) -> std::io::Result<Option<FileLock>> {
+        // SAFETY: flock is plain data; all-zero is a valid value.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        // Open-file-description locks belong to this open file, not to the process, so
+        // another descriptor of the same file opened here cannot release them by closing;
+        // they conflict with duplicity's classic POSIX locks. Kernels without them get
+        // the classic kind.
+        #[cfg(target_os = "linux")]
+        let cmds = [libc::F_OFD_SETLK, libc::F_SETLK];
+        #[cfg(not(target_os = "linux"))]
+        let cmds = [libc::F_SETLK];
+        for cmd in cmds {
+            // SAFETY: the descriptor is open and fl is a valid flock.
+            if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) } == 0 {
+                return Ok(Some(FileLock { file }));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EACCES) => return Ok(None),
+                Some(libc::EINVAL) => continue,
+                _ => return Err(e),
+            }
+        }
+        Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
 
 /// One backup's folder in the archive dir.
 pub struct Cache {
@@ -39,6 +99,30 @@ impl Cache {
         let dir = base.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(Cache { dir })
+    }
+
+    /// Takes the archive dir's lock, `lockfile`, as duplicity does: one run at a time per
+    /// archive dir and backup name, whichever of the two tools runs.
+    pub fn lock(&self) -> Result<FileLock> {
+        let path = self.path("lockfile");
+        loop {
+            let lock = match FileLock::try_lock(&path, true) {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            // duplicity deletes the file when it ends: a lock taken on a file that was
+            // just deleted guards nothing, so take it again on the new one.
+            if lock.is_at(&path) {
+                return Ok(lock);
+            }
+        }
+        Err(Error::input(format!(
+            "another ferrodup or duplicity run is using the archive dir {} (it holds {}); \
+                 wait for it to finish, or give this backup its own --archive-dir or --name",
+            self.dir.display(),
+            path.display()
+        )))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -81,7 +165,16 @@ impl Cache {
         tempdir: &Path,
         crypto: Option<&Crypto>,
     ) -> Result<()> {
-        let local: HashSet<String> = self.names()?.into_iter().collect();
+        let mut local: HashSet<String> = self.names()?.into_iter().collect();
+        // Copies that a killed run left half done (the archive dir is locked: no other run
+        // is making them).
+        local.retain(|name| {
+            let stale = name.ends_with(".sync-tmp");
+            if stale {
+                let _ = std::fs::remove_file(self.path(name));
+            }
+            !stale
+        });
         let mut wanted = HashSet::new();
         for name in remote {
             let Some(lname) = Self::local_name(prefixes, name) else {
@@ -129,6 +222,7 @@ impl Cache {
                     }
                 }
             }
+            crate::failpoint::hit("cache-copy");
             std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
         }
         for name in local {
@@ -140,6 +234,7 @@ impl Cache {
             }
             if !wanted.contains(&name) {
                 crate::log::info(&format!("Deleting local {name} (not on the target)."));
+                crate::failpoint::hit("cache-delete");
                 let path = self.path(&name);
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }

@@ -1,7 +1,7 @@
 //! Backup sets, chains and signature chains, found from a listing of file names.
 
 use crate::format::naming::{Kind, ParsedName, Prefixes, SetTimes};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// All the files of one backup run.
 #[derive(Clone, Debug, Default)]
@@ -199,6 +199,28 @@ impl Collection {
     pub fn last_chain(&self) -> Option<&Chain> {
         self.chains.last()
     }
+
+    /// The signature files among `names` whose set is in no chain: left by a run killed
+    /// between storing its signature file and its manifest, or by a removal cut short. No
+    /// restore or incremental can use them. Partial signature files are not included.
+    pub fn stray_signatures<S: AsRef<str>>(&self, prefixes: &Prefixes, names: &[S]) -> Vec<String> {
+        let in_chain: BTreeSet<SetTimes> = self
+            .chains
+            .iter()
+            .flat_map(|c| c.sets())
+            .map(|s| s.times())
+            .collect();
+        names
+            .iter()
+            .map(|n| n.as_ref())
+            .filter(|n| {
+                prefixes.parse(n).is_some_and(|p| {
+                    p.kind == Kind::Signature && !p.partial && !in_chain.contains(&p.set)
+                })
+            })
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +251,9 @@ mod tests {
         assert_eq!(c.chains[0].end(), 1704196800);
         assert!(c.chain_at(1704110400 - 1).is_none());
         assert_eq!(c.chains[0].sets_until(1704110400).len(), 1);
+        let stray = "duplicity-new-signatures.20240102T120000Z.to.20240103T120000Z.sigtar.gz";
+        let mut with_stray = names.to_vec();
+        with_stray.push(stray);
+        assert_eq!(c.stray_signatures(&p, &with_stray), vec![stray.to_string()]);
     }
 }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod crypto;
 pub mod dest;
 pub mod error;
+pub mod failpoint;
 pub mod format;
 pub mod fsmeta;
 pub mod log;

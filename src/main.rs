@@ -5,7 +5,7 @@ use ferrodup::cli::{selection_options, Cli};
 use ferrodup::commands::backup::{BackupOptions, Mode};
 use ferrodup::commands::remove::Scope;
 use ferrodup::commands::restore::{normalize_path, PathFilter, Request};
-use ferrodup::commands::{backup, list, remove, restore, status, Context};
+use ferrodup::commands::{backup, list, remove, restore, status, Context, RunTemp};
 use ferrodup::crypto::{apply_gpg_options, prompt_passphrase, Crypto, Keyring};
 use ferrodup::error::{Error, Result};
 use ferrodup::format::naming::Prefixes;
@@ -169,6 +169,10 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
+    let cache = Cache::open(cli.archive_dir.as_deref(), cli.name.as_deref(), &url)?;
+    // Every command may write the archive dir (at least to sync it), so each holds its
+    // lock, as duplicity does.
+    let _lock = cache.lock()?;
     let backend = backend::open(&url, &backend_options(&cli)?)?;
     let tempdir = cli
         .tempdir
@@ -181,6 +185,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             tempdir.display()
         )));
     }
+    let run_temp = RunTemp::create(&tempdir)?;
     let mut ctx = Context {
         backend,
         prefixes: Prefixes {
@@ -190,8 +195,8 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             signature: cli.file_prefix_signature.clone(),
             jsonstat: cli.file_prefix_jsonstat.clone(),
         },
-        cache: Cache::open(cli.archive_dir.as_deref(), cli.name.as_deref(), &url)?,
-        tempdir,
+        cache,
+        tempdir: run_temp.path().to_path_buf(),
         compression: !cli.no_compression,
         crypto,
         now,

@@ -9,6 +9,7 @@ use crate::codec::{self, StoredWriter};
 use crate::collection::Collection;
 use crate::commands::Context;
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
 use crate::format::naming::{Kind, SetTimes, Wrapping};
@@ -104,11 +105,12 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
             opts.source.display()
         )));
     }
+    failpoint::hit("backup-start");
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    let local = Collection::from_names(&ctx.prefixes, &ctx.cache.names()?);
-    let resume = plan_resume(ctx, opts, &col, &local)?;
+    let resume = plan_resume(ctx, opts, &col, &remote)?;
+    let local = usable_cache(ctx, &col)?;
 
     let mut full = opts.mode == Mode::Full;
     let mut prev_chain = None;
@@ -217,42 +219,101 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
     write_set(ctx, opts, set, overlay, resume)
 }
 
-/// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
-/// when its partial manifest is in the archive dir and at least two of its volumes were
-/// stored (the last stored volume is always redone, as duplicity does); newer leftovers
-/// that cannot be resumed are deleted, since nothing in them is restorable.
+/// The archive dir's metadata without the signature files of sets that are in no chain of
+/// the target (see [`Collection::stray_signatures`]), which would make the signature chain
+/// look longer than the backup chain.
+fn usable_cache(ctx: &Context, col: &Collection) -> Result<Collection> {
+    let names = ctx.cache.names()?;
+    let stray = col.stray_signatures(&ctx.prefixes, &names);
+    let names: Vec<&String> = names.iter().filter(|n| !stray.contains(n)).collect();
+    Ok(Collection::from_names(&ctx.prefixes, &names))
+}
+
+/// How long an incomplete set that this archive dir did not write is left alone: another
+/// run, from another archive dir, may still be writing it.
+const FOREIGN_GRACE: i64 = 24 * 3600;
+
+/// Looks at what runs left without a manifest, newer than the last complete backup: the
+/// volumes of incomplete sets and signature files of sets in no chain. This archive dir's
+/// lock is held, so a set with a partial file here is an interrupted run's; one without,
+/// less than [`FOREIGN_GRACE`] old by its name, may be another archive dir's run at work
+/// and is left alone. Of the others the newest one is resumed when its partial manifest is
+/// here and at least two of its volumes were stored (the last stored volume is always
+/// redone, as duplicity does); the rest are deleted, since nothing in them is restorable.
 fn plan_resume(
     ctx: &Context,
     opts: &BackupOptions,
     col: &Collection,
-    local: &Collection,
+    remote: &[String],
 ) -> Result<Option<Resume>> {
+    let cached = ctx.cache.names()?;
     let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
-    let mut resume: Option<Resume> = None;
-    for set in col.incomplete_sets.iter().rev() {
-        if set.times().end() <= newest || ctx.dry_run {
-            continue;
-        }
-        if resume.is_none() {
-            resume = resumable(ctx, opts, col, local, set)?;
-            if resume.is_some() {
-                continue;
-            }
-        }
-        crate::log::notice(&format!(
-            "Deleting the incomplete backup set from {} left by an interrupted run.",
-            crate::format::time::pretty(set.times().end())
-        ));
-        for f in set.files() {
-            ctx.backend.delete(&f)?;
+    let mut leftovers: BTreeMap<SetTimes, Vec<String>> = BTreeMap::new();
+    for set in &col.incomplete_sets {
+        leftovers
+            .entry(set.times())
+            .or_default()
+            .extend(set.files());
+    }
+    for name in col.stray_signatures(&ctx.prefixes, remote) {
+        if let Some(p) = ctx.prefixes.parse(&name) {
+            leftovers.entry(p.set).or_default().push(name);
         }
     }
+    let ours: std::collections::BTreeSet<SetTimes> = cached
+        .iter()
+        .filter_map(|n| ctx.prefixes.parse(n).filter(|p| p.partial).map(|p| p.set))
+        .collect();
+    let local = usable_cache(ctx, col)?;
+    let mut resume: Option<Resume> = None;
+    let mut cleared = std::collections::BTreeSet::new();
+    for (&times, files) in leftovers.iter().rev() {
+        if times.end() <= newest || ctx.dry_run {
+            continue;
+        }
+        let when = crate::format::time::pretty(times.end());
+        if !ours.contains(&times) && ctx.now - times.end() < FOREIGN_GRACE {
+            crate::log::warn(&format!(
+                "leaving alone the incomplete backup set from {when}: this archive dir did \
+                 not write it and it is less than a day old, so another run may still be \
+                 writing it (cleanup --force deletes it)"
+            ));
+            continue;
+        }
+        let mut delete: Vec<&String> = files.iter().collect();
+        if resume.is_none() {
+            if let Some(set) = col.incomplete_sets.iter().find(|s| s.times() == times) {
+                resume = resumable(ctx, opts, col, &local, set)?;
+            }
+            if resume.is_some() {
+                // Its signature file, if stored, is remade: only the volumes are kept.
+                delete.retain(|f| {
+                    ctx.prefixes
+                        .parse(f)
+                        .is_some_and(|p| p.kind == Kind::Signature)
+                });
+            }
+        }
+        if resume.as_ref().is_none_or(|r| r.set != times) {
+            crate::log::notice(&format!(
+                "Deleting the incomplete backup set from {when} left by an interrupted run."
+            ));
+        }
+        for f in delete {
+            failpoint::hit("leftover-delete");
+            ctx.backend.delete(f)?;
+        }
+        cleared.insert(times);
+    }
     if !ctx.dry_run {
-        for name in ctx.cache.names()? {
+        for name in cached {
             let Some(p) = ctx.prefixes.parse(&name) else {
                 continue;
             };
-            if p.partial && resume.as_ref().is_none_or(|r| r.set != p.set) {
+            let resumed = resume.as_ref().is_some_and(|r| r.set == p.set);
+            let cleared_sig = p.kind == Kind::Signature && cleared.contains(&p.set);
+            if (p.partial && !resumed) || cleared_sig {
+                failpoint::hit("cache-partial-delete");
                 let path = ctx.cache.path(&name);
                 std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
@@ -452,6 +513,7 @@ fn store_volume(
         .fetch_add(job.plain_len, AtomicOrdering::Relaxed);
     ratio.stored.fetch_add(size, AtomicOrdering::Relaxed);
     info.hashes = vec![("SHA1".to_string(), sha1)];
+    failpoint::hit("volume-made");
     Ok(FinishedVolume {
         path,
         name: job.name,
@@ -490,6 +552,7 @@ impl<'s> Uploader<'s> {
                     while let Some(v) = pending.remove(&next) {
                         let v = v?;
                         if !dry_run {
+                            failpoint::hit("volume-put");
                             backend.put(&v.path, &v.name)?;
                             match backend.size(&v.name)? {
                                 Some(s) if s == v.size => {}
@@ -501,10 +564,12 @@ impl<'s> Uploader<'s> {
                                     )))
                                 }
                             }
+                            failpoint::hit("volume-stored");
                             manifest
                                 .write_all(&v.info.to_text())
                                 .and_then(|_| manifest.flush())
                                 .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
+                            failpoint::hit("volume-recorded");
                         }
                         stored += v.size;
                         let _ = std::fs::remove_file(&v.path);
@@ -586,6 +651,7 @@ impl VolumeWriter<'_, '_> {
             }
             self.skip_to = None;
         }
+        failpoint::hit("member");
         if self.cur.is_some() {
             let stored = self.ratio.estimate(self.tar_offset);
             if self.target.saturating_sub(stored) < CHUNK as u64 {
@@ -663,6 +729,7 @@ impl VolumeWriter<'_, '_> {
         if sent != Some(true) {
             return Err(self.stop());
         }
+        failpoint::hit("volume-cut");
         Ok(())
     }
 
@@ -971,6 +1038,7 @@ fn write_set(
             if let Some(p) = ctx.prefixes.parse(&name) {
                 if let (true, Kind::Volume(n)) = (p.set == set, p.kind) {
                     if n > first_volume {
+                        failpoint::hit("resume-delete");
                         ctx.backend.delete(&name)?;
                     }
                 }
@@ -1074,6 +1142,7 @@ fn run_engine(
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
     };
+    failpoint::hit("walk-start");
     let walk_result = (|| -> Result<()> {
         for e in
             fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone())
@@ -1100,6 +1169,7 @@ fn run_engine(
         let _ = eng.vw.stop();
         return Err(e);
     }
+    failpoint::hit("walk-end");
     if opts.skip_if_no_change && !set.is_full() && eng.stats.delta_entries == 0 {
         crate::log::notice("Skipped volume upload, as effectively nothing has changed");
         let _ = eng.vw.stop();
@@ -1116,12 +1186,14 @@ fn run_engine(
         ..
     } = eng;
     let (mut man_file, stored) = vw.finish()?;
+    failpoint::hit("volumes-done");
     sig.write_all(&tar::archive_end(sig_offset))
         .and_then(|_| sig.flush())
         .map_err(|e| Error::io(sig_part, e))?;
     drop(sig);
     changed.append_to(&mut man_file, man_part)?;
     drop(man_file);
+    failpoint::hit("manifest-written");
 
     let sig_local = meta_dir.join(ctx.prefixes.signature(set, false, Wrapping::Gzip));
     codec::store_file(sig_part, &sig_local, Wrapping::Gzip, None)?;
@@ -1149,16 +1221,21 @@ fn run_engine(
     };
     let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
     let man_size = std::fs::metadata(man_upload).map(|m| m.len()).unwrap_or(0);
+    failpoint::hit("sig-cached");
     if !ctx.dry_run {
         ctx.backend.put(sig_upload, &sig_remote)?;
+        failpoint::hit("sig-stored");
         ctx.backend.put(man_upload, &man_remote)?;
+        failpoint::hit("manifest-stored");
     }
     std::fs::rename(man_part, &man_local).map_err(|e| Error::io(&man_local, e))?;
+    failpoint::hit("manifest-cached");
     std::fs::remove_file(sig_part).map_err(|e| Error::io(sig_part, e))?;
     if ctx.dry_run {
         let _ = std::fs::remove_file(&man_local);
         let _ = std::fs::remove_file(&sig_local);
     }
+    failpoint::hit("backup-end");
     if opts.print_statistics {
         print_stats(
             ctx.now,

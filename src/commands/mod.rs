@@ -7,17 +7,18 @@ pub mod restore;
 pub mod status;
 
 use crate::backend::Backend;
-use crate::cache::Cache;
+use crate::cache::{Cache, FileLock};
 use crate::crypto::Crypto;
 use crate::error::{Error, Result};
 use crate::format::naming::{Prefixes, Wrapping};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What every command needs: the target, the names, the local cache and the clock.
 pub struct Context {
     pub backend: Box<dyn Backend>,
     pub prefixes: Prefixes,
     pub cache: Cache,
+    /// This run's own temporary directory (see [`RunTemp`]).
     pub tempdir: PathBuf,
     pub compression: bool,
     /// Encryption settings; `None` with `--no-encryption`.
@@ -63,12 +64,157 @@ impl Context {
         crate::codec::open_stored(path, name, self.crypto.as_ref())
     }
 
-    /// A fresh temporary file path under `--tempdir`, removed when dropped.
+    /// A fresh temporary file path in this run's temporary directory, removed when dropped.
     pub fn temp_path(&self, what: &str) -> Result<tempfile::TempPath> {
         Ok(tempfile::Builder::new()
             .prefix(&format!("ferrodup-{what}-"))
             .tempfile_in(&self.tempdir)
             .map_err(|e| Error::io(&self.tempdir, e))?
             .into_temp_path())
+    }
+}
+
+/// This run's temporary directory, `ferrodup-run-XXXXXX` under `--tempdir`, next to a
+/// `ferrodup-run-XXXXXX.lock` file locked for the run's life. Runs are told apart by that
+/// lock: the kernel releases it when a run dies, so each run removes, when it starts, the
+/// directories of runs whose lock is free (killed runs), and its own when it ends.
+pub struct RunTemp {
+    dir: PathBuf,
+    _lock: (FileLock, tempfile::TempPath),
+}
+
+impl RunTemp {
+    pub fn create(base: &Path) -> Result<RunTemp> {
+        let io = |e| Error::io(base, e);
+        let (file, path) = tempfile::Builder::new()
+            .prefix(RUN_PREFIX)
+            .suffix(".lock")
+            .tempfile_in(base)
+            .map_err(io)?
+            .into_parts();
+        let lock = FileLock::try_lock_file(file)
+            .map_err(io)?
+            .ok_or_else(|| Error::Io(format!("{}: cannot lock it", path.display())))?;
+        let dir = path.with_extension("");
+        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        reclaim(base, &dir);
+        Ok(RunTemp {
+            dir,
+            _lock: (lock, path),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RunTemp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const RUN_PREFIX: &str = "ferrodup-run-";
+
+/// Removes what killed runs left under `base`: run directories whose lock is free (or
+/// whose lock file is gone: it is made before the directory and removed after it), and the
+/// `ferrodup-PID-volN` files of earlier versions whose process no longer exists.
+fn reclaim(base: &Path, own: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let path = ent.path();
+        if path == own {
+            continue;
+        }
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Some(stem) = name.strip_prefix(RUN_PREFIX) {
+            let gone = if let Some(run) = stem.strip_suffix(".lock") {
+                let free = FileLock::try_lock(&path, false).is_ok_and(|l| l.is_some());
+                if free {
+                    let _ = std::fs::remove_dir_all(base.join(format!("{RUN_PREFIX}{run}")));
+                    let _ = std::fs::remove_file(&path);
+                }
+                free
+            } else {
+                ent.file_type().is_ok_and(|t| t.is_dir())
+                    && !base.join(format!("{name}.lock")).exists()
+                    && std::fs::remove_dir_all(&path).is_ok()
+            };
+            if gone {
+                let dir = name.strip_suffix(".lock").unwrap_or(name);
+                crate::log::info(&format!("Removed {dir}, left by a run that was killed."));
+            }
+        } else if let Some(pid) = legacy_volume_pid(name) {
+            // SAFETY: signal 0 only checks whether the process exists.
+            let dead = unsafe { libc::kill(pid, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if dead && std::fs::remove_file(&path).is_ok() {
+                crate::log::info(&format!("Removed {name}, left by a run that was killed."));
+            }
+        }
+    }
+}
+
+/// The process id in `ferrodup-PID-volN` or `ferrodup-PID-volN.stored`.
+fn legacy_volume_pid(name: &str) -> Option<libc::pid_t> {
+    let rest = name.strip_prefix("ferrodup-")?;
+    let (pid, vol) = rest.split_once("-vol")?;
+    let vol = vol.strip_suffix(".stored").unwrap_or(vol);
+    if vol.is_empty() || !vol.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_runs_leftovers_are_reclaimed_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let b = base.path();
+        let live = RunTemp::create(b).unwrap();
+        std::fs::write(live.path().join("x"), b"x").unwrap();
+        // A killed run: its lock file exists but nobody holds it.
+        std::fs::create_dir(b.join("ferrodup-run-dead01")).unwrap();
+        std::fs::write(b.join("ferrodup-run-dead01/ferrodup-1-vol1"), b"x").unwrap();
+        std::fs::write(b.join("ferrodup-run-dead01.lock"), b"").unwrap();
+        // Killed between removing its lock file and its directory: no lock file.
+        std::fs::create_dir(b.join("ferrodup-run-dead02")).unwrap();
+        // An earlier version's volume, of a process that cannot exist (pid_max < 2^22).
+        std::fs::write(b.join("ferrodup-999999999-vol3.stored"), b"x").unwrap();
+        std::fs::write(b.join("unrelated"), b"x").unwrap();
+        let second = RunTemp::create(b).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(b)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let live_name = live.path().file_name().unwrap().to_str().unwrap();
+        let second_name = second.path().file_name().unwrap().to_str().unwrap();
+        let mut want = vec![
+            live_name.to_string(),
+            format!("{live_name}.lock"),
+            second_name.to_string(),
+            format!("{second_name}.lock"),
+            "unrelated".to_string(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
+        assert!(live.path().join("x").exists());
+        drop(live);
+        drop(second);
+        let left: Vec<_> = std::fs::read_dir(b).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(legacy_volume_pid("ferrodup-12-vol1"), Some(12));
+        assert_eq!(legacy_volume_pid("ferrodup-sync-abc"), None);
+        assert_eq!(legacy_volume_pid("ferrodup-12-volx"), None);
     }
 }

@@ -10,9 +10,11 @@ use std::collections::BTreeSet;
 
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
     for name in remote {
+        crate::failpoint::hit("remove-delete");
         ctx.backend.delete(name)?;
     }
     for name in local {
+        crate::failpoint::hit("remove-delete");
         let p = ctx.cache.path(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -21,7 +23,9 @@ fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// `cleanup`: orphaned and incomplete sets, orphaned signatures and partial files.
+/// `cleanup`: orphaned and incomplete sets, orphaned signatures, signature files of sets
+/// in no chain (stored by a run killed before its manifest), and partial files, on the
+/// target and in the archive dir.
 pub fn cleanup(ctx: &Context) -> Result<()> {
     let remote_names = ctx.backend.list()?;
     let col = Collection::from_names(&ctx.prefixes, &remote_names);
@@ -31,15 +35,24 @@ pub fn cleanup(ctx: &Context) -> Result<()> {
     }
     remote.extend(col.orphaned_sigs.iter().cloned());
     remote.extend(col.partial_sigs.iter().cloned());
-    let mut local: Vec<String> = Vec::new();
-    for name in ctx.cache.names()? {
-        match ctx.prefixes.parse(&name) {
-            Some(p) if p.partial => local.push(name),
-            Some(_) => {}
-            None if name.ends_with(".sync-tmp") => local.push(name),
-            None => {}
+    for name in col.stray_signatures(&ctx.prefixes, &remote_names) {
+        if !remote.contains(&name) {
+            remote.push(name);
         }
     }
+    let cached = ctx.cache.names()?;
+    let mut local = Vec::new();
+    for name in &cached {
+        let partial = ctx.prefixes.parse(name).is_some_and(|p| p.partial);
+        if partial || name.ends_with(".sync-tmp") {
+            local.push(name.clone());
+        }
+    }
+    local.extend(
+        col.stray_signatures(&ctx.prefixes, &cached)
+            .into_iter()
+            .filter(|n| !n.ends_with(".sync-tmp")),
+    );
     if remote.is_empty() && local.is_empty() {
         crate::log::warn("No extraneous files found, nothing deleted in cleanup.");
         return Ok(());
