@@ -176,7 +176,7 @@ fn survives_transient_faults(st: Store) {
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
     );
-    assert!(r.stderr().contains("retrying in 1s"), "{}", r.stderr());
+    assert!(r.stderr().contains("retrying in 1 s"), "{}", r.stderr());
     st.assert_all_hit("full");
     st.proxy.clear();
     // Incremental: an upload fails twice in a row, a listing is slow.
@@ -388,4 +388,41 @@ fn url_passwords_are_never_shown() {
         check(&r, 2);
         assert!(r.stderr().contains("refused the login"), "{}", r.stderr());
     }
+}
+
+/// An SFTP server that accepts connections but never speaks: each login try gives up
+/// after --timeout, and the command fails with status 5 and one line naming the store.
+#[test]
+fn sftp_silent_server_times_out() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::create_dir(w.join("src")).unwrap();
+    // The kernel completes the connections; nothing ever answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("sftp://user@127.0.0.1:{port}/backups");
+    let started = Instant::now();
+    let r = fd(
+        w,
+        &[("FTP_PASSWORD".to_string(), "pw".to_string())],
+        &[
+            "full",
+            "--no-encryption",
+            "--timeout",
+            "2",
+            "--num-retries",
+            "2",
+            "--backend-retry-delay",
+            "0",
+            "src",
+            &url,
+        ],
+    );
+    let took = started.elapsed();
+    assert_fails(&r, 5, &[&format!("127.0.0.1:{port}"), "--timeout"]);
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(30),
+        "two tries of 2 s took {took:?}"
+    );
+    drop(silent);
 }

@@ -54,8 +54,9 @@ impl<B: Backend> Retry<B> {
                         None => self.delay,
                     };
                     crate::log::warn(&format!(
-                        "{what} failed (attempt {attempt} of {}): {e}; retrying in {:?}",
-                        self.tries, wait
+                        "{what} failed (attempt {attempt} of {}): {e}; retrying in {} s",
+                        self.tries,
+                        wait.as_secs_f64()
                     ));
                     std::thread::sleep(wait);
                     attempt += 1;
