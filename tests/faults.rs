@@ -352,6 +352,13 @@ fn url_passwords_are_never_shown() {
     let r = fd(
         w,
         &[],
+        &["full", "--no-encryption", "x", "ftp://user:se@cret/x@h/x"],
+    );
+    check(&r, 2);
+    assert!(!r.stderr().contains("cret"), "{}", r.stderr());
+    let r = fd(
+        w,
+        &[],
         &[
             "collection-status",
             "--no-encryption",
@@ -363,7 +370,7 @@ fn url_passwords_are_never_shown() {
     check(&r, 2);
     let s = service_env("sftp");
     let url = format!(
-        "sftp://{}:secret-wrong@127.0.0.1:{}/faults",
+        "sftp://{}:secret/wrong@127.0.0.1:{}/faults",
         s["SFTP_USER"], s["SFTP_PORT"]
     );
     let known = format!(

@@ -118,22 +118,23 @@ pub fn redact(text: &str) -> String {
     while let Some(k) = rest.find("://") {
         let (head, tail) = rest.split_at(k + 3);
         out.push_str(head);
-        // The authority ends at the first '/', whitespace or quote; its last '@' ends the
-        // credentials (a password may itself hold '@').
+        // The URL ends at whitespace or a quote. As sftp:// reads it, the credentials end
+        // at its last '@' (a password may hold '@' or '/'), and a user name has no '/'
+        // (then the '@' and ':' belong to a path).
         let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let creds = &authority[..at];
-                match creds.split_once(':') {
-                    Some((user, _)) => out.push_str(&format!("{user}:***")),
-                    None => out.push_str(creds),
-                }
-                out.push_str(&authority[at..]);
+        let url = &tail[..end];
+        match url.rfind('@').and_then(|at| {
+            let (user, _) = url[..at].split_once(':')?;
+            (!user.contains('/')).then_some((user, at))
+        }) {
+            Some((user, at)) => {
+                out.push_str(user);
+                out.push_str(":***");
+                out.push_str(&url[at..]);
             }
-            None => out.push_str(authority),
+            None => out.push_str(url),
         }
         rest = &tail[end..];
     }
@@ -244,5 +245,8 @@ mod tests {
         assert_eq!(redact("sftp://user@host/x"), "sftp://user@host/x");
         assert_eq!(redact("no url: a:b@c"), "no url: a:b@c");
         assert_eq!(redact("x://a:b@"), "x://a:***@");
+        assert_eq!(redact("sftp://u:pa/ss@h/x"), "sftp://u:***@h/x");
+        assert_eq!(redact("s3://b/dir:a@b/c"), "s3://b/dir:a@b/c");
+        assert_eq!(redact("file:///x\nftp://u:s@h"), "file:///x\nftp://u:***@h");
     }
 }
