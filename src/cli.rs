@@ -116,6 +116,10 @@ pub struct Cli {
     /// Seconds between tries.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub backend_retry_delay: u64,
+    /// Network storage: seconds to connect, and seconds an open connection may go without
+    /// progress before the try fails (and is retried).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
     /// Go on past errors such as a volume with a bad hash.
     #[arg(long)]
     pub ignore_errors: bool,

@@ -160,6 +160,8 @@ impl Write for StoredWriter {
 }
 
 /// Writes everything `input` yields into `dest`, wrapped as `wrap`; returns the size.
+/// Input that cannot be decrypted, decompressed or verified is corrupt backup data;
+/// failures to write `dest` are local errors.
 pub fn store(
     input: &mut dyn Read,
     dest: &Path,
@@ -167,7 +169,23 @@ pub fn store(
     crypto: Option<&Crypto>,
 ) -> Result<u64> {
     let mut w = StoredWriter::create(dest, wrap, crypto)?;
-    io::copy(input, &mut w).map_err(|e| Error::io(dest, e))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(match e.kind() {
+                    io::ErrorKind::InvalidData
+                    | io::ErrorKind::InvalidInput
+                    | io::ErrorKind::UnexpectedEof => Error::corrupt(e.to_string()),
+                    _ => Error::Io(format!("reading the data for {}: {e}", dest.display())),
+                })
+            }
+        };
+        w.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+    }
     let (size, _) = w.finish().map_err(|e| Error::io(dest, e))?;
     Ok(size)
 }

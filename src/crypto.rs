@@ -544,9 +544,58 @@ impl Crypto {
             child,
             stdout,
             name: name.to_string(),
-            sign_key: self.sign_key.clone(),
+            signer: self.sign_key.as_ref().map(|spec| Signer {
+                spec: spec.clone(),
+                fingerprints: self.signer_fingerprints(spec),
+            }),
             done: false,
         }))
+    }
+
+    /// The fingerprints (primary and subkeys, upper-case hex) of the key `spec` names:
+    /// from the keyring, else as gpg resolves it.
+    fn signer_fingerprints(&self, spec: &str) -> Vec<String> {
+        if let Some(k) = self.keyring.find_public(spec) {
+            return public_ids(&k).0;
+        }
+        let listed = self
+            .gpg_command()
+            .args(["--with-colons", "--list-keys", "--", spec])
+            .stderr(Stdio::null())
+            .output();
+        match listed {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.starts_with("fpr:"))
+                .filter_map(|l| l.split(':').nth(9))
+                .map(str::to_ascii_uppercase)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The key whose signature a restore requires, for checking gpg's report.
+struct Signer {
+    spec: String,
+    fingerprints: Vec<String>,
+}
+
+impl Signer {
+    /// True if gpg's `VALIDSIG` fields (signing key fingerprint first, primary key
+    /// fingerprint tenth) name this key, by fingerprint or, for a hex key id or
+    /// fingerprint given as `--sign-key`, by suffix as the native check does.
+    fn made(&self, validsig: &str) -> bool {
+        let fields: Vec<String> = validsig
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let ids: Vec<String> = [fields.first(), fields.get(9)]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        spec_matches(&self.spec, &ids, &[]) || ids.iter().any(|i| self.fingerprints.contains(i))
     }
 }
 
@@ -804,13 +853,13 @@ impl Read for PgpReader {
     }
 }
 
-/// Data decrypted by the gpg binary; its exit status (and GOODSIG when signing is
-/// required) is checked at the end.
+/// Data decrypted by the gpg binary; its exit status (and, when signing is required, the
+/// signer gpg reports in VALIDSIG) is checked at the end.
 struct GpgReader {
     child: std::process::Child,
     stdout: std::process::ChildStdout,
     name: String,
-    sign_key: Option<String>,
+    signer: Option<Signer>,
     done: bool,
 }
 
@@ -838,17 +887,22 @@ impl Read for GpgReader {
                     format!("gpg could not decrypt {}: {last}", self.name),
                 ));
             }
-            if let Some(k) = &self.sign_key {
-                let want = k.trim_start_matches("0x").to_ascii_uppercase();
-                let good = err.lines().any(|l| {
-                    l.starts_with("[GNUPG:] GOODSIG ")
-                        || (l.starts_with("[GNUPG:] VALIDSIG ")
-                            && l.to_ascii_uppercase().contains(&want))
-                });
-                if !good {
+            if let Some(signer) = &self.signer {
+                let signatures: Vec<&str> = err
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+                    .collect();
+                if !signatures.iter().any(|v| signer.made(v)) {
+                    let why = match signatures.first() {
+                        None => "gpg found no good signature".to_string(),
+                        Some(v) => format!(
+                            "gpg found a good signature by another key, {}",
+                            v.split_whitespace().next().unwrap_or("")
+                        ),
+                    };
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("{} has no good signature by {k}", self.name),
+                        format!("{} is not signed by {}: {why}", self.name, signer.spec),
                     ));
                 }
             }
@@ -1004,6 +1058,25 @@ mod tests {
         for spec in ["DEADBEEF", "other@example.invalid", "2C94848"] {
             assert!(!spec_matches(spec, &fps, &uids), "{spec}");
         }
+    }
+
+    #[test]
+    fn validsig_names_the_required_signer() {
+        let sub = "1111222233334444555566667777888899990000";
+        let primary = "C2D3172E3F23C092984DF90276BA19CC2C948486";
+        // VALIDSIG by a signing subkey of `primary`.
+        let line = format!("{sub} 2024-01-01 1704067200 0 4 0 22 10 00 {primary}");
+        let signer = |spec: &str, fps: &[&str]| Signer {
+            spec: spec.to_string(),
+            fingerprints: fps.iter().map(|f| f.to_string()).collect(),
+        };
+        assert!(signer(primary, &[]).made(&line));
+        assert!(signer("0x2C948486", &[]).made(&line));
+        assert!(signer("99990000", &[]).made(&line));
+        assert!(signer("me@example.invalid", &[primary]).made(&line));
+        assert!(!signer("DEADBEEFDEADBEEF", &[]).made(&line));
+        assert!(!signer("me@example.invalid", &[]).made(&line));
+        assert!(!signer("other@example.invalid", &["AAAA"]).made(&line));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Messages by duplicity's verbosity levels: 0 error, 2 warning, 4 notice (default),
-//! 5 info, 9 debug. Everything goes to standard error; command output goes to stdout.
+//! 5 info, 9 debug. Everything goes to standard error; command output goes to stdout. URL
+//! passwords are redacted from every message.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -30,24 +31,24 @@ pub fn enabled(level: u8) -> bool {
 
 pub fn warn(msg: &str) {
     if enabled(2) {
-        eprintln!("Warning: {msg}");
+        eprintln!("Warning: {}", crate::backend::redact(msg));
     }
 }
 
 pub fn notice(msg: &str) {
     if enabled(4) {
-        eprintln!("{msg}");
+        eprintln!("{}", crate::backend::redact(msg));
     }
 }
 
 pub fn info(msg: &str) {
     if enabled(5) {
-        eprintln!("{msg}");
+        eprintln!("{}", crate::backend::redact(msg));
     }
 }
 
 pub fn debug(msg: &str) {
     if enabled(9) {
-        eprintln!("{msg}");
+        eprintln!("{}", crate::backend::redact(msg));
     }
 }

@@ -33,7 +33,7 @@ fn main() {
     match run(cli, select) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("ferrodup: {e}");
+            eprintln!("ferrodup: {}", backend::redact(&e.to_string()));
             std::process::exit(e.exit_code());
         }
     }
@@ -166,6 +166,9 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             matches!(command, Cmd::Restore(..) | Cmd::Verify(..)),
         )?)
     };
+    if cli.timeout == 0 {
+        return Err(Error::usage("--timeout must be at least 1 (seconds)"));
+    }
     if cli.volsize == 0 {
         return Err(Error::usage("--volsize must be at least 1 (MiB)"));
     }
@@ -326,6 +329,7 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
     Ok(backend::Options {
         tries: cli.num_retries,
         delay: Duration::from_secs(cli.backend_retry_delay),
+        timeout: Duration::from_secs(cli.timeout),
         s3: backend::S3Options {
             endpoint: cli.s3_endpoint_url.clone(),
             region: cli.s3_region_name.clone(),

@@ -832,3 +832,39 @@ fn encrypted_resume_checks_the_passphrase() {
     assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
     ferrodup_restores(w, &home, Some(PASS), &[], &[(T1, w.join("src"))], "resumed");
 }
+
+/// Through the gpg binary (an agent-held key), a restore requiring a sign key accepts
+/// that key's signature named by fingerprint, key id or e-mail, and refuses a good
+/// signature by another key (status 4, one line).
+#[test]
+fn gpg_path_checks_who_signed() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    let fpr = new_key(&home, "gpgsigner@ferrodup.test");
+    let other = new_key(&home, "gpgother@ferrodup.test");
+    let opts = ["--encrypt-key", &fpr, "--sign-key", &fpr];
+    let states = ferrodup_chain(w, &home, Some(""), &opts);
+    let key_id = &fpr[fpr.len() - 16..];
+    for (tag, signer) in [("keyid", key_id), ("email", "gpgsigner@ferrodup.test")] {
+        let opts = ["--encrypt-key", &fpr, "--sign-key", signer];
+        ferrodup_restores(w, &home, Some(""), &opts, &states[1..], tag);
+    }
+    let r = fd(
+        w,
+        &home,
+        Some(""),
+        &[
+            "restore",
+            "--archive-dir",
+            "other",
+            "--encrypt-key",
+            &fpr,
+            "--sign-key",
+            &other,
+            &url(w),
+            "other-out",
+        ],
+    );
+    assert_fails(&r, 4, &["is not signed by", &other, &fpr]);
+}

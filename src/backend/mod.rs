@@ -39,6 +39,11 @@ pub trait Backend: Send + Sync {
     }
     /// A description for messages (the URL without credentials).
     fn describe(&self) -> String;
+    /// How long the storage asked to be left alone (`Retry-After` of a 429 or 503) after
+    /// the last failure, once; the retry layer waits that long before the next try.
+    fn take_retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// How backends are opened: retries, and settings of particular kinds of storage.
@@ -48,6 +53,9 @@ pub struct Options {
     pub tries: u32,
     /// Pause between tries (`--backend-retry-delay`).
     pub delay: Duration,
+    /// Connection and stall limit of network storage (`--timeout`): connecting, and each
+    /// read or write on an open connection, fail after this long without progress.
+    pub timeout: Duration,
     pub s3: S3Options,
     pub ssh: SshOptions,
 }
@@ -72,38 +80,127 @@ fn open_store(
 ) -> Result<Box<dyn Backend>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::usage(format!(
-            "{url:?} is not a URL: give a target such as file:///path/to/backups"
+            "{:?} is not a URL: give a target such as file:///path/to/backups",
+            redact(url)
         ))
     })?;
     let inner: Box<dyn Backend> = match scheme {
         "file" => {
             if !settings.is_empty() {
                 crate::log::warn(&format!(
-                    "{url}: file:// takes no settings; the env entries {:?} have no effect",
+                    "{}: file:// takes no settings; the env entries {:?} have no effect",
+                    redact(url),
                     settings.keys().collect::<Vec<_>>()
                 ));
             }
             Box::new(FileBackend::new(rest)?)
         }
-        "swift" => Box::new(Swift::open("swift", rest, settings)?),
-        "pca" => Box::new(Swift::open("pca", rest, settings)?),
-        "s3" => Box::new(S3::open(rest, settings, &opts.s3)?),
-        "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh)?),
+        "swift" => Box::new(Swift::open("swift", rest, settings, opts.timeout)?),
+        "pca" => Box::new(Swift::open("pca", rest, settings, opts.timeout)?),
+        "s3" => Box::new(S3::open(rest, settings, &opts.s3, opts.timeout)?),
+        "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh, opts.timeout)?),
         other => {
             return Err(Error::usage(format!(
-                "unknown URL scheme {other:?} in {url:?}: this version supports file://, \
-                 s3://, sftp://, swift://, pca:// and multi://"
+                "unknown URL scheme {other:?} in {:?}: this version supports file://, \
+                 s3://, sftp://, swift://, pca:// and multi://",
+                redact(url)
             )))
         }
     };
     Ok(Box::new(Retry::new(inner, opts.tries, opts.delay)))
 }
 
-/// Writes the body of a successful HTTP download to `dest`.
+/// `text` with the password of every URL in it (`scheme://user:password@host`) replaced
+/// by `***`: every message that shows a URL goes through here.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(k) = rest.find("://") {
+        let (head, tail) = rest.split_at(k + 3);
+        out.push_str(head);
+        // The URL ends at whitespace or a quote. As sftp:// reads it, the credentials end
+        // at its last '@' (a password may hold '@' or '/'), and a user name has no '/'
+        // (then the '@' and ':' belong to a path).
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let url = &tail[..end];
+        match url.rfind('@').and_then(|at| {
+            let (user, _) = url[..at].split_once(':')?;
+            (!user.contains('/')).then_some((user, at))
+        }) {
+            Some((user, at)) => {
+                out.push_str(user);
+                out.push_str(":***");
+                out.push_str(&url[at..]);
+            }
+            None => out.push_str(url),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An HTTP client for storage: a connection must open, and an open connection must move
+/// data, within `timeout`, so that a stalled server fails the try instead of hanging;
+/// answers with error statuses are returned, not raised.
+fn http_agent(timeout: Duration) -> ureq::Agent {
+    let t = Some(timeout.max(Duration::from_millis(100)));
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(t)
+        .timeout_per_read(t)
+        .timeout_per_write(t)
+        .build()
+        .into()
+}
+
+/// `Retry-After` of a 429 or 503 answer, in seconds (HTTP dates are not used by storage).
+fn retry_after_header(r: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    if !matches!(r.status().as_u16(), 429 | 503) {
+        return None;
+    }
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Writes the body of a successful HTTP download to `dest`. A body that breaks off, stalls
+/// or is shorter than its Content-Length is a storage error (retried); a failure to write
+/// `dest` is a local one.
 fn save_body(r: &mut ureq::http::Response<ureq::Body>, dest: &Path, what: &str) -> Result<()> {
+    let expected: Option<u64> = r
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let mut f = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
     let mut body = r.body_mut().with_config().limit(u64::MAX).reader();
-    std::io::copy(&mut body, &mut f).map_err(|e| Error::backend(format!("{what}: {e}")))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got: u64 = 0;
+    loop {
+        let n = match std::io::Read::read(&mut body, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::backend(format!(
+                    "{what}: the download broke off after {got} bytes: {}",
+                    redact(&e.to_string())
+                )))
+            }
+        };
+        std::io::Write::write_all(&mut f, &buf[..n]).map_err(|e| Error::io(dest, e))?;
+        got += n as u64;
+    }
+    if let Some(len) = expected.filter(|&len| len != got) {
+        return Err(Error::backend(format!(
+            "{what}: the download ended after {got} of {len} bytes"
+        )));
+    }
     std::io::Write::flush(&mut f).map_err(|e| Error::io(dest, e))
 }
 
@@ -128,5 +225,28 @@ impl Backend for Box<dyn Backend> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn take_retry_after(&self) -> Option<Duration> {
+        (**self).take_retry_after()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(redact("ftp://user:secret@h/x"), "ftp://user:***@h/x");
+        assert_eq!(
+            redact("in \"sftp://u:p@ss@host:22/d\" and s3://b/k"),
+            "in \"sftp://u:***@host:22/d\" and s3://b/k"
+        );
+        assert_eq!(redact("sftp://user@host/x"), "sftp://user@host/x");
+        assert_eq!(redact("no url: a:b@c"), "no url: a:b@c");
+        assert_eq!(redact("x://a:b@"), "x://a:***@");
+        assert_eq!(redact("sftp://u:pa/ss@h/x"), "sftp://u:***@h/x");
+        assert_eq!(redact("s3://b/dir:a@b/c"), "s3://b/dir:a@b/c");
+        assert_eq!(redact("file:///x\nftp://u:s@h"), "file:///x\nftp://u:***@h");
     }
 }

@@ -1,12 +1,17 @@
 //! Retries for flaky storage: every operation is tried `--num-retries` times with
-//! `--backend-retry-delay` seconds between tries. What retrying cannot mend is not retried:
-//! missing or corrupt files, bad settings, and local file-system errors (permission
-//! denied, disk full), which a `file://` target reports.
+//! `--backend-retry-delay` seconds between tries, or as long as the storage asked with
+//! `Retry-After` (at most [`MAX_RETRY_AFTER`]). Storage errors are retried: error
+//! statuses (500, 502, 503, 504, 429...), reset connections, bodies that break off or stall
+//! past `--timeout`. What retrying cannot mend is not retried: missing or corrupt files,
+//! bad settings, and local file-system errors (permission denied, disk full).
 
 use super::Backend;
 use crate::error::{Error, Result};
 use std::path::Path;
 use std::time::Duration;
+
+/// The longest wait a `Retry-After` answer can impose between two tries.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Wraps a backend with retries.
 pub struct Retry<B> {
@@ -27,6 +32,8 @@ impl<B: Backend> Retry<B> {
     fn run<T>(&self, what: &str, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let mut attempt = 1;
         loop {
+            // A wait asked for by an earlier failure does not carry over.
+            self.inner.take_retry_after();
             match f() {
                 Ok(v) => return Ok(v),
                 Err(
@@ -42,11 +49,16 @@ impl<B: Backend> Retry<B> {
                     )))
                 }
                 Err(e) => {
+                    let wait = match self.inner.take_retry_after() {
+                        Some(asked) => asked.min(MAX_RETRY_AFTER).max(self.delay),
+                        None => self.delay,
+                    };
                     crate::log::warn(&format!(
-                        "{what} failed (attempt {attempt} of {}): {e}; retrying in {:?}",
-                        self.tries, self.delay
+                        "{what} failed (attempt {attempt} of {}): {e}; retrying in {} s",
+                        self.tries,
+                        wait.as_secs_f64()
                     ));
-                    std::thread::sleep(self.delay);
+                    std::thread::sleep(wait);
                     attempt += 1;
                 }
             }

@@ -54,6 +54,8 @@ pub struct S3 {
     secret: String,
     token: Option<String>,
     opts: S3Options,
+    /// `Retry-After` of the last 429 or 503 answer.
+    retry_after: std::sync::Mutex<Option<Duration>>,
 }
 
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -100,7 +102,12 @@ fn is_cold(class: &str) -> bool {
 
 impl S3 {
     /// `rest` is what follows `s3://`; `settings` the store's own env.
-    pub fn open(rest: &str, settings: &HashMap<String, String>, opts: &S3Options) -> Result<S3> {
+    pub fn open(
+        rest: &str,
+        settings: &HashMap<String, String>,
+        opts: &S3Options,
+        timeout: Duration,
+    ) -> Result<S3> {
         let get = |k: &str| {
             settings
                 .get(k)
@@ -157,12 +164,7 @@ impl S3 {
             )));
         }
         Ok(S3 {
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_connect(Some(Duration::from_secs(30)))
-                .timeout_recv_response(Some(Duration::from_secs(300)))
-                .build()
-                .into(),
+            agent: super::http_agent(timeout),
             base,
             host,
             bucket_path,
@@ -173,6 +175,7 @@ impl S3 {
             secret: need("AWS_SECRET_ACCESS_KEY")?,
             token: get("AWS_SESSION_TOKEN"),
             opts: opts.clone(),
+            retry_after: std::sync::Mutex::new(None),
         })
     }
 
@@ -253,7 +256,7 @@ impl S3 {
         } else {
             format!("{}{path}?{canonical_query}", self.base)
         };
-        let what = format!("{method} {url}");
+        let what = format!("{} ({method} {url})", self.describe());
         fn add_headers<B>(
             mut req: ureq::RequestBuilder<B>,
             headers: &[(String, String)],
@@ -284,7 +287,7 @@ impl S3 {
             }
             _ => with_body(self.agent.post(&url)).send(small_body.unwrap_or("")),
         };
-        r.map_err(|e| Error::backend(format!("{what}: {e}")))
+        r.map_err(|e| Error::backend(super::redact(&format!("{what}: {e}"))))
     }
 
     fn key_path(&self, name: &str) -> String {
@@ -306,6 +309,7 @@ impl S3 {
     /// An error for an unexpected answer, with S3's error code and advice for the common
     /// ones.
     fn failure(&self, what: &str, r: &mut Response<Body>) -> Error {
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = super::retry_after_header(r);
         let status = r.status().as_u16();
         let body = r
             .body_mut()
@@ -540,6 +544,13 @@ impl Backend for S3 {
             ));
         }
         Ok(())
+    }
+
+    fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn describe(&self) -> String {

@@ -135,6 +135,8 @@ pub struct Sftp {
     /// The directory, relative to the login directory unless absolute.
     dir: String,
     opts: SshOptions,
+    /// `--timeout`: the limit to log in, and to wait for each SFTP request's answer.
+    timeout: std::time::Duration,
     conn: Mutex<Option<Arc<Conn>>>,
 }
 
@@ -152,7 +154,12 @@ fn is_missing(e: &russh_sftp::client::error::Error) -> bool {
 
 impl Sftp {
     /// `rest` is what follows `sftp://`.
-    pub fn open(rest: &str, settings: &HashMap<String, String>, opts: &SshOptions) -> Result<Sftp> {
+    pub fn open(
+        rest: &str,
+        settings: &HashMap<String, String>,
+        opts: &SshOptions,
+        timeout: std::time::Duration,
+    ) -> Result<Sftp> {
         let (auth, hostpath) = rest.rsplit_once('@').ok_or_else(|| {
             Error::usage("sftp:// URL has no user: use sftp://user[:password]@host[:port]/path")
         })?;
@@ -199,6 +206,7 @@ impl Sftp {
             port,
             dir,
             opts: opts.clone(),
+            timeout: timeout.max(std::time::Duration::from_secs(1)),
             conn: Mutex::new(None),
         })
     }
@@ -220,7 +228,12 @@ impl Sftp {
             accept_unknown: self.opts.accept_unknown_hosts,
             refused: refused.clone(),
         };
-        let config = Arc::new(russh::client::Config::default());
+        // A server that stops answering is found by keepalives instead of hanging.
+        let config = Arc::new(russh::client::Config {
+            keepalive_interval: Some(self.timeout),
+            keepalive_max: 2,
+            ..Default::default()
+        });
         let target = format!("{}:{}", self.host, self.port);
         let mut ssh = russh::client::connect(config, (self.host.as_str(), self.port), checker)
             .await
@@ -293,6 +306,7 @@ impl Sftp {
         let sftp = SftpSession::new(channel.into_stream())
             .await
             .map_err(|e| sftp_error(&format!("starting SFTP on {target}"), e))?;
+        sftp.set_timeout(self.timeout.as_secs());
         Ok(Conn { sftp, _ssh: ssh })
     }
 
@@ -304,7 +318,16 @@ impl Sftp {
             let conn = match existing {
                 Some(c) => c,
                 None => {
-                    let c = Arc::new(self.connect().await?);
+                    let login = tokio::time::timeout(self.timeout, self.connect())
+                        .await
+                        .map_err(|_| {
+                            Error::backend(format!(
+                                "logging in to {} took longer than --timeout {} s",
+                                self.describe(),
+                                self.timeout.as_secs()
+                            ))
+                        })?;
+                    let c = Arc::new(login?);
                     *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
                     c
                 }
@@ -349,8 +372,10 @@ impl Backend for Sftp {
                 }
                 Err(e) => return Err(sftp_error(&what, e)),
             };
+            let expected = f.metadata().await.map_err(|e| sftp_error(&what, e))?.size;
             let mut out = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
             let mut buf = vec![0u8; 256 * 1024];
+            let mut got = 0u64;
             loop {
                 let n = f
                     .read(&mut buf)
@@ -360,6 +385,12 @@ impl Backend for Sftp {
                     break;
                 }
                 out.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+                got += n as u64;
+            }
+            if let Some(len) = expected.filter(|&len| len != got) {
+                return Err(Error::backend(format!(
+                    "{what}: the download ended after {got} of {len} bytes"
+                )));
             }
             out.flush().map_err(|e| Error::io(dest, e))
         })

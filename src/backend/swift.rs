@@ -63,6 +63,8 @@ pub struct Swift {
     container_ready: OnceLock<()>,
     /// Longest wait between two looks at an unsealing object.
     max_poll: Duration,
+    /// `Retry-After` of the last 429 or 503 answer.
+    retry_after: Mutex<Option<Duration>>,
 }
 
 fn percent(s: &str) -> String {
@@ -78,7 +80,7 @@ fn percent(s: &str) -> String {
 }
 
 fn http_error(e: ureq::Error, what: &str) -> Error {
-    Error::backend(format!("{what}: {e}"))
+    Error::backend(super::redact(&format!("{what}: {e}")))
 }
 
 impl Swift {
@@ -87,6 +89,7 @@ impl Swift {
         scheme: &'static str,
         rest: &str,
         settings: &HashMap<String, String>,
+        timeout: Duration,
     ) -> Result<Swift> {
         let pca = scheme == "pca";
         let var = if pca { "PCA_" } else { "SWIFT_" };
@@ -181,12 +184,7 @@ impl Swift {
                 }
             }
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .build()
-            .into();
+        let agent = super::http_agent(timeout);
         let max_poll = get("UNSEAL_POLL")
             .and_then(|s| s.parse().ok())
             .map(Duration::from_secs)
@@ -201,6 +199,7 @@ impl Swift {
             session: Mutex::new(None),
             container_ready: OnceLock::new(),
             max_poll,
+            retry_after: Mutex::new(None),
         })
     }
 
@@ -218,6 +217,7 @@ impl Swift {
                     .header("X-Auth-Key", key)
                     .call()
                     .map_err(|e| http_error(e, &format!("authenticating at {url}")))?;
+                let url = &super::redact(url);
                 let header = |h: &str| {
                     r.headers()
                         .get(h)
@@ -311,6 +311,7 @@ impl Swift {
     }
 
     fn auth_refused(&self, url: &str, status: u16) -> Error {
+        let url = super::redact(url);
         let var = if self.pca { "PCA_" } else { "SWIFT_" };
         Error::usage(format!(
             "{}:// authentication at {url} was refused (HTTP {status}): check {var}USERNAME, \
@@ -363,6 +364,7 @@ impl Swift {
     }
 
     fn unexpected(&self, what: &str, r: &mut Response<Body>) -> Error {
+        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = super::retry_after_header(r);
         let status = r.status().as_u16();
         let body = r
             .body_mut()
@@ -570,9 +572,12 @@ impl Backend for Swift {
         self.ensure_container()?;
         let etag = crate::codec::file_digest::<Md5>(src)?;
         let what = format!("uploading {name} to {}", self.describe());
+        let file = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
         let mut r = self.with_session(
             |s| {
-                let f = std::fs::File::open(src).map_err(ureq::Error::Io)?;
+                // Each try (one more after re-authenticating) sends the file from its start.
+                let mut f = file.try_clone().map_err(ureq::Error::Io)?;
+                std::io::Seek::rewind(&mut f).map_err(ureq::Error::Io)?;
                 self.agent
                     .put(self.object_url(s, name))
                     .header("X-Auth-Token", &s.token)
@@ -663,6 +668,13 @@ impl Backend for Swift {
             ));
         }
         Ok(())
+    }
+
+    fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     fn describe(&self) -> String {

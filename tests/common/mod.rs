@@ -265,4 +265,5 @@ pub fn set_mtime(p: &Path, t: i64) {
 }
 
 pub mod edits;
+pub mod proxy;
 pub mod services;
