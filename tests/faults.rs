@@ -247,6 +247,13 @@ fn permanent_faults_fail_cleanly(st: Store) {
     let r = st.backup(w, "incremental", T2, 2);
     assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
     st.proxy.clear();
+    // The manifest can never be stored: volumes and signatures are, the set is unfinished.
+    st.proxy
+        .add(rule("PUT", "manifest", Fault::Status(503)).always());
+    let started = Instant::now();
+    let r = st.backup(w, "incremental", T2, 2);
+    assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
+    st.proxy.clear();
     // Every volume download stalls: the restore gives up, it does not hang.
     st.proxy.add(rule("GET", "difftar", Fault::Stall).always());
     let started = Instant::now();
