@@ -412,9 +412,29 @@ pub fn replay(
 ) -> Result<u64> {
     let mut plans = Vec::new();
     let mut all_names = Vec::new();
+    let mut cut_files = Vec::new();
     for set in sets {
         let m = read_manifest(ctx, set)?;
-        let vols = m.volumes_containing(&req.path);
+        let mut vols = m.volumes_containing(&req.path);
+        let damage = set.damage(&m);
+        if !damage.is_empty() && damage.affects(&m, &req.path) {
+            let what = format!(
+                "the backup set from {} is incomplete: {}",
+                crate::format::time::pretty(set.times().end()),
+                damage.describe()
+            );
+            if !ctx.ignore_errors {
+                return Err(Error::corrupt(format!(
+                    "{what}; restore an earlier --time, or use --ignore-errors to restore the rest"
+                )));
+            }
+            crate::log::warn(&format!(
+                "{what}; restoring the rest (--ignore-errors): what was in the missing \
+                 volumes is absent or older"
+            ));
+            vols.retain(|n| set.volumes.contains_key(n));
+            cut_files.extend(damage.cut_files(&m));
+        }
         for n in &vols {
             if let Some(name) = set.volumes.get(n) {
                 all_names.push(name.clone());
@@ -435,8 +455,47 @@ pub fn replay(
                 multivol: None,
             })
             .collect();
-        merge(&mut streams, req, sink, ctx.ignore_errors)
+        let mut guarded = SkipCut {
+            inner: sink,
+            cut: cut_files,
+        };
+        merge(&mut streams, req, &mut guarded, ctx.ignore_errors)
     })
+}
+
+/// Passes restored objects on, except files that missing volumes cut short.
+struct SkipCut<'a> {
+    inner: &'a mut dyn Sink,
+    cut: Vec<Vec<u8>>,
+}
+
+impl Sink for SkipCut<'_> {
+    fn temp_dir(&self, index: &[u8]) -> Result<PathBuf> {
+        self.inner.temp_dir(index)
+    }
+
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
+        if self.cut.iter().any(|c| c == index) {
+            let (f, p) = temp_in(&self.inner.temp_dir(index)?)?;
+            return Ok((f, Content::Temp(p)));
+        }
+        self.inner.create_content(index)
+    }
+
+    fn put(&mut self, obj: Restored) -> Result<()> {
+        if obj.header.kind == EntryType::Regular && self.cut.contains(&obj.index) {
+            crate::log::warn(&format!(
+                "{} not restored: part of its data is in a missing volume",
+                String::from_utf8_lossy(&obj.index)
+            ));
+            return Ok(());
+        }
+        self.inner.put(obj)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
 }
 
 fn merge(
