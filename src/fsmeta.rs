@@ -223,6 +223,10 @@ pub struct Walk {
     select: Option<Arc<Selection>>,
     filter: TreeFilter<SourceEntry>,
     ready: VecDeque<SourceEntry>,
+    errors: u64,
+    /// Objects that exist but could not be read (and directories that could not be
+    /// listed), in walk order.
+    failed: Vec<Vec<u8>>,
 }
 
 struct Frame {
@@ -251,6 +255,23 @@ impl Walk {
             select: None,
             filter: TreeFilter::default(),
             ready: VecDeque::new(),
+            errors: 0,
+            failed: Vec::new(),
+        })
+    }
+
+    /// How many objects could not be read or listed so far (each was warned about).
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// True if `index` is, or is inside, an object that exists but could not be read: what
+    /// a backup recorded of it is still the best there is.
+    pub fn failed_covers(&self, index: &[u8]) -> bool {
+        self.failed.iter().any(|f| {
+            f.is_empty()
+                || index == f.as_slice()
+                || (index.starts_with(f) && index.get(f.len()) == Some(&b'/'))
         })
     }
 
@@ -262,7 +283,7 @@ impl Walk {
         self
     }
 
-    fn frame(&self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
+    fn frame(&mut self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
         let fd = File::open(dir).ok();
         if let Some(names) = self.select.as_ref().and_then(|s| s.listed(&index)) {
             return Some(Frame {
@@ -279,6 +300,8 @@ impl Walk {
                     "cannot read directory {}: {e}; skipping it",
                     dir.display()
                 ));
+                self.errors += 1;
+                self.failed.push(index);
                 return None;
             }
         };
@@ -286,7 +309,10 @@ impl Walk {
         for ent in rd {
             match ent {
                 Ok(ent) => names.push(ent.file_name()),
-                Err(e) => crate::log::warn(&format!("error listing {}: {e}", dir.display())),
+                Err(e) => {
+                    crate::log::warn(&format!("error listing {}: {e}", dir.display()));
+                    self.errors += 1;
+                }
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -326,14 +352,24 @@ impl Iterator for Walk {
             let path = frame.dir.join(&name);
             let index = join_index(&frame.index, name.as_bytes());
             let found = match &frame.fd {
-                Some(fd) => SourceEntry::from_dir(fd, &name, &path, index, self.follow_links),
-                None => SourceEntry::from_path(&path, index, self.follow_links),
+                Some(fd) => {
+                    SourceEntry::from_dir(fd, &name, &path, index.clone(), self.follow_links)
+                }
+                None => SourceEntry::from_path(&path, index.clone(), self.follow_links),
             };
             let e = match found {
                 Ok(Some(e)) => e,
                 Ok(None) => continue,
                 Err(e) => {
-                    crate::log::warn(&format!("{e}; skipping it"));
+                    self.errors += 1;
+                    if std::fs::symlink_metadata(&path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    {
+                        crate::log::warn(&format!("{} vanished while being read", path.display()));
+                    } else {
+                        crate::log::warn(&format!("{e}; skipping it"));
+                        self.failed.push(index);
+                    }
                     continue;
                 }
             };

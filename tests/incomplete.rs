@@ -1,5 +1,6 @@
-//! Incomplete data is never passed off as complete: sets whose volumes end before their
-//! last file does.
+//! Incomplete data is never passed off as complete: files that fail to read during a
+//! backup (real EIO injected with strace), files that shrink or vanish, and sets whose
+//! volumes end before their last file does.
 
 mod common;
 
@@ -7,6 +8,10 @@ use common::edits::prng_bytes;
 use common::*;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const T3: i64 = T2 + 86_400;
+const T4: i64 = T3 + 86_400;
 
 fn url(w: &Path) -> String {
     format!("file://{}/target", w.display())
@@ -176,4 +181,295 @@ fn a_set_cut_short_fails_restore_and_status() {
     assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
     assert!(!w.join("rest/big.bin").exists());
     assert!(!w.join("rest/z.txt").exists());
+}
+
+/// Runs ferrodup under strace, failing the `nth` system call of `syscall` on `file` as
+/// `inject` says (`error=EIO`, `retval=0`, ...).
+fn backup_injected(
+    w: &Path,
+    kind: &str,
+    t: i64,
+    extra: &[&str],
+    file: &Path,
+    syscall: &str,
+    inject: &str,
+) -> Run {
+    let mut c = Command::new("strace");
+    c.current_dir(w)
+        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+        .arg(file)
+        .args(["-e", &format!("trace={syscall}")])
+        .args(["-e", &format!("inject={syscall}:{inject}")])
+        .arg(ferrodup_bin())
+        .args(backup_args(w, kind, t, extra))
+        .env_remove("PASSPHRASE");
+    let r = run(
+        &mut c,
+        &format!("ferrodup {kind} under strace ({syscall} {inject})"),
+    );
+    assert!(
+        !r.stderr()
+            .lines()
+            .any(|l| l.starts_with("strace: ") && !l.contains("resolved into")),
+        "strace failed (install strace; ptrace must be allowed):\n{}",
+        r.stderr()
+    );
+    r
+}
+
+fn restore_both(w: &Path, t: i64, expected: &Path, what: &str) {
+    let dest = w.join(format!("f-out-{t}"));
+    let ts = t.to_string();
+    let u = url(w);
+    ferrodup(
+        w,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "rcache",
+            "-t",
+            &ts,
+            &u,
+            dest.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_same_tree(expected, &dest, &format!("ferrodup restore: {what}"));
+    let dest = w.join(format!("d-out-{t}"));
+    duplicity(
+        w,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache",
+            "-t",
+            &ts,
+            &u,
+            dest.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_same_tree(expected, &dest, &format!("duplicity restore: {what}"));
+}
+
+/// A copy of `src` as it should be restored, made with `edit`.
+fn expected(w: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let dest = w.join(name);
+    copy_tree(&w.join("src"), &dest);
+    edit(&dest);
+    let mtime = std::fs::metadata(w.join("src"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::open(&dest)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    dest
+}
+
+fn stat_line(r: &Run, key: &str) -> String {
+    r.stdout()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in:\n{}", r.stdout()))
+        .to_string()
+}
+
+/// Asserts a backup that finished but could not read `n` files: status 1, `Errors n`,
+/// a warning naming `file`, and one `ferrodup:` line saying the backup is incomplete.
+fn assert_incomplete(r: &Run, n: u64, file: &str) {
+    assert_fails(r, 1, &["backup is incomplete", &format!("{n} file(s)")]);
+    assert_eq!(stat_line(r, "Errors "), format!("Errors {n}"));
+    assert!(
+        r.stderr()
+            .lines()
+            .any(|l| l.starts_with("Warning: ") && l.contains(file)),
+        "no warning naming {file}:\n{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn read_errors_are_never_stored_as_complete_files() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let big = src.join("big.bin");
+    write(&big, &prng_bytes(1, 300_000), T1 - 100);
+    write(&src.join("a.txt"), b"before big\n", T1 - 100);
+    write(&src.join("z.txt"), b"after big\n", T1 - 100);
+    set_mtime(&src, T1 - 100);
+
+    // Full: the third read of big.bin fails with EIO. It is left out; the rest is there.
+    let r = backup_injected(w, "full", T1, &[], &big, "read", "error=EIO:when=3");
+    assert_incomplete(&r, 1, "big.bin");
+    let exp1 = expected(w, "exp1", |d| {
+        std::fs::remove_file(d.join("big.bin")).unwrap()
+    });
+    restore_both(w, T1, &exp1, "full with a read error");
+
+    // Incremental: big.bin is read completely now.
+    backup(w, "incremental", T2, &[]).ok();
+    let exp2 = expected(w, "exp2", |_| {});
+    restore_both(w, T2, &exp2, "incremental after the read error");
+
+    // Incremental with big.bin changed and failing to read: the T2 version stays.
+    write(&big, &prng_bytes(2, 300_000), T3 - 100);
+    write(&src.join("a.txt"), b"changed too\n", T3 - 100);
+    let r = backup_injected(w, "incremental", T3, &[], &big, "read", "error=EIO:when=3");
+    assert_incomplete(&r, 1, "big.bin");
+    let exp3 = expected(w, "exp3", |d| {
+        std::fs::copy(exp2.join("big.bin"), d.join("big.bin")).unwrap();
+        set_mtime(&d.join("big.bin"), T1 - 100);
+    });
+    restore_both(w, T3, &exp3, "incremental with a read error");
+
+    // The next incremental, without errors, stores the new content.
+    let r = backup(w, "incremental", T4, &[]).ok();
+    assert_eq!(stat_line(&r, "Errors "), "Errors 0");
+    assert_eq!(stat_line(&r, "ChangedFiles "), "ChangedFiles 1");
+    let exp4 = expected(w, "exp4", |_| {});
+    restore_both(w, T4, &exp4, "incremental after the second read error");
+}
+
+#[test]
+fn a_read_error_after_a_volume_left_keeps_the_good_part_and_is_taken_again() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let big = src.join("big.bin");
+    let data = prng_bytes(7, 3_000_000);
+    write(&big, &data, T1 - 100);
+    write(&src.join("z.txt"), b"after big\n", T1 - 100);
+    set_mtime(&src, T1 - 100);
+
+    // With 1 MiB volumes, the read that fails (the 30th, after 1.8 MiB) comes after a
+    // volume holding the file's start was sent: what was read is kept, marked.
+    let r = backup_injected(
+        w,
+        "full",
+        T1,
+        &["--volsize", "1"],
+        &big,
+        "read",
+        "error=EIO:when=30",
+    );
+    assert_incomplete(&r, 1, "big.bin");
+    let kept = 29 * 65_536;
+    let exp1 = expected(w, "exp1", |d| {
+        write(&d.join("big.bin"), &data[..kept], T1 - 100);
+    });
+    restore_both(w, T1, &exp1, "full cut by a read error");
+
+    // The next incremental takes the whole file again, although its mtime is the same.
+    let r = backup(w, "incremental", T2, &["--volsize", "1"]).ok();
+    assert_eq!(stat_line(&r, "Errors "), "Errors 0");
+    let exp2 = expected(w, "exp2", |_| {});
+    restore_both(w, T2, &exp2, "incremental after the cut full");
+
+    // duplicity extends the chain, and its incremental also sees nothing left to take.
+    let t3 = T3.to_string();
+    let u = url(w);
+    write(&src.join("new.txt"), b"from duplicity\n", T3 - 100);
+    set_mtime(&src, T3 - 100);
+    duplicity(
+        w,
+        &[
+            "incremental",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache",
+            "--current-time",
+            &t3,
+            "src",
+            &u,
+        ],
+    )
+    .ok();
+    let exp3 = expected(w, "exp3", |_| {});
+    restore_both(w, T3, &exp3, "duplicity's incremental on top");
+}
+
+#[test]
+fn files_that_shrink_or_vanish_are_counted_and_keep_their_previous_version() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let shrinking = src.join("log.txt");
+    write(&shrinking, &prng_bytes(3, 200_000), T1 - 100);
+    write(&src.join("keep.txt"), b"kept\n", T1 - 100);
+    set_mtime(&src, T1 - 100);
+    backup(w, "full", T1, &[]).ok();
+
+    // The second read returns end of file: the file looks 64 KiB long, not 200,000 bytes.
+    write(&shrinking, &prng_bytes(4, 200_000), T2 - 100);
+    let r = backup_injected(
+        w,
+        "incremental",
+        T2,
+        &[],
+        &shrinking,
+        "read",
+        "retval=0:when=2",
+    );
+    assert_incomplete(&r, 1, "log.txt");
+    assert!(r.stderr().contains("shrank"), "{}", r.stderr());
+    let exp = expected(w, "exp1", |d| {
+        write(&d.join("log.txt"), &prng_bytes(3, 200_000), T1 - 100);
+    });
+    restore_both(w, T2, &exp, "incremental with a shrinking file");
+
+    // strace matches the walk's calls by their directory: the first newfstatat on src is
+    // the listing's fstat, the second keep.txt's fstatat.
+    // The source directory cannot be listed: nothing in it is recorded as deleted.
+    let r = backup_injected(
+        w,
+        "incremental",
+        T3,
+        &[],
+        &src,
+        "newfstatat",
+        "error=EIO:when=1",
+    );
+    assert_incomplete(&r, 1, "src");
+    restore_both(
+        w,
+        T3,
+        &exp,
+        "incremental with a directory that cannot be listed",
+    );
+
+    // keep.txt cannot be looked at (EIO on its stat): not recorded as deleted either.
+    let keep = src.join("keep.txt");
+    let r = backup_injected(
+        w,
+        "incremental",
+        T4,
+        &[],
+        &src,
+        "newfstatat",
+        "error=EIO:when=2",
+    );
+    assert_incomplete(&r, 1, "keep.txt");
+    let exp = expected(w, "exp4", |_| {});
+    restore_both(
+        w,
+        T4,
+        &exp,
+        "incremental with a file that cannot be looked at",
+    );
+
+    // A file that vanishes between listing and reading is counted too.
+    write(&keep, b"kept, changed\n", T4 - 100);
+    let t5 = T4 + 86_400;
+    // (strace matches an openat by its path as written: relative here.)
+    let rel = Path::new("src/keep.txt");
+    let r = backup_injected(w, "incremental", t5, &[], rel, "openat", "error=ENOENT");
+    assert_incomplete(&r, 1, "keep.txt");
 }
