@@ -1,6 +1,6 @@
 //! Incomplete data is never passed off as complete: files that fail to read during a
-//! backup (real EIO injected with strace), files that shrink or vanish, and sets whose
-//! volumes end before their last file does.
+//! backup (real EIO injected with strace), files that shrink or vanish, sets whose volumes
+//! end before their last file does, and files rewritten within the same second.
 
 mod common;
 
@@ -472,4 +472,133 @@ fn files_that_shrink_or_vanish_are_counted_and_keep_their_previous_version() {
     let rel = Path::new("src/keep.txt");
     let r = backup_injected(w, "incremental", t5, &[], rel, "openat", "error=ENOENT");
     assert_incomplete(&r, 1, "keep.txt");
+}
+
+/// Sets a file's mtime to exactly `sec` seconds (nanoseconds zero) with utimensat.
+fn set_mtime_exact(p: &Path, sec: i64) {
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let ts = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: 0,
+    };
+    // SAFETY: c is a NUL-terminated path and the array holds two timespecs.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [ts, ts].as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Writes `data` over `p` and puts its mtime back to `sec`: same second, same size.
+fn rewrite_same_second(p: &Path, data: &[u8], sec: i64) {
+    std::fs::write(p, data).unwrap();
+    set_mtime_exact(p, sec);
+}
+
+#[test]
+fn a_file_rewritten_within_the_same_second_is_backed_up() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = src.join("doc.txt");
+    let sec = now_secs();
+    rewrite_same_second(&f, &[b'A'; 5000], sec);
+    write(&src.join("other.txt"), b"other\n", T1 - 100);
+    set_mtime(&src, T1 - 100);
+    backup(w, "full", T1, &[]).ok();
+    let exp1 = expected(w, "exp1", |_| {});
+
+    // duplicity's own chain of the same edits misses it (its rule: same second, same
+    // size, same mode: unchanged).
+    let dsrc = w.join("dsrc");
+    copy_tree(&src, &dsrc);
+    let durl = format!("file://{}/dtarget", w.display());
+    let t1 = T1.to_string();
+    let t2 = T2.to_string();
+    let dup = |kind: &str, t: &str| {
+        duplicity(
+            w,
+            &[
+                kind,
+                "--no-encryption",
+                "--archive-dir",
+                "dcache-w",
+                "--current-time",
+                t,
+                "dsrc",
+                &durl,
+            ],
+        )
+        .ok();
+    };
+    dup("full", &t1);
+
+    rewrite_same_second(&f, &[b'B'; 5000], sec);
+    rewrite_same_second(&dsrc.join("doc.txt"), &[b'B'; 5000], sec);
+    let r = backup(w, "incremental", T2, &[]).ok();
+    assert_eq!(stat_line(&r, "ChangedFiles "), "ChangedFiles 1");
+    let exp2 = expected(w, "exp2", |_| {});
+    restore_both(w, T1, &exp1, "full before the same-second edit");
+    restore_both(w, T2, &exp2, "incremental after the same-second edit");
+
+    dup("incremental", &t2);
+    let dout = w.join("dup-own");
+    duplicity(
+        w,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache-r",
+            &durl,
+            dout.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read(dout.join("doc.txt")).unwrap(),
+        vec![b'A'; 5000],
+        "duplicity itself was expected to miss the same-second edit"
+    );
+
+    // duplicity extends ferrodup's chain (another same-second edit, which it misses by
+    // its rule, and a new file); then ferrodup continues it and catches the edit.
+    rewrite_same_second(&f, &[b'C'; 5000], sec);
+    write(&src.join("new.txt"), b"new\n", T3 - 100);
+    set_mtime(&src, T3 - 100);
+    let u = url(w);
+    let t3 = T3.to_string();
+    duplicity(
+        w,
+        &[
+            "incremental",
+            "--no-encryption",
+            "--archive-dir",
+            "dcache",
+            "--name",
+            "n",
+            "--current-time",
+            &t3,
+            "src",
+            &u,
+        ],
+    )
+    .ok();
+    let exp3 = expected(w, "exp3", |d| {
+        rewrite_same_second(&d.join("doc.txt"), &[b'B'; 5000], sec);
+    });
+    restore_both(w, T3, &exp3, "duplicity's incremental on ferrodup's chain");
+    let r = backup(w, "incremental", T4, &[]).ok();
+    assert_eq!(stat_line(&r, "ChangedFiles "), "ChangedFiles 1");
+    let exp4 = expected(w, "exp4", |_| {});
+    restore_both(w, T4, &exp4, "ferrodup's incremental after duplicity's");
+
+    // Nothing changed: nothing is taken again.
+    let r = backup(w, "incremental", T4 + 100, &[]).ok();
+    assert_eq!(stat_line(&r, "DeltaEntries "), "DeltaEntries 0");
 }

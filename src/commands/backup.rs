@@ -14,7 +14,7 @@ use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
 use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
-use crate::fsmeta::{self, SourceEntry};
+use crate::fsmeta::{self, FineStat, SourceEntry};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use std::cmp::Ordering;
@@ -834,8 +834,13 @@ impl<R: Read> Read for Tee<'_, R> {
 }
 
 impl Engine<'_, '_> {
-    fn sig_member(&mut self, header: &Header, data: &[u8]) -> Result<()> {
-        let mut bytes = header.to_pax_bytes();
+    fn sig_member(
+        &mut self,
+        header: &Header,
+        data: &[u8],
+        records: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
+        let mut bytes = header.to_pax_bytes_with(records);
         bytes.extend_from_slice(data);
         tar::pad_to_block(&mut bytes);
         self.sig
@@ -864,7 +869,7 @@ impl Engine<'_, '_> {
         let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index));
         self.vol_member(&prev.index, None, &h, &[])?;
         let hs = Header::empty(entry::sig_name(DiffType::Deleted, &prev.index));
-        self.sig_member(&hs, &[])?;
+        self.sig_member(&hs, &[], &[])?;
         self.stats.deleted_files += 1;
         self.stats.delta_entries += 1;
         if prev.difftype == DiffType::Signature {
@@ -925,7 +930,8 @@ impl Engine<'_, '_> {
     fn process(&mut self, e: SourceEntry, prev: Option<SigEntry>) -> Result<()> {
         let now_header = e.header(Vec::new());
         if let Some(p) = &prev {
-            if fsmeta::unchanged(&p.header, &now_header) {
+            let sig = p.signature.as_deref();
+            if fsmeta::unchanged_file(&p.header, p.fine.as_ref(), sig, &e, &now_header) {
                 self.stats.source_files += 1;
                 self.stats.source_size += e.size;
                 return Ok(());
@@ -937,7 +943,7 @@ impl Engine<'_, '_> {
             let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
             self.vol_member(&e.index, None, &h, &[])?;
             let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
-            self.sig_member(&hs, &[])?;
+            self.sig_member(&hs, &[], &[])?;
             self.stats.new_files += 1;
             crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
             return Ok(());
@@ -954,6 +960,7 @@ impl Engine<'_, '_> {
                 return Ok(());
             }
         };
+        let read_at = wall_clock();
         let mut sigmaker = SigMaker::new(rsync::block_len(e.size, self.max_blocksize));
         let old_sig = prev.and_then(|p| p.signature);
         let mark = self.vw.mark();
@@ -990,6 +997,7 @@ impl Engine<'_, '_> {
             (None, false) => None,
         };
         let mut hs = e.header(entry::sig_name(DiffType::Signature, &e.index));
+        let mut records = FineStat::of(&e, read_at).records();
         if let Some(why) = problem {
             self.stats.errors += 1;
             if self.vw.rollback(&mark)? {
@@ -1009,10 +1017,11 @@ impl Engine<'_, '_> {
             // An mtime that never matches the file's: duplicity and ferrodup both take it
             // again next time.
             hs.mtime = if e.mtime == 0 { 1 } else { 0 };
+            records.clear();
         }
         let signature = sigmaker.finish();
         hs.size = signature.len() as u64;
-        self.sig_member(&hs, &signature)?;
+        self.sig_member(&hs, &signature, &records)?;
         self.stats.raw_delta_size += stored;
         if difftype == DiffType::Diff {
             self.stats.changed_files += 1;
@@ -1029,6 +1038,13 @@ impl Engine<'_, '_> {
         self.stats.source_size += e.size;
         Ok(())
     }
+}
+
+/// The wall clock in seconds (not `--current-time`): file times are compared with it.
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn write_set(
