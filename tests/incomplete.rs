@@ -127,6 +127,9 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
         "{}",
         st.stdout()
     );
+    // The chain is not extended: an incremental on it could not be restored.
+    let r = backup(w, "incremental", T2, &["--volsize", "1"]);
+    assert_fails(&r, 4, &["incomplete", "run a full backup"]);
 
     // A path in the volumes that are there still restores.
     restore_run(w, &["-r", "a.txt"], "a-only").ok();

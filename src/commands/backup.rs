@@ -6,7 +6,7 @@
 
 use crate::backend::Backend;
 use crate::codec::{self, StoredWriter};
-use crate::collection::Collection;
+use crate::collection::{Chain, Collection};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType};
@@ -193,6 +193,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
             if !opts.allow_source_mismatch {
                 check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
             }
+            check_chain_complete(ctx, chain)?;
             SetTimes::Inc(chain.end(), ctx.now)
         }
     };
@@ -216,6 +217,22 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         ));
     }
     write_set(ctx, opts, set, overlay, resume)
+}
+
+/// Refuses to extend a chain that cannot be restored because a set misses volumes.
+fn check_chain_complete(ctx: &Context, chain: &Chain) -> Result<()> {
+    for set in chain.sets() {
+        let damage = set.damage(&crate::commands::restore::read_manifest(ctx, set)?);
+        if !damage.is_empty() {
+            return Err(Error::corrupt(format!(
+                "the backup set from {} is incomplete: {}; an incremental on top of it could \
+                 not be restored: run a full backup",
+                crate::format::time::pretty(set.times().end()),
+                damage.describe()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Looks at sets left without a manifest by an interrupted run. The newest one is resumed
