@@ -148,6 +148,26 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
 }
 
 #[test]
+fn a_corrupt_volume_skipped_with_ignore_errors_leaves_no_short_file() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    multivolume_set(w);
+    let p = volume(w, 2);
+    let mut data = std::fs::read(&p).unwrap();
+    data[5000] ^= 0x55;
+    std::fs::write(&p, &data).unwrap();
+    let r = restore_run(w, &["--ignore-errors"], "rest").ok();
+    assert!(
+        r.stderr().contains("big.bin not restored"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
+    assert_eq!(std::fs::read(w.join("rest/z.txt")).unwrap(), b"last\n");
+    assert!(!w.join("rest/big.bin").exists());
+}
+
+#[test]
 fn a_set_cut_short_fails_restore_and_status() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();

@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::codec;
-use crate::collection::{BackupSet, Collection};
+use crate::collection::{BackupSet, Collection, Damage};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType, EntryName};
@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use tempfile::TempPath;
 
@@ -344,6 +344,7 @@ fn spawn_fetcher<'s>(
     manifest: Manifest,
     set: BackupSet,
     volumes: Vec<u32>,
+    cut: CutFiles,
 ) -> mpsc::Receiver<Result<Fetched>> {
     let (tx, rx) = mpsc::sync_channel(1);
     let backend: &dyn Backend = &*ctx.backend;
@@ -369,6 +370,11 @@ fn spawn_fetcher<'s>(
                             );
                             if ctx.ignore_errors {
                                 crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
+                                let mut gone = Damage::default();
+                                gone.missing.push(n);
+                                cut.lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .extend(gone.cut_files(&manifest));
                                 return Ok(None);
                             }
                             return Err(Error::corrupt(format!(
@@ -443,11 +449,12 @@ pub fn replay(
         plans.push((m, set.clone(), vols));
     }
     ctx.backend.prepare_download(&all_names)?;
+    let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     thread::scope(|scope| {
         let mut streams: Vec<SetStream> = plans
             .into_iter()
             .map(|(m, set, vols)| SetStream {
-                rx: spawn_fetcher(scope, ctx, m, set, vols),
+                rx: spawn_fetcher(scope, ctx, m, set, vols, cut.clone()),
                 crypto: ctx.crypto.clone(),
                 tar: None,
                 volume: None,
@@ -457,16 +464,26 @@ pub fn replay(
             .collect();
         let mut guarded = SkipCut {
             inner: sink,
-            cut: cut_files,
+            cut: cut.clone(),
         };
         merge(&mut streams, req, &mut guarded, ctx.ignore_errors)
     })
 }
 
+/// Files that missing or skipped volumes cut short (the fetchers add to it).
+type CutFiles = Arc<Mutex<Vec<Vec<u8>>>>;
+
 /// Passes restored objects on, except files that missing volumes cut short.
 struct SkipCut<'a> {
     inner: &'a mut dyn Sink,
-    cut: Vec<Vec<u8>>,
+    cut: CutFiles,
+}
+
+impl SkipCut<'_> {
+    fn is_cut(&self, index: &[u8]) -> bool {
+        let cut = self.cut.lock().unwrap_or_else(|e| e.into_inner());
+        cut.iter().any(|c| c == index)
+    }
 }
 
 impl Sink for SkipCut<'_> {
@@ -475,7 +492,7 @@ impl Sink for SkipCut<'_> {
     }
 
     fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
-        if self.cut.iter().any(|c| c == index) {
+        if self.is_cut(index) {
             let (f, p) = temp_in(&self.inner.temp_dir(index)?)?;
             return Ok((f, Content::Temp(p)));
         }
@@ -483,11 +500,15 @@ impl Sink for SkipCut<'_> {
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
-        if obj.header.kind == EntryType::Regular && self.cut.contains(&obj.index) {
+        if obj.header.kind == EntryType::Regular && self.is_cut(&obj.index) {
             crate::log::warn(&format!(
                 "{} not restored: part of its data is in a missing volume",
                 String::from_utf8_lossy(&obj.index)
             ));
+            // Written in place before the cut was known: nothing was there before.
+            if let Some(Content::InPlace(p)) = &obj.content {
+                std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+            }
             return Ok(());
         }
         self.inner.put(obj)
