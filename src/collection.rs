@@ -1,6 +1,8 @@
 //! Backup sets, chains and signature chains, found from a listing of file names.
 
+use crate::format::manifest::{cmp_index, Manifest};
 use crate::format::naming::{Kind, ParsedName, Prefixes, SetTimes};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// All the files of one backup run.
@@ -32,6 +34,105 @@ impl BackupSet {
 
     pub fn is_complete(&self) -> bool {
         self.manifest.is_some()
+    }
+
+    /// What its manifest `m` says is missing from the set.
+    pub fn damage(&self, m: &Manifest) -> Damage {
+        let last = m.volumes.keys().next_back().copied().unwrap_or(0);
+        Damage {
+            missing: m
+                .volumes
+                .keys()
+                .filter(|n| !self.volumes.contains_key(n))
+                .copied()
+                .collect(),
+            unlisted: (1..last).filter(|n| !m.volumes.contains_key(n)).collect(),
+            cut: m
+                .volumes
+                .values()
+                .next_back()
+                .and_then(|v| v.end_block.map(|b| (v.end.clone(), b))),
+        }
+    }
+}
+
+/// How a set's volumes fall short of its contents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// Volumes its manifest lists that the target does not have.
+    pub missing: Vec<u32>,
+    /// Volume numbers below the manifest's last that it does not list.
+    pub unlisted: Vec<u32>,
+    /// Its last volume ends inside this file (path, block): later volumes are missing.
+    pub cut: Option<(Vec<u8>, u64)>,
+}
+
+impl Damage {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unlisted.is_empty() && self.cut.is_none()
+    }
+
+    /// What is wrong, as a clause.
+    pub fn describe(&self) -> String {
+        let list = |v: &[u32]| {
+            let n: Vec<String> = v.iter().map(u32::to_string).collect();
+            match n.len() {
+                1 => format!("volume {}", n[0]),
+                _ => format!("volumes {}", n.join(", ")),
+            }
+        };
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "{} listed in its manifest {} missing from the target",
+                list(&self.missing),
+                if self.missing.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        if !self.unlisted.is_empty() {
+            parts.push(format!(
+                "its manifest does not list {}",
+                list(&self.unlisted)
+            ));
+        }
+        if let Some((path, block)) = &self.cut {
+            parts.push(format!(
+                "its last volume ends inside {} (block {block}), so the volumes after it are \
+                 missing",
+                String::from_utf8_lossy(path)
+            ));
+        }
+        parts.join("; ")
+    }
+
+    /// True if restoring `path` (and what is below it) needs something that is missing.
+    pub fn affects(&self, m: &Manifest, path: &[u8]) -> bool {
+        if !self.unlisted.is_empty() {
+            return true;
+        }
+        let lost = self
+            .missing
+            .iter()
+            .any(|n| m.volumes.get(n).is_some_and(|v| v.contains(path)));
+        let cut = self.cut.as_ref().is_some_and(|(p, _)| {
+            cmp_index(path, p) != Ordering::Less
+                || path.is_empty()
+                || (p.starts_with(path) && p.get(path.len()) == Some(&b'/'))
+        });
+        lost || cut
+    }
+
+    /// Files whose data is cut by the missing volumes: restored, they would be short.
+    pub fn cut_files(&self, m: &Manifest) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self
+            .missing
+            .iter()
+            .filter_map(|n| m.volumes.get(&n.checked_sub(1)?))
+            .filter(|prev| prev.end_block.is_some())
+            .map(|prev| prev.end.clone())
+            .collect();
+        v.extend(self.cut.iter().map(|(p, _)| p.clone()));
+        v
     }
 }
 
@@ -255,5 +356,33 @@ mod tests {
         let mut with_stray = names.to_vec();
         with_stray.push(stray);
         assert_eq!(c.stray_signatures(&p, &with_stray), vec![stray.to_string()]);
+    }
+
+    #[test]
+    fn damage_of_sets_cut_short() {
+        let text = "Volume 1:\n    StartingPath   .  \n    EndingPath     big 15\n\
+                    Volume 2:\n    StartingPath   big 16\n    EndingPath     big 30\n\
+                    Volume 3:\n    StartingPath   big 31\n    EndingPath     z  \n";
+        let m = Manifest::parse(text.as_bytes()).unwrap();
+        let mut set = BackupSet::default();
+        for n in 1..=3 {
+            set.volumes.insert(n, format!("vol{n}"));
+        }
+        assert!(set.damage(&m).is_empty());
+        set.volumes.remove(&2);
+        let d = set.damage(&m);
+        assert_eq!(d.missing, vec![2]);
+        assert_eq!(d.cut_files(&m), vec![b"big".to_vec()]);
+        assert!(d.affects(&m, b"") && d.affects(&m, b"big") && !d.affects(&m, b"a"));
+        assert!(d
+            .describe()
+            .contains("volume 2 listed in its manifest is missing"));
+
+        let cut = Manifest::parse(text.split("Volume 3").next().unwrap().as_bytes()).unwrap();
+        set.volumes.insert(2, "vol2".into());
+        let d = set.damage(&cut);
+        assert_eq!(d.cut, Some((b"big".to_vec(), 30)));
+        assert!(d.affects(&cut, b"z") && d.affects(&cut, b"") && !d.affects(&cut, b"a"));
+        assert!(d.describe().contains("ends inside big (block 30)"));
     }
 }

@@ -336,6 +336,13 @@ impl DestFile {
         Ok(next)
     }
 
+    /// Removes the file, whatever its name.
+    pub fn remove(mut self) -> Result<()> {
+        self.temp = false;
+        rfs::unlinkat(self.dir.as_fd(), self.name.as_slice(), AtFlags::empty())
+            .map_err(|e| Error::io(&self.shown, e.into()))
+    }
+
     /// Moves a temporary file onto `place` (removing a folder standing there).
     pub fn install(mut self, dest: &Dest, rel: &[&[u8]], place: &Place) -> Result<()> {
         if !self.temp {

@@ -24,6 +24,10 @@ pub struct SourceEntry {
     pub uid: u64,
     pub gid: u64,
     pub mtime: i64,
+    /// The nanoseconds of the mtime.
+    pub mtime_nsec: u32,
+    /// The inode change time, which no one can set: seconds and nanoseconds.
+    pub ctime: (i64, u32),
     pub size: u64,
     pub linkname: Vec<u8>,
     pub dev: (u32, u32),
@@ -37,6 +41,8 @@ struct Stat {
     uid: u64,
     gid: u64,
     mtime: i64,
+    mtime_nsec: u32,
+    ctime: (i64, u32),
     size: u64,
     rdev: u64,
     dev: u64,
@@ -49,6 +55,8 @@ impl Stat {
             uid: md.uid() as u64,
             gid: md.gid() as u64,
             mtime: md.mtime(),
+            mtime_nsec: md.mtime_nsec() as u32,
+            ctime: (md.ctime(), md.ctime_nsec() as u32),
             size: md.size(),
             rdev: md.rdev(),
             dev: md.dev(),
@@ -75,6 +83,8 @@ impl Stat {
             uid: st.st_uid as u64,
             gid: st.st_gid as u64,
             mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec as u32,
+            ctime: (st.st_ctime, st.st_ctime_nsec as u32),
             size: st.st_size as u64,
             rdev: st.st_rdev,
             dev: st.st_dev,
@@ -144,6 +154,8 @@ impl SourceEntry {
             uid: st.uid,
             gid: st.gid,
             mtime: st.mtime.max(0),
+            mtime_nsec: st.mtime_nsec,
+            ctime: st.ctime,
             size: if kind == EntryType::Regular {
                 st.size
             } else {
@@ -199,6 +211,120 @@ pub fn unchanged(prev: &Header, now: &Header) -> bool {
     }
 }
 
+/// What ferrodup records of a regular file beyond duplicity's tar header, as PAX vendor
+/// records of its signature entry (duplicity ignores them): the size and the nanosecond
+/// mtime and ctime, so that a file rewritten within the same second with the same size is
+/// still seen as changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FineStat {
+    pub mtime: (i64, u32),
+    pub ctime: (i64, u32),
+    pub size: u64,
+    /// Its times were too coarse to rely on (whole seconds, changed in the second it was
+    /// read): the next backup reads it again.
+    pub recheck: bool,
+}
+
+const REC_MTIME: &str = "FERRODUP.mtime";
+const REC_CTIME: &str = "FERRODUP.ctime";
+const REC_SIZE: &str = "FERRODUP.size";
+const REC_RECHECK: &str = "FERRODUP.recheck";
+
+impl FineStat {
+    /// The state of `e`, read at wall-clock second `now`.
+    pub fn of(e: &SourceEntry, now: i64) -> FineStat {
+        FineStat {
+            mtime: (e.mtime, e.mtime_nsec),
+            ctime: e.ctime,
+            size: e.size,
+            recheck: e.mtime_nsec == 0 && e.ctime.1 == 0 && e.ctime.0 >= now - 1,
+        }
+    }
+
+    /// The PAX records that carry it.
+    pub fn records(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let time = |(s, ns): (i64, u32)| format!("{s}.{ns:09}").into_bytes();
+        let mut v = vec![
+            (REC_MTIME, time(self.mtime)),
+            (REC_CTIME, time(self.ctime)),
+            (REC_SIZE, self.size.to_string().into_bytes()),
+        ];
+        if self.recheck {
+            v.push((REC_RECHECK, b"1".to_vec()));
+        }
+        v
+    }
+
+    /// Reads it back from a header's PAX records; `None` unless all of it is there.
+    pub fn from_records(records: &[(Vec<u8>, Vec<u8>)]) -> Option<FineStat> {
+        let get = |key: &str| {
+            records
+                .iter()
+                .find(|(k, _)| k == key.as_bytes())
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
+        let time = |key: &str| -> Option<(i64, u32)> {
+            let (s, ns) = get(key)?.split_once('.')?;
+            if ns.len() != 9 {
+                return None;
+            }
+            Some((s.parse().ok()?, ns.parse().ok()?))
+        };
+        Some(FineStat {
+            mtime: time(REC_MTIME)?,
+            ctime: time(REC_CTIME)?,
+            size: get(REC_SIZE)?.parse().ok()?,
+            recheck: get(REC_RECHECK).is_some(),
+        })
+    }
+}
+
+/// Whether a file is unchanged since the state the signatures recorded for it
+/// (`prev`, `fine`, `signature`): duplicity's rule ([`unchanged`]) and, for a regular file,
+/// the same size, mtime and ctime to the nanosecond when ferrodup recorded them; when it
+/// did not (duplicity wrote that entry), a size that fits the signature's block count.
+pub fn unchanged_file(
+    prev: &Header,
+    fine: Option<&FineStat>,
+    signature: Option<&[u8]>,
+    now: &SourceEntry,
+    now_header: &Header,
+) -> bool {
+    if !unchanged(prev, now_header) {
+        return false;
+    }
+    if now.kind != EntryType::Regular {
+        return true;
+    }
+    match fine {
+        Some(f) => {
+            !f.recheck
+                && f.size == now.size
+                && f.mtime == (now.mtime, now.mtime_nsec)
+                && f.ctime == now.ctime
+        }
+        None => signature.is_none_or(|s| signature_fits(s, now.size)),
+    }
+}
+
+/// False when a librsync signature cannot be of a file of `size` bytes (it has another
+/// number of blocks); true when it can, or when the signature is not understood.
+fn signature_fits(sig: &[u8], size: u64) -> bool {
+    let word = |i: usize| {
+        sig.get(i..i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+    };
+    let (Some(block), Some(strong)) = (word(4), word(8)) else {
+        return true;
+    };
+    let per = 4 + strong;
+    let body = sig.len() as u64 - 12;
+    if block == 0 || body % per != 0 {
+        return true;
+    }
+    body / per == size.div_ceil(block)
+}
+
 fn join_index(parent: &[u8], name: &[u8]) -> Vec<u8> {
     if parent.is_empty() {
         name.to_vec()
@@ -223,6 +349,10 @@ pub struct Walk {
     select: Option<Arc<Selection>>,
     filter: TreeFilter<SourceEntry>,
     ready: VecDeque<SourceEntry>,
+    errors: u64,
+    /// Objects that exist but could not be read (and directories that could not be
+    /// listed), in walk order.
+    failed: Vec<Vec<u8>>,
 }
 
 struct Frame {
@@ -251,6 +381,23 @@ impl Walk {
             select: None,
             filter: TreeFilter::default(),
             ready: VecDeque::new(),
+            errors: 0,
+            failed: Vec::new(),
+        })
+    }
+
+    /// How many objects could not be read or listed so far (each was warned about).
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// True if `index` is, or is inside, an object that exists but could not be read: what
+    /// a backup recorded of it is still the best there is.
+    pub fn failed_covers(&self, index: &[u8]) -> bool {
+        self.failed.iter().any(|f| {
+            f.is_empty()
+                || index == f.as_slice()
+                || (index.starts_with(f) && index.get(f.len()) == Some(&b'/'))
         })
     }
 
@@ -262,7 +409,7 @@ impl Walk {
         self
     }
 
-    fn frame(&self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
+    fn frame(&mut self, dir: &Path, index: Vec<u8>) -> Option<Frame> {
         let fd = File::open(dir).ok();
         if let Some(names) = self.select.as_ref().and_then(|s| s.listed(&index)) {
             return Some(Frame {
@@ -279,6 +426,8 @@ impl Walk {
                     "cannot read directory {}: {e}; skipping it",
                     dir.display()
                 ));
+                self.errors += 1;
+                self.failed.push(index);
                 return None;
             }
         };
@@ -286,7 +435,10 @@ impl Walk {
         for ent in rd {
             match ent {
                 Ok(ent) => names.push(ent.file_name()),
-                Err(e) => crate::log::warn(&format!("error listing {}: {e}", dir.display())),
+                Err(e) => {
+                    crate::log::warn(&format!("error listing {}: {e}", dir.display()));
+                    self.errors += 1;
+                }
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -326,14 +478,24 @@ impl Iterator for Walk {
             let path = frame.dir.join(&name);
             let index = join_index(&frame.index, name.as_bytes());
             let found = match &frame.fd {
-                Some(fd) => SourceEntry::from_dir(fd, &name, &path, index, self.follow_links),
-                None => SourceEntry::from_path(&path, index, self.follow_links),
+                Some(fd) => {
+                    SourceEntry::from_dir(fd, &name, &path, index.clone(), self.follow_links)
+                }
+                None => SourceEntry::from_path(&path, index.clone(), self.follow_links),
             };
             let e = match found {
                 Ok(Some(e)) => e,
                 Ok(None) => continue,
                 Err(e) => {
-                    crate::log::warn(&format!("{e}; skipping it"));
+                    self.errors += 1;
+                    if std::fs::symlink_metadata(&path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    {
+                        crate::log::warn(&format!("{} vanished while being read", path.display()));
+                    } else {
+                        crate::log::warn(&format!("{e}; skipping it"));
+                        self.failed.push(index);
+                    }
                     continue;
                 }
             };
@@ -496,4 +658,72 @@ pub fn owner_ids(h: &Header, owners: OwnerPolicy) -> Option<(u32, u32)> {
 /// The archive path as a relative file-system path.
 pub fn index_to_path(index: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(size: u64, mtime: (i64, u32), ctime: (i64, u32)) -> SourceEntry {
+        SourceEntry {
+            index: b"f".to_vec(),
+            fs_path: PathBuf::from("f"),
+            kind: EntryType::Regular,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: mtime.0,
+            mtime_nsec: mtime.1,
+            ctime,
+            size,
+            linkname: Vec::new(),
+            dev: (0, 0),
+            fs_dev: 0,
+        }
+    }
+
+    #[test]
+    fn fine_stat_records_round_trip() {
+        let e = file(5000, (1_700_000_000, 5), (1_700_000_001, 123_456_789));
+        let f = FineStat::of(&e, 1_800_000_000);
+        assert!(!f.recheck);
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = f
+            .records()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect();
+        assert_eq!(FineStat::from_records(&recs), Some(f));
+        assert_eq!(FineStat::from_records(&recs[1..]), None);
+        // Whole-second times changed in the second the file was read: read it again.
+        let coarse = file(5000, (1_700_000_000, 0), (1_700_000_000, 0));
+        assert!(FineStat::of(&coarse, 1_700_000_000).recheck);
+        assert!(!FineStat::of(&coarse, 1_700_000_005).recheck);
+    }
+
+    #[test]
+    fn same_second_rewrites_are_changes() {
+        let before = file(5000, (1_700_000_000, 0), (1_700_000_000, 100));
+        let fine = FineStat::of(&before, 1_800_000_000);
+        let h = before.header(Vec::new());
+        let same = |now: &SourceEntry| unchanged_file(&h, Some(&fine), None, now, &h);
+        assert!(same(&before));
+        // Same second and size, mtime put back: only the ctime tells.
+        assert!(!same(&file(5000, (1_700_000_000, 0), (1_700_000_000, 900))));
+        assert!(!same(&file(5000, (1_700_000_000, 7), (1_700_000_000, 100))));
+        assert!(!same(&file(5001, (1_700_000_000, 0), (1_700_000_000, 100))));
+    }
+
+    #[test]
+    fn without_records_the_signature_bounds_the_size() {
+        // A signature of 3 blocks of 512 bytes (MD4, 8-byte strong sums).
+        let mut sig = vec![0x72, 0x73, 0x01, 0x36, 0, 0, 2, 0, 0, 0, 0, 8];
+        sig.extend(vec![0u8; 3 * 12]);
+        let e = file(1500, (1_700_000_000, 0), (1_700_000_000, 0));
+        let h = e.header(Vec::new());
+        assert!(unchanged_file(&h, None, Some(&sig), &e, &h));
+        let bigger = file(1600, (1_700_000_000, 0), (1_700_000_000, 0));
+        assert!(!unchanged_file(&h, None, Some(&sig), &bigger, &h));
+        assert!(signature_fits(&sig, 1025) && !signature_fits(&sig, 1024));
+        assert!(signature_fits(b"short", 7));
+    }
 }

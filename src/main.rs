@@ -268,7 +268,14 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             if let Some(c) = &ctx.crypto {
                 c.check_for_writing()?;
             }
-            backup::run(&ctx, &opts)?;
+            let unread = backup::run(&ctx, &opts)?;
+            if unread > 0 {
+                eprintln!(
+                    "ferrodup: the backup is incomplete: {unread} file(s) could not be read \
+                     completely (named in the warnings above); the next backup tries them again"
+                );
+                return Ok(1);
+            }
             Ok(0)
         }
         Cmd::Restore(_, dest) => {

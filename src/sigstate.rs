@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::cmp_index;
 use crate::format::tar::{Header, TarReader};
+use crate::fsmeta::FineStat;
 use std::cmp::Ordering;
 use std::io::Read;
 
@@ -16,6 +17,8 @@ pub struct SigEntry {
     pub header: Header,
     /// The librsync signature of a regular file.
     pub signature: Option<Vec<u8>>,
+    /// What ferrodup recorded beyond the tar header (absent in entries duplicity wrote).
+    pub fine: Option<FineStat>,
 }
 
 struct Stream {
@@ -45,6 +48,7 @@ impl Stream {
                 String::from_utf8_lossy(&h.name)
             ))
         })?;
+        let fine = FineStat::from_records(self.tar.extra_records());
         let signature = if parsed.difftype == DiffType::Signature {
             let mut data = Vec::with_capacity(h.size as usize);
             self.tar.read_to_end(&mut data).map_err(corrupt)?;
@@ -57,6 +61,7 @@ impl Stream {
             difftype: parsed.difftype,
             header: h,
             signature,
+            fine,
         });
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use crate::backend::Backend;
 use crate::codec::{self, StoredWriter};
-use crate::collection::Collection;
+use crate::collection::{Chain, Collection};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -15,13 +15,13 @@ use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
 use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
-use crate::fsmeta::{self, SourceEntry};
+use crate::fsmeta::{self, FineStat, SourceEntry};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -91,8 +91,9 @@ pub fn has_chain(ctx: &Context) -> Result<bool> {
         .is_some())
 }
 
-/// Runs `full`, `incremental` or `backup`.
-pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
+/// Runs `full`, `incremental` or `backup`; returns how many files could not be read
+/// completely (each was named in a warning, and none is recorded as complete).
+pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let md = std::fs::metadata(&opts.source).map_err(|e| {
         Error::input(format!(
             "cannot read source {}: {e}; give an existing directory to back up",
@@ -194,6 +195,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
             if !opts.allow_source_mismatch {
                 check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
             }
+            check_chain_complete(ctx, chain)?;
             SetTimes::Inc(chain.end(), ctx.now)
         }
     };
@@ -217,6 +219,22 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<()> {
         ));
     }
     write_set(ctx, opts, set, overlay, resume)
+}
+
+/// Refuses to extend a chain that cannot be restored because a set misses volumes.
+fn check_chain_complete(ctx: &Context, chain: &Chain) -> Result<()> {
+    for set in chain.sets() {
+        let damage = set.damage(&crate::commands::restore::read_manifest(ctx, set)?);
+        if !damage.is_empty() {
+            return Err(Error::corrupt(format!(
+                "the backup set from {} is incomplete: {}; an incremental on top of it could \
+                 not be restored: run a full backup",
+                crate::format::time::pretty(set.times().end()),
+                damage.describe()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The archive dir's metadata without the signature files of sets that are in no chain of
@@ -671,6 +689,46 @@ impl VolumeWriter<'_, '_> {
         Ok(())
     }
 
+    /// Where the stream is now, to [`VolumeWriter::rollback`] to.
+    fn mark(&self) -> Mark {
+        Mark {
+            number: self.number,
+            offset: self.tar_offset,
+            open: self.cur.is_some(),
+            skipping: self.skip_to.is_some(),
+            last: self.last.clone(),
+        }
+    }
+
+    /// Takes back everything added since `m` if it is all still in the open volume (or
+    /// nothing was added); false if some of it has already left for a worker.
+    fn rollback(&mut self, m: &Mark) -> Result<bool> {
+        if m.skipping {
+            return Ok(self.skip_to.is_some());
+        }
+        if self.number == m.number && m.open {
+            let (w, path) = self.cur.as_mut().expect("the marked volume is still open");
+            w.flush()
+                .and_then(|_| w.get_mut().set_len(m.offset))
+                .and_then(|_| w.get_mut().seek(io::SeekFrom::Start(m.offset)))
+                .map_err(|e| Error::io(path, e))?;
+            self.tar_offset = m.offset;
+            self.last = m.last.clone();
+            return Ok(true);
+        }
+        if self.number == m.number + 1 && !m.open {
+            if let Some((_, path)) = self.cur.take() {
+                let _ = std::fs::remove_file(path);
+            }
+            self.number = m.number;
+            self.tar_offset = 0;
+            self.start = None;
+            self.last = m.last.clone();
+            return Ok(true);
+        }
+        Ok(self.number == m.number && !m.open && self.cur.is_none())
+    }
+
     fn open(&mut self) -> Result<()> {
         if self.uploader.failed.load(AtomicOrdering::Relaxed) {
             return Err(self.stop());
@@ -752,6 +810,15 @@ impl VolumeWriter<'_, '_> {
     }
 }
 
+/// A place in the volume stream that [`VolumeWriter::rollback`] can return to.
+struct Mark {
+    number: u32,
+    offset: u64,
+    open: bool,
+    skipping: bool,
+    last: Option<Position>,
+}
+
 /// The manifest's list of changed files, spooled to a temporary file so that memory stays
 /// flat however many files change.
 struct Filelist {
@@ -816,16 +883,34 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Feeds everything read through it into a signature.
+/// Feeds everything read through it into a signature. A read error ends the data (so
+/// that the delta or snapshot written so far stays well formed) and is kept in `error`.
 struct Tee<'a, R: Read> {
     inner: R,
     sig: &'a mut SigMaker,
     read: u64,
+    error: Option<io::Error>,
+    /// The data has ended (at an error or the end of the file); it stays ended.
+    ended: bool,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.ended {
+            return Ok(0);
+        }
+        let n = loop {
+            match self.inner.read(buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    self.ended = true;
+                    return Ok(0);
+                }
+            }
+        };
+        self.ended = n == 0 && !buf.is_empty();
         self.sig.update(&buf[..n]);
         self.read += n as u64;
         Ok(n)
@@ -833,8 +918,13 @@ impl<R: Read> Read for Tee<'_, R> {
 }
 
 impl Engine<'_, '_> {
-    fn sig_member(&mut self, header: &Header, data: &[u8]) -> Result<()> {
-        let mut bytes = header.to_pax_bytes();
+    fn sig_member(
+        &mut self,
+        header: &Header,
+        data: &[u8],
+        records: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
+        let mut bytes = header.to_pax_bytes_with(records);
         bytes.extend_from_slice(data);
         tar::pad_to_block(&mut bytes);
         self.sig
@@ -863,7 +953,7 @@ impl Engine<'_, '_> {
         let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index));
         self.vol_member(&prev.index, None, &h, &[])?;
         let hs = Header::empty(entry::sig_name(DiffType::Deleted, &prev.index));
-        self.sig_member(&hs, &[])?;
+        self.sig_member(&hs, &[], &[])?;
         self.stats.deleted_files += 1;
         self.stats.delta_entries += 1;
         if prev.difftype == DiffType::Signature {
@@ -873,19 +963,23 @@ impl Engine<'_, '_> {
         Ok(())
     }
 
-    /// Writes a payload as one member or as 64 KiB `multivol_*` chunks.
-    fn payload(&mut self, e: &SourceEntry, difftype: DiffType, r: &mut dyn Read) -> Result<u64> {
+    /// Writes a payload as one member or as 64 KiB `multivol_*` chunks; returns the bytes
+    /// stored and the error that ended the data early, if one did.
+    fn payload(
+        &mut self,
+        e: &SourceEntry,
+        difftype: DiffType,
+        r: &mut dyn Read,
+    ) -> Result<(u64, Option<io::Error>)> {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut failed = None;
         let res = (|| -> Result<u64> {
             let mut total = 0u64;
             let mut read = |buf: &mut [u8]| -> usize {
                 match read_full(r, buf) {
                     Ok(n) => n,
                     Err(err) => {
-                        crate::log::warn(&format!(
-                            "error reading {}: {err}; its data is cut short",
-                            e.fs_path.display()
-                        ));
+                        failed = Some(err);
                         0
                     }
                 }
@@ -914,13 +1008,14 @@ impl Engine<'_, '_> {
             }
         })();
         self.buf = buf;
-        res
+        res.map(|stored| (stored, failed))
     }
 
     fn process(&mut self, e: SourceEntry, prev: Option<SigEntry>) -> Result<()> {
         let now_header = e.header(Vec::new());
         if let Some(p) = &prev {
-            if fsmeta::unchanged(&p.header, &now_header) {
+            let sig = p.signature.as_deref();
+            if fsmeta::unchanged_file(&p.header, p.fine.as_ref(), sig, &e, &now_header) {
                 self.stats.source_files += 1;
                 self.stats.source_size += e.size;
                 return Ok(());
@@ -932,7 +1027,7 @@ impl Engine<'_, '_> {
             let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
             self.vol_member(&e.index, None, &h, &[])?;
             let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
-            self.sig_member(&hs, &[])?;
+            self.sig_member(&hs, &[], &[])?;
             self.stats.new_files += 1;
             crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
             return Ok(());
@@ -945,45 +1040,72 @@ impl Engine<'_, '_> {
                     e.fs_path.display()
                 ));
                 self.stats.errors += 1;
+                self.stats.delta_entries -= 1;
                 return Ok(());
             }
         };
+        let read_at = wall_clock();
         let mut sigmaker = SigMaker::new(rsync::block_len(e.size, self.max_blocksize));
         let old_sig = prev.and_then(|p| p.signature);
-        let (difftype, stored) = match old_sig {
+        let mark = self.vw.mark();
+        let mut tee = Tee {
+            inner: file,
+            sig: &mut sigmaker,
+            read: 0,
+            error: None,
+            ended: false,
+        };
+        let (difftype, (stored, failed)) = match old_sig {
             Some(old) => {
-                let tee = Tee {
-                    inner: file,
-                    sig: &mut sigmaker,
-                    read: 0,
-                };
-                let mut delta = librsync::Delta::new(tee, &mut &old[..]).map_err(|err| {
+                let mut delta = librsync::Delta::new(&mut tee, &mut &old[..]).map_err(|err| {
                     Error::corrupt(format!(
                         "the previous signature of {} is unusable ({err}); run a full backup",
                         String::from_utf8_lossy(&e.index)
                     ))
                 })?;
-                let stored = self.payload(&e, DiffType::Diff, &mut delta)?;
-                io::copy(&mut delta, &mut io::sink()).map_err(|err| Error::io(&e.fs_path, err))?;
-                (DiffType::Diff, stored)
+                let out = self.payload(&e, DiffType::Diff, &mut delta)?;
+                (DiffType::Diff, out)
             }
-            None => {
-                let mut tee = Tee {
-                    inner: file,
-                    sig: &mut sigmaker,
-                    read: 0,
-                };
-                let stored = self.payload(&e, DiffType::Snapshot, &mut tee)?;
-                if let Err(err) = io::copy(&mut tee, &mut io::sink()) {
-                    crate::log::warn(&format!("error reading {}: {err}", e.fs_path.display()));
-                }
-                (DiffType::Snapshot, stored)
-            }
+            None => (
+                DiffType::Snapshot,
+                self.payload(&e, DiffType::Snapshot, &mut tee)?,
+            ),
         };
-        let signature = sigmaker.finish();
+        let read = tee.read;
+        let problem = match (tee.error.take().or(failed), read < e.size) {
+            (Some(err), _) => Some(format!("read error after {read} bytes: {err}")),
+            (None, true) => Some(format!(
+                "it shrank from {} to {read} bytes while being read",
+                e.size
+            )),
+            (None, false) => None,
+        };
         let mut hs = e.header(entry::sig_name(DiffType::Signature, &e.index));
+        let mut records = FineStat::of(&e, read_at).records();
+        if let Some(why) = problem {
+            self.stats.errors += 1;
+            if self.vw.rollback(&mark)? {
+                crate::log::warn(&format!(
+                    "{}: {why}; it is not backed up this time (an earlier version stays in \
+                     the backup)",
+                    e.fs_path.display()
+                ));
+                self.stats.delta_entries -= 1;
+                return Ok(());
+            }
+            crate::log::warn(&format!(
+                "{}: {why}; only the data read before that is stored, marked so that the \
+                 next backup takes the file again",
+                e.fs_path.display()
+            ));
+            // An mtime that never matches the file's: duplicity and ferrodup both take it
+            // again next time.
+            hs.mtime = if e.mtime == 0 { 1 } else { 0 };
+            records.clear();
+        }
+        let signature = sigmaker.finish();
         hs.size = signature.len() as u64;
-        self.sig_member(&hs, &signature)?;
+        self.sig_member(&hs, &signature, &records)?;
         self.stats.raw_delta_size += stored;
         if difftype == DiffType::Diff {
             self.stats.changed_files += 1;
@@ -1002,13 +1124,20 @@ impl Engine<'_, '_> {
     }
 }
 
+/// The wall clock in seconds (not `--current-time`): file times are compared with it.
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn write_set(
     ctx: &Context,
     opts: &BackupOptions,
     set: SetTimes,
     mut overlay: SigOverlay,
     resume: Option<Resume>,
-) -> Result<()> {
+) -> Result<u64> {
     let started = std::time::Instant::now();
     let wrap = ctx.wrap();
     let meta_dir = if ctx.dry_run {
@@ -1116,7 +1245,7 @@ fn run_engine(
     overlay: &mut SigOverlay,
     started: std::time::Instant,
     (first_volume, skip_to): (u32, Option<Position>),
-) -> Result<()> {
+) -> Result<u64> {
     let vw = VolumeWriter {
         ctx,
         set,
@@ -1144,15 +1273,19 @@ fn run_engine(
     };
     failpoint::hit("walk-start");
     let walk_result = (|| -> Result<()> {
-        for e in
-            fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone())
-        {
+        let mut walk =
+            fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone());
+        // What could not be read (rather than what is gone) is not recorded as deleted:
+        // the previous version stays.
+        while let Some(e) = walk.next() {
             while let Some(p) = overlay.peek()? {
                 if cmp_index(&p.index, &e.index) != Ordering::Less {
                     break;
                 }
                 let p = overlay.next_entry()?.expect("peeked");
-                eng.deleted(&p)?;
+                if !walk.failed_covers(&p.index) {
+                    eng.deleted(&p)?;
+                }
             }
             let prev = match overlay.peek()? {
                 Some(p) if p.index == e.index => overlay.next_entry()?,
@@ -1161,8 +1294,11 @@ fn run_engine(
             eng.process(e, prev)?;
         }
         while let Some(p) = overlay.next_entry()? {
-            eng.deleted(&p)?;
+            if !walk.failed_covers(&p.index) {
+                eng.deleted(&p)?;
+            }
         }
+        eng.stats.errors += walk.errors();
         Ok(())
     })();
     if let Err(e) = walk_result {
@@ -1175,7 +1311,7 @@ fn run_engine(
         let _ = eng.vw.stop();
         let _ = std::fs::remove_file(man_part);
         let _ = std::fs::remove_file(sig_part);
-        return Ok(());
+        return Ok(eng.stats.errors);
     }
     let Engine {
         vw,
@@ -1244,10 +1380,7 @@ fn run_engine(
             stored + sig_size + man_size,
         );
     }
-    if stats.errors > 0 {
-        crate::log::warn(&format!("{} file(s) could not be read", stats.errors));
-    }
-    Ok(())
+    Ok(stats.errors)
 }
 
 fn print_stats(start: i64, elapsed: f64, s: &Stats, dest: u64) {

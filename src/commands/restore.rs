@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::codec;
-use crate::collection::{BackupSet, Collection};
+use crate::collection::{BackupSet, Collection, Damage};
 use crate::commands::Context;
 use crate::dest::{self, Dest, DestFile, DirFd};
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use tempfile::TempPath;
 
@@ -390,6 +390,7 @@ fn spawn_fetcher<'s>(
     manifest: Manifest,
     set: BackupSet,
     volumes: Vec<u32>,
+    cut: CutFiles,
 ) -> mpsc::Receiver<Result<Fetched>> {
     let (tx, rx) = mpsc::sync_channel(1);
     let backend: &dyn Backend = &*ctx.backend;
@@ -415,6 +416,11 @@ fn spawn_fetcher<'s>(
                             );
                             if ctx.ignore_errors {
                                 crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
+                                let mut gone = Damage::default();
+                                gone.missing.push(n);
+                                cut.lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .extend(gone.cut_files(&manifest));
                                 return Ok(None);
                             }
                             return Err(Error::corrupt(format!(
@@ -458,9 +464,29 @@ pub fn replay(
 ) -> Result<u64> {
     let mut plans = Vec::new();
     let mut all_names = Vec::new();
+    let mut cut_files = Vec::new();
     for set in sets {
         let m = read_manifest(ctx, set)?;
-        let vols = m.volumes_containing(&req.path);
+        let mut vols = m.volumes_containing(&req.path);
+        let damage = set.damage(&m);
+        if !damage.is_empty() && damage.affects(&m, &req.path) {
+            let what = format!(
+                "the backup set from {} is incomplete: {}",
+                crate::format::time::pretty(set.times().end()),
+                damage.describe()
+            );
+            if !ctx.ignore_errors {
+                return Err(Error::corrupt(format!(
+                    "{what}; restore an earlier --time, or use --ignore-errors to restore the rest"
+                )));
+            }
+            crate::log::warn(&format!(
+                "{what}; restoring the rest (--ignore-errors): what was in the missing \
+                 volumes is absent or older"
+            ));
+            vols.retain(|n| set.volumes.contains_key(n));
+            cut_files.extend(damage.cut_files(&m));
+        }
         for n in &vols {
             if let Some(name) = set.volumes.get(n) {
                 all_names.push(name.clone());
@@ -469,11 +495,12 @@ pub fn replay(
         plans.push((m, set.clone(), vols));
     }
     ctx.backend.prepare_download(&all_names)?;
+    let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     thread::scope(|scope| {
         let mut streams: Vec<SetStream> = plans
             .into_iter()
             .map(|(m, set, vols)| SetStream {
-                rx: spawn_fetcher(scope, ctx, m, set, vols),
+                rx: spawn_fetcher(scope, ctx, m, set, vols, cut.clone()),
                 crypto: ctx.crypto.clone(),
                 tar: None,
                 volume: None,
@@ -481,8 +508,60 @@ pub fn replay(
                 multivol: None,
             })
             .collect();
-        merge(&mut streams, req, sink, ctx.ignore_errors)
+        let mut guarded = SkipCut {
+            inner: sink,
+            cut: cut.clone(),
+            tmp: &ctx.tempdir,
+        };
+        merge(&mut streams, req, &mut guarded, ctx.ignore_errors)
     })
+}
+
+/// Files that missing or skipped volumes cut short (the fetchers add to it).
+type CutFiles = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Passes restored objects on, except files that missing volumes cut short.
+struct SkipCut<'a> {
+    inner: &'a mut dyn Sink,
+    cut: CutFiles,
+    /// Where the data of files known to be cut short goes, to be dropped.
+    tmp: &'a Path,
+}
+
+impl SkipCut<'_> {
+    fn is_cut(&self, index: &[u8]) -> bool {
+        let cut = self.cut.lock().unwrap_or_else(|e| e.into_inner());
+        cut.iter().any(|c| c == index)
+    }
+}
+
+impl Sink for SkipCut<'_> {
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
+        if self.is_cut(index) {
+            let (f, p) = temp_in(self.tmp)?;
+            return Ok((f, Content::Temp(p)));
+        }
+        self.inner.create_content(index)
+    }
+
+    fn put(&mut self, obj: Restored) -> Result<()> {
+        if obj.header.kind == EntryType::Regular && self.is_cut(&obj.index) {
+            crate::log::warn(&format!(
+                "{} not restored: part of its data is in a missing volume",
+                String::from_utf8_lossy(&obj.index)
+            ));
+            // Written in place before the cut was known: nothing was there before.
+            if let Some(Content::Dest(d)) = obj.content {
+                d.remove()?;
+            }
+            return Ok(());
+        }
+        self.inner.put(obj)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
 }
 
 fn merge(

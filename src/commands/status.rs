@@ -2,7 +2,7 @@
 
 use crate::collection::{Chain, Collection};
 use crate::commands::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::time::pretty;
 
 fn chain_text(c: &Chain) -> String {
@@ -69,6 +69,32 @@ pub fn run(ctx: &Context) -> Result<()> {
         }
         None => l.push("No backup chains with active signatures found".to_string()),
     }
+    let mut damaged = Vec::new();
+    for set in col.chains.iter().flat_map(|c| c.sets()) {
+        let what = match crate::commands::restore::read_manifest(ctx, set) {
+            Ok(m) => set.damage(&m).describe(),
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "cannot check the volumes of the backup set from {}: {e}",
+                    pretty(set.times().end())
+                ));
+                continue;
+            }
+        };
+        if !what.is_empty() {
+            damaged.push(format!(
+                "Backup set from {} is damaged: {what}",
+                pretty(set.times().end())
+            ));
+        }
+    }
+    if !damaged.is_empty() {
+        l.push(format!(
+            "Found {} damaged backup set(s): restoring from them fails.",
+            damaged.len()
+        ));
+        l.extend(damaged.iter().cloned());
+    }
     if !col.orphaned_sets.is_empty() || !col.incomplete_sets.is_empty() {
         l.push(format!(
             "Also found {} backup set(s) not part of any chain,",
@@ -81,9 +107,16 @@ pub fn run(ctx: &Context) -> Result<()> {
         l.push(
             "These may be deleted by running duplicity with the \"cleanup\" command.".to_string(),
         );
-    } else {
+    } else if damaged.is_empty() {
         l.push("No orphaned or incomplete backup sets found.".to_string());
     }
     println!("{}", l.join("\n"));
+    if !damaged.is_empty() {
+        return Err(Error::corrupt(format!(
+            "{} backup set(s) are damaged (listed above): restore an earlier --time, or run a \
+             full backup to start a sound chain",
+            damaged.len()
+        )));
+    }
     Ok(())
 }

@@ -87,6 +87,12 @@ impl Header {
 
     /// The header blocks exactly as Python's `TarInfo.tobuf(PAX_FORMAT)` produces them.
     pub fn to_pax_bytes(&self) -> Vec<u8> {
+        self.to_pax_bytes_with(&[])
+    }
+
+    /// Like [`Header::to_pax_bytes`], with `vendor` records (`VENDOR.key`, which readers
+    /// that do not know them ignore) added to the PAX extended header.
+    pub fn to_pax_bytes_with(&self, vendor: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut name = self.name.clone();
         if self.kind == EntryType::Directory && !name.ends_with(b"/") {
             name.push(b'/');
@@ -122,6 +128,7 @@ impl Header {
             pax.push(("mtime", mtime.to_string().into_bytes()));
             mtime = 0;
         }
+        pax.extend(vendor.iter().cloned());
         let mut out = Vec::with_capacity(BLOCK * 3);
         if !pax.is_empty() {
             let binary = pax.iter().any(|(_, v)| std::str::from_utf8(v).is_err());
@@ -285,6 +292,8 @@ pub struct TarReader<R: Read> {
     remaining: u64,
     padding: u64,
     done: bool,
+    /// PAX records of the last header that this reader does not interpret.
+    extra: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl<R: Read> TarReader<R> {
@@ -294,7 +303,14 @@ impl<R: Read> TarReader<R> {
             remaining: 0,
             padding: 0,
             done: false,
+            extra: Vec::new(),
         }
+    }
+
+    /// The PAX records of the last header returned that are not tar fields (such as
+    /// vendor `VENDOR.key` records).
+    pub fn extra_records(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.extra
     }
 
     /// The next member's header, or `None` at the end-of-archive marker (the first zero block)
@@ -303,6 +319,7 @@ impl<R: Read> TarReader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.extra.clear();
         loop {
             self.skip_rest()?;
             if self.done {
@@ -381,7 +398,7 @@ impl<R: Read> TarReader<R> {
                                 self.padding =
                                     (BLOCK as u64 - h.size % BLOCK as u64) % BLOCK as u64;
                             }
-                            _ => {}
+                            _ => self.extra.push((k, v)),
                         }
                     }
                     if !matches!(h.kind, EntryType::Regular | EntryType::Other(_)) {
