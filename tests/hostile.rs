@@ -79,12 +79,8 @@ fn sha1_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// A real backup of a one-file tree at `w/target`, whose only volume is then replaced by
-/// `members` (the manifest's SHA1 updated to match, so only the restore's own checks stand
-/// between the archive and the file system).
-fn hostile_target(w: &Path, members: &[Member]) -> String {
-    std::fs::create_dir_all(w.join("src")).unwrap();
-    std::fs::write(w.join("src/a"), b"benign").unwrap();
+/// A full backup of `w/src` to `w/target` (cache `w/cache`); returns the target's URL.
+fn full_backup(w: &Path) -> String {
     let url = format!("file://{}/target", w.display());
     ferrodup(
         w,
@@ -93,13 +89,21 @@ fn hostile_target(w: &Path, members: &[Member]) -> String {
             "--no-encryption",
             "--archive-dir",
             "cache",
-            "--current-time",
-            &T1.to_string(),
             "src",
             &url,
         ],
     )
     .ok();
+    url
+}
+
+/// A real backup of a one-file tree at `w/target`, whose only volume is then replaced by
+/// `members` (the manifest's SHA1 updated to match, so only the restore's own checks stand
+/// between the archive and the file system).
+fn hostile_target(w: &Path, members: &[Member]) -> String {
+    std::fs::create_dir_all(w.join("src")).unwrap();
+    std::fs::write(w.join("src/a"), b"benign").unwrap();
+    let url = full_backup(w);
     let mut vol = None;
     let mut manifest = None;
     for e in std::fs::read_dir(w.join("target")).unwrap() {
@@ -280,19 +284,7 @@ fn force_restore_replaces_links_in_the_destination() {
     std::fs::write(w.join("src/sub/f"), b"from the backup").unwrap();
     std::fs::write(w.join("src/g"), b"from the backup too").unwrap();
     std::os::unix::fs::symlink("g", w.join("src/rel")).unwrap();
-    let url = format!("file://{}/target", w.display());
-    ferrodup(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
+    let url = full_backup(w);
     let outside = w.join("outside");
     std::fs::create_dir_all(outside.join("d")).unwrap();
     std::fs::write(outside.join("file"), b"outside").unwrap();
@@ -326,19 +318,7 @@ fn full_disk_on_restore_is_a_local_error() {
     std::fs::create_dir_all(w.join("src")).unwrap();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(w.join("src/big"), &data).unwrap();
-    let url = format!("file://{}/target", w.display());
-    ferrodup(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
+    let url = full_backup(w);
     let small = w.join("small");
     std::fs::create_dir(&small).unwrap();
     let mounted = std::process::Command::new("mount")
