@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs what ferrodup's tests need on a Debian machine (idempotent): the C toolchain and
-# librsync headers (for duplicity's extension), GnuPG, and the real duplicity from PyPI in a
-# virtualenv (with the Swift, S3 and SSH client libraries its swift://, pca://, s3:// and
-# sftp:// backends use). Prints
-# the path of the duplicity binary on its last line.
+# Installs what ferrodup's tests need on a Debian machine (idempotent): strace (the tests
+# inject read errors with it), the C toolchain and librsync headers (for duplicity's
+# extension), GnuPG, and the real duplicity from PyPI in a virtualenv (with the Swift, S3
+# and SSH client libraries its swift://, pca://, s3:// and sftp:// backends use). Prints the
+# path of the duplicity binary on its last line.
 set -euo pipefail
 
 VENV=${FERRODUP_VENV:-$HOME/.cache/ferrodup/venv}
@@ -14,7 +14,7 @@ sudo_if_needed() {
 }
 
 missing=()
-for pkg in gcc librsync-dev gnupg python3-venv python3-dev; do
+for pkg in gcc librsync-dev gnupg python3-venv python3-dev strace; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
