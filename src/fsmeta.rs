@@ -639,8 +639,9 @@ pub struct OwnerPolicy {
 /// The owner and group a restored object gets: `None` unless ownership is restored (as
 /// root, when asked); names are preferred to numbers unless `--numeric-owner`.
 pub fn owner_ids(h: &Header, owners: OwnerPolicy) -> Option<(u32, u32)> {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = *ROOT.get_or_init(|| unsafe { libc::geteuid() } == 0);
     if !(owners.restore_ownership && root) {
         return None;
     }
