@@ -236,27 +236,16 @@ fn backup_injected(
 }
 
 fn restore_both(w: &Path, t: i64, expected: &Path, what: &str) {
-    let dest = w.join(format!("f-out-{t}"));
-    let ts = t.to_string();
-    let u = url(w);
-    ferrodup(
-        w,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "rcache",
-            "-t",
-            &ts,
-            &u,
-            dest.to_str().unwrap(),
-        ],
-    )
-    .ok();
-    assert_same_tree(expected, &dest, &format!("ferrodup restore: {what}"));
+    let dest = format!("f-out-{t}");
+    restore_run(w, &["-t", &t.to_string()], &dest).ok();
+    assert_same_tree(
+        expected,
+        &w.join(dest),
+        &format!("ferrodup restore: {what}"),
+    );
     duplicity_restore_matches(
         w,
-        &u,
+        &url(w),
         t,
         &[],
         &w.join(format!("d-out-{t}")),
