@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 const PASS: &str = "crash test passphrase";
+/// The options of an unencrypted backup.
+const PLAIN: &[&str] = &["--no-encryption"];
 
 fn url(w: &Path) -> String {
     format!("file://{}/target", w.display())
@@ -65,6 +67,60 @@ fn backup_args<'a>(w: &'a str, kind: &'a str, t: &'a str, enc: &'a [&'a str]) ->
     a
 }
 
+/// A ferrodup backup of `src` to `u` at time `t`, killed at `failpoint` if one is given.
+fn backup(w: &Path, failpoint: Option<&str>, u: &str, kind: &str, t: i64, enc: &[&str]) -> Run {
+    let ts = t.to_string();
+    fdup(w, failpoint, &backup_args(u, kind, &ts, enc))
+}
+
+/// Arguments of a ferrodup cleanup (`--force`: deleting) with the test's cache.
+fn cleanup_args<'a>(u: &'a str, force: bool, enc: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["cleanup"];
+    if force {
+        a.push("--force");
+    }
+    a.extend_from_slice(&["--archive-dir", "cache", "--name", "n"]);
+    a.extend_from_slice(enc);
+    a.push(u);
+    a
+}
+
+/// Arguments of a collection-status with the test's cache (for ferrodup and duplicity).
+fn status_args(u: &str) -> Vec<&str> {
+    vec![
+        "collection-status",
+        "--archive-dir",
+        "cache",
+        "--name",
+        "n",
+        u,
+    ]
+}
+
+/// Restores the latest backup with ferrodup and the test's cache into `out`, which must
+/// equal the source.
+fn restore_and_compare(w: &Path, u: &str, enc: &[&str], out: &str, what: &str) {
+    let mut a = vec!["restore", "--archive-dir", "cache", "--name", "n"];
+    a.extend_from_slice(enc);
+    a.extend_from_slice(&[u, out]);
+    fdup(w, None, &a).ok();
+    assert_same_tree(&w.join("src"), &w.join(out), what);
+}
+
+/// A work dir with an empty temp dir and the source tree, and its target's URL.
+fn workdir() -> (tempfile::TempDir, String) {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("tmp")).unwrap();
+    source(work.path());
+    let u = url(work.path());
+    (work, u)
+}
+
+fn assert_no_temp_files(w: &Path) {
+    let tmp: Vec<_> = std::fs::read_dir(w.join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+}
+
 /// A small tree (the fixture tree and 3 MB of random data: four 1 MiB volumes).
 fn source(w: &Path) {
     make_fixture_tree(&w.join("src"), 1, false);
@@ -107,15 +163,12 @@ enum Step {
 /// and duplicity; then an incremental (by duplicity in the incremental cases, where the
 /// chain was repaired) is added and restored.
 fn crash_case(incremental: bool, encrypted: bool, steps: &[Step]) {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    let enc: &[&str] = if encrypted { &[] } else { &["--no-encryption"] };
-    source(w);
+    let enc = if encrypted { &[] } else { PLAIN };
     let mut t = T1;
     let kind = if incremental {
-        fdup(w, None, &backup_args(&u, "full", &T1.to_string(), enc)).ok();
+        backup(w, None, &u, "full", T1, enc).ok();
         t = T2;
         edit(w, 2, t);
         "incremental"
@@ -123,46 +176,24 @@ fn crash_case(incremental: bool, encrypted: bool, steps: &[Step]) {
         "full"
     };
     for step in steps {
-        let ts = t.to_string();
         let r = match step {
-            Step::Backup(fp) => fdup(w, Some(fp), &backup_args(&u, kind, &ts, enc)),
-            Step::Cleanup(fp) => {
-                let mut a = vec![
-                    "cleanup",
-                    "--force",
-                    "--archive-dir",
-                    "cache",
-                    "--name",
-                    "n",
-                ];
-                a.extend_from_slice(enc);
-                a.push(&u);
-                fdup(w, Some(fp), &a)
-            }
+            Step::Backup(fp) => backup(w, Some(fp), &u, kind, t, enc),
+            Step::Cleanup(fp) => fdup(w, Some(fp), &cleanup_args(&u, true, enc)),
         };
         assert_killed(&r);
         t += 100;
     }
-    let ts = t.to_string();
-    fdup(w, None, &backup_args(&u, kind, &ts, enc)).ok();
-    let mut a = vec!["cleanup", "--archive-dir", "cache", "--name", "n"];
-    a.extend_from_slice(enc);
-    a.push(&u);
-    let r = fdup(w, None, &a).ok();
+    backup(w, None, &u, kind, t, enc).ok();
+    let r = fdup(w, None, &cleanup_args(&u, false, enc)).ok();
     assert!(
         r.stderr().contains("No extraneous files found"),
         "leftovers after the rerun:\n{}{}",
         r.stdout(),
         r.stderr()
     );
-    let tmp: Vec<_> = std::fs::read_dir(w.join("tmp")).unwrap().collect();
-    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+    assert_no_temp_files(w);
 
-    let mut a = vec!["restore", "--archive-dir", "cache", "--name", "n"];
-    a.extend_from_slice(enc);
-    a.extend_from_slice(&[&u, "out-f"]);
-    fdup(w, None, &a).ok();
-    assert_same_tree(&w.join("src"), &w.join("out-f"), "ferrodup restore");
+    restore_and_compare(w, &u, enc, "out-f", "ferrodup restore");
     let mut a = vec!["restore", "--archive-dir", "dc", "--name", "d"];
     a.extend_from_slice(enc);
     a.extend_from_slice(&[&u, "out-d"]);
@@ -171,8 +202,8 @@ fn crash_case(incremental: bool, encrypted: bool, steps: &[Step]) {
 
     t += 100;
     edit(w, 3, t);
-    let ts = t.to_string();
     if incremental {
+        let ts = t.to_string();
         let mut a = vec![
             "incremental",
             "--allow-source-mismatch",
@@ -187,17 +218,9 @@ fn crash_case(incremental: bool, encrypted: bool, steps: &[Step]) {
         a.extend_from_slice(&["src", &u]);
         dup(w, &a).ok();
     } else {
-        fdup(w, None, &backup_args(&u, "incremental", &ts, enc)).ok();
+        backup(w, None, &u, "incremental", t, enc).ok();
     }
-    let mut a = vec!["restore", "--archive-dir", "cache", "--name", "n"];
-    a.extend_from_slice(enc);
-    a.extend_from_slice(&[&u, "out-f2"]);
-    fdup(w, None, &a).ok();
-    assert_same_tree(
-        &w.join("src"),
-        &w.join("out-f2"),
-        "after a further incremental",
-    );
+    restore_and_compare(w, &u, enc, "out-f2", "after a further incremental");
 }
 
 /// One test per crash point, for a full and for an incremental backup (unencrypted: gpg
@@ -258,43 +281,15 @@ fn encrypted_incremental_killed_between_signature_and_manifest() {
 /// A killed run's download into the archive dir (a fresh archive dir is synced first).
 #[test]
 fn killed_while_copying_to_the_archive_dir() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    let enc: &[&str] = &["--no-encryption"];
-    source(w);
-    fdup(w, None, &backup_args(&u, "full", &T1.to_string(), enc)).ok();
+    backup(w, None, &u, "full", T1, PLAIN).ok();
     std::fs::remove_dir_all(w.join("cache")).unwrap();
     edit(w, 2, T2);
-    let r = fdup(
-        w,
-        Some("cache-copy:2"),
-        &backup_args(&u, "incremental", &T2.to_string(), enc),
-    );
+    let r = backup(w, Some("cache-copy:2"), &u, "incremental", T2, PLAIN);
     assert_killed(&r);
-    fdup(
-        w,
-        None,
-        &backup_args(&u, "incremental", &(T2 + 100).to_string(), enc),
-    )
-    .ok();
-    fdup(
-        w,
-        None,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-            "out",
-        ],
-    )
-    .ok();
-    assert_same_tree(&w.join("src"), &w.join("out"), "restore");
+    backup(w, None, &u, "incremental", T2 + 100, PLAIN).ok();
+    restore_and_compare(w, &u, PLAIN, "out", "restore");
 }
 
 /// A run stopped (not killed) at `failpoint`, holding the archive dir lock.
@@ -320,38 +315,19 @@ fn stopped(w: &Path, failpoint: &str, args: &[&str]) -> Child {
 
 #[test]
 fn a_second_run_is_refused_at_once_and_a_killed_runs_lock_does_not_block() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    let enc: &[&str] = &["--no-encryption"];
-    source(w);
     let ts = T1.to_string();
     let mut first = stopped(
         w,
         "volume-recorded:2:stop",
-        &backup_args(&u, "full", &ts, enc),
+        &backup_args(&u, "full", &ts, PLAIN),
     );
     let t2 = (T1 + 100).to_string();
     for args in [
-        backup_args(&u, "full", &t2, enc),
-        vec![
-            "cleanup",
-            "--force",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-        vec![
-            "collection-status",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
+        backup_args(&u, "full", &t2, PLAIN),
+        cleanup_args(&u, true, &[]),
+        status_args(&u),
     ] {
         let started = std::time::Instant::now();
         let r = fdup(w, None, &args);
@@ -367,17 +343,7 @@ fn a_second_run_is_refused_at_once_and_a_killed_runs_lock_does_not_block() {
         .join("target/duplicity-full.20240101T120000Z.vol2.difftar.gz")
         .exists());
     // duplicity is refused too.
-    let r = dup(
-        w,
-        &[
-            "collection-status",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-    );
+    let r = dup(w, &status_args(&u));
     assert_eq!(r.code(), 23, "{}", r.stderr());
     assert!(
         r.stderr().contains("Another duplicity instance"),
@@ -387,37 +353,18 @@ fn a_second_run_is_refused_at_once_and_a_killed_runs_lock_does_not_block() {
 
     first.kill().unwrap();
     first.wait().unwrap();
-    let r = fdup(w, None, &backup_args(&u, "full", &t2, enc)).ok();
+    let r = fdup(w, None, &backup_args(&u, "full", &t2, PLAIN)).ok();
     assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
-    let tmp: Vec<_> = std::fs::read_dir(w.join("tmp")).unwrap().collect();
-    assert!(tmp.is_empty(), "temp files left: {tmp:?}");
-    fdup(
-        w,
-        None,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-            "out",
-        ],
-    )
-    .ok();
-    assert_same_tree(&w.join("src"), &w.join("out"), "restore");
+    assert_no_temp_files(w);
+    restore_and_compare(w, &u, PLAIN, "out", "restore");
 }
 
 /// duplicity holding the lock (stopped inside gpg, which a wrapper makes wait) blocks
 /// ferrodup.
 #[test]
 fn duplicity_holding_the_lock_blocks_ferrodup() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    source(w);
     let gpg = w.join("slow-gpg");
     std::fs::write(
         &gpg,
@@ -458,18 +405,7 @@ fn duplicity_holding_the_lock_blocks_ferrodup() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         waited += 1;
     };
-    let r = fdup(
-        w,
-        None,
-        &[
-            "collection-status",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-    );
+    let r = fdup(w, None, &status_args(&u));
     // SAFETY: kills the wrapper this test's duplicity started.
     unsafe {
         libc::kill(gpg_pid, libc::SIGKILL);
@@ -478,19 +414,7 @@ fn duplicity_holding_the_lock_blocks_ferrodup() {
     d.wait().unwrap();
     assert_fails(&r, 3, &["another ferrodup or duplicity run"]);
     // Its lock died with it.
-    fdup(
-        w,
-        None,
-        &[
-            "collection-status",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-    )
-    .ok();
+    fdup(w, None, &status_args(&u)).ok();
 }
 
 /// An incomplete set written from another archive dir is left alone while it may still be
@@ -498,21 +422,13 @@ fn duplicity_holding_the_lock_blocks_ferrodup() {
 /// `cleanup --force` at any time.
 #[test]
 fn another_archive_dirs_incomplete_set_is_left_alone_while_recent() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    let enc: &[&str] = &["--no-encryption"];
-    source(w);
-    fdup(w, None, &backup_args(&u, "full", &T1.to_string(), enc)).ok();
+    backup(w, None, &u, "full", T1, PLAIN).ok();
     // Another machine's incremental, stopped after two volumes and its signature file.
     edit(w, 2, T2);
     std::fs::rename(w.join("cache"), w.join("cache-mine")).unwrap();
-    let r = fdup(
-        w,
-        Some("sig-stored"),
-        &backup_args(&u, "incremental", &T2.to_string(), enc),
-    );
+    let r = backup(w, Some("sig-stored"), &u, "incremental", T2, PLAIN);
     assert_killed(&r);
     std::fs::rename(w.join("cache"), w.join("cache-other")).unwrap();
     std::fs::rename(w.join("cache-mine"), w.join("cache")).unwrap();
@@ -525,45 +441,12 @@ fn another_archive_dirs_incomplete_set_is_left_alone_while_recent() {
     let all_there = || theirs.iter().all(|p| p.exists());
 
     // An hour later: left alone, with a warning; this backup goes on.
-    let r = fdup(
-        w,
-        None,
-        &backup_args(&u, "incremental", &(T2 + 3600).to_string(), enc),
-    )
-    .ok();
+    let r = backup(w, None, &u, "incremental", T2 + 3600, PLAIN).ok();
     assert!(r.stderr().contains("leaving alone"), "{}", r.stderr());
     assert!(all_there());
-    fdup(
-        w,
-        None,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-            "out",
-        ],
-    )
-    .ok();
-    assert_same_tree(&w.join("src"), &w.join("out"), "restore");
+    restore_and_compare(w, &u, PLAIN, "out", "restore");
     // cleanup lists it, and deletes it with --force.
-    let r = fdup(
-        w,
-        None,
-        &[
-            "cleanup",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-    )
-    .ok();
+    let r = fdup(w, None, &cleanup_args(&u, false, PLAIN)).ok();
     for p in &theirs {
         let name = p.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -573,45 +456,18 @@ fn another_archive_dirs_incomplete_set_is_left_alone_while_recent() {
         );
     }
     assert!(all_there());
-    fdup(
-        w,
-        None,
-        &[
-            "cleanup",
-            "--force",
-            "--no-encryption",
-            "--archive-dir",
-            "cache",
-            "--name",
-            "n",
-            &u,
-        ],
-    )
-    .ok();
+    fdup(w, None, &cleanup_args(&u, true, PLAIN)).ok();
     assert!(theirs.iter().all(|p| !p.exists()), "{theirs:?}");
 }
 
 #[test]
 fn another_archive_dirs_day_old_incomplete_set_is_deleted_by_a_backup() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, u) = workdir();
     let w = work.path();
-    std::fs::create_dir(w.join("tmp")).unwrap();
-    let u = url(w);
-    let enc: &[&str] = &["--no-encryption"];
-    source(w);
-    let r = fdup(
-        w,
-        Some("volume-recorded:3"),
-        &backup_args(&u, "full", &T1.to_string(), enc),
-    );
+    let r = backup(w, Some("volume-recorded:3"), &u, "full", T1, PLAIN);
     assert_killed(&r);
     std::fs::remove_dir_all(w.join("cache")).unwrap();
-    let r = fdup(
-        w,
-        None,
-        &backup_args(&u, "full", &(T1 + 86_400).to_string(), enc),
-    )
-    .ok();
+    let r = backup(w, None, &u, "full", T1 + 86_400, PLAIN).ok();
     assert!(
         r.stderr().contains("Deleting the incomplete"),
         "{}",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::proxy::{rule, Fault, Proxy};
+use common::proxy::{rule, Fault, Proxy, Rule};
 use common::services::*;
 use common::*;
 use std::path::Path;
@@ -222,10 +222,16 @@ fn survives_transient_faults(st: Store) {
 /// How long a command may take to give up on a store that always fails (two tries).
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// Asserts a clean failure: status 5 with one line naming the store, within `limit`.
-fn assert_storage_failure(st: &Store, r: &Run, took: Duration, limit: Duration) {
-    assert_fails(r, 5, &[&st.shown]);
-    assert!(took < limit, "{}: took {took:?}", r.what);
+/// With `fault` applied to every request it matches, `action` fails cleanly: status 5
+/// with one line naming the store, within [`LIMIT`]. The fault is removed after.
+fn fails_cleanly_under(st: &Store, fault: Rule, action: impl FnOnce() -> Run) {
+    st.proxy.add(fault.always());
+    let started = Instant::now();
+    let r = action();
+    let took = started.elapsed();
+    assert_fails(&r, 5, &[&st.shown]);
+    assert!(took < LIMIT, "{}: took {took:?}", r.what);
+    st.proxy.clear();
 }
 
 fn permanent_faults_fail_cleanly(st: Store) {
@@ -234,32 +240,19 @@ fn permanent_faults_fail_cleanly(st: Store) {
     make_states(w);
     st.backup(w, "full", T1, 4).ok();
     to_state2(w);
+    let incremental = || st.backup(w, "incremental", T2, 2);
     // The storage answers 503 to everything.
-    st.proxy.add(rule("", "", Fault::Status(503)).always());
-    let started = Instant::now();
-    let r = st.backup(w, "incremental", T2, 2);
-    assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
-    st.proxy.clear();
+    fails_cleanly_under(&st, rule("", "", Fault::Status(503)), incremental);
     // The signatures can never be stored: the volume is, the backup set is unfinished.
-    st.proxy
-        .add(rule("PUT", "sigtar", Fault::Status(503)).always());
-    let started = Instant::now();
-    let r = st.backup(w, "incremental", T2, 2);
-    assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
-    st.proxy.clear();
+    let sigtar = rule("PUT", "sigtar", Fault::Status(503));
+    fails_cleanly_under(&st, sigtar, incremental);
     // The manifest can never be stored: volumes and signatures are, the set is unfinished.
-    st.proxy
-        .add(rule("PUT", "manifest", Fault::Status(503)).always());
-    let started = Instant::now();
-    let r = st.backup(w, "incremental", T2, 2);
-    assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
-    st.proxy.clear();
+    let manifest = rule("PUT", "manifest", Fault::Status(503));
+    fails_cleanly_under(&st, manifest, incremental);
     // Every volume download stalls: the restore gives up, it does not hang.
-    st.proxy.add(rule("GET", "difftar", Fault::Stall).always());
-    let started = Instant::now();
-    let r = st.restore(w, Some(T1), "stalled", 2);
-    assert_storage_failure(&st, &r, started.elapsed(), LIMIT);
-    st.proxy.clear();
+    fails_cleanly_under(&st, rule("GET", "difftar", Fault::Stall), || {
+        st.restore(w, Some(T1), "stalled", 2)
+    });
     // Without faults the interrupted incremental completes and everything restores.
     st.backup(w, "incremental", T2, 4).ok();
     st.restore(w, None, "out2", 4).ok();

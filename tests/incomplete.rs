@@ -98,6 +98,25 @@ fn status_run(w: &Path) -> Run {
     )
 }
 
+/// Restores the damaged `multivolume_set` with `--ignore-errors` into `rest`: it succeeds
+/// and says big.bin is not restored; a.txt is there, big.bin is not, and z.txt is there
+/// only if `z_restored`.
+fn restore_ignoring_errors(w: &Path, z_restored: bool) {
+    let r = restore_run(w, &["--ignore-errors"], "rest").ok();
+    assert!(
+        r.stderr().contains("big.bin not restored"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
+    assert!(!w.join("rest/big.bin").exists());
+    if z_restored {
+        assert_eq!(std::fs::read(w.join("rest/z.txt")).unwrap(), b"last\n");
+    } else {
+        assert!(!w.join("rest/z.txt").exists());
+    }
+}
+
 #[test]
 fn a_volume_missing_from_the_target_fails_restore_and_status() {
     let work = tempfile::tempdir().unwrap();
@@ -136,15 +155,7 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
     assert_eq!(std::fs::read(w.join("a-only")).unwrap(), b"first\n");
 
     // --ignore-errors: the rest is restored; big.bin, cut, is not.
-    let r = restore_run(w, &["--ignore-errors"], "rest").ok();
-    assert!(
-        r.stderr().contains("big.bin not restored"),
-        "{}",
-        r.stderr()
-    );
-    assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
-    assert_eq!(std::fs::read(w.join("rest/z.txt")).unwrap(), b"last\n");
-    assert!(!w.join("rest/big.bin").exists());
+    restore_ignoring_errors(w, true);
 }
 
 #[test]
@@ -156,15 +167,7 @@ fn a_corrupt_volume_skipped_with_ignore_errors_leaves_no_short_file() {
     let mut data = std::fs::read(&p).unwrap();
     data[5000] ^= 0x55;
     std::fs::write(&p, &data).unwrap();
-    let r = restore_run(w, &["--ignore-errors"], "rest").ok();
-    assert!(
-        r.stderr().contains("big.bin not restored"),
-        "{}",
-        r.stderr()
-    );
-    assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
-    assert_eq!(std::fs::read(w.join("rest/z.txt")).unwrap(), b"last\n");
-    assert!(!w.join("rest/big.bin").exists());
+    restore_ignoring_errors(w, true);
 }
 
 #[test]
@@ -195,15 +198,7 @@ fn a_set_cut_short_fails_restore_and_status() {
         st.stdout()
     );
 
-    let r = restore_run(w, &["--ignore-errors"], "rest").ok();
-    assert!(
-        r.stderr().contains("big.bin not restored"),
-        "{}",
-        r.stderr()
-    );
-    assert_eq!(std::fs::read(w.join("rest/a.txt")).unwrap(), b"first\n");
-    assert!(!w.join("rest/big.bin").exists());
-    assert!(!w.join("rest/z.txt").exists());
+    restore_ignoring_errors(w, false);
 }
 
 /// Runs ferrodup under strace, failing the `nth` system call of `syscall` on `file` as
@@ -241,40 +236,33 @@ fn backup_injected(
 }
 
 fn restore_both(w: &Path, t: i64, expected: &Path, what: &str) {
-    let dest = w.join(format!("f-out-{t}"));
+    let dest = format!("f-out-{t}");
+    restore_run(w, &["-t", &t.to_string()], &dest).ok();
+    assert_same_tree(
+        expected,
+        &w.join(dest),
+        &format!("ferrodup restore: {what}"),
+    );
+    duplicity_restore_matches(
+        w,
+        &url(w),
+        t,
+        &[],
+        &w.join(format!("d-out-{t}")),
+        expected,
+        &format!("duplicity restore: {what}"),
+    );
+}
+
+/// duplicity extends the chain with an incremental of `src` at `t` (its archive dir
+/// `dcache`, `extra` options).
+fn duplicity_incremental(w: &Path, t: i64, extra: &[&str]) {
     let ts = t.to_string();
     let u = url(w);
-    ferrodup(
-        w,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "rcache",
-            "-t",
-            &ts,
-            &u,
-            dest.to_str().unwrap(),
-        ],
-    )
-    .ok();
-    assert_same_tree(expected, &dest, &format!("ferrodup restore: {what}"));
-    let dest = w.join(format!("d-out-{t}"));
-    duplicity(
-        w,
-        &[
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "dcache",
-            "-t",
-            &ts,
-            &u,
-            dest.to_str().unwrap(),
-        ],
-    )
-    .ok();
-    assert_same_tree(expected, &dest, &format!("duplicity restore: {what}"));
+    let mut a = vec!["incremental", "--no-encryption", "--archive-dir", "dcache"];
+    a.extend_from_slice(extra);
+    a.extend_from_slice(&["--current-time", &ts, "src", &u]);
+    duplicity(w, &a).ok();
 }
 
 /// A copy of `src` as it should be restored, made with `edit`.
@@ -396,24 +384,9 @@ fn a_read_error_after_a_volume_left_keeps_the_good_part_and_is_taken_again() {
     restore_both(w, T2, &exp2, "incremental after the cut full");
 
     // duplicity extends the chain, and its incremental also sees nothing left to take.
-    let t3 = T3.to_string();
-    let u = url(w);
     write(&src.join("new.txt"), b"from duplicity\n", T3 - 100);
     set_mtime(&src, T3 - 100);
-    duplicity(
-        w,
-        &[
-            "incremental",
-            "--no-encryption",
-            "--archive-dir",
-            "dcache",
-            "--current-time",
-            &t3,
-            "src",
-            &u,
-        ],
-    )
-    .ok();
+    duplicity_incremental(w, T3, &[]);
     let exp3 = expected(w, "exp3", |_| {});
     restore_both(w, T3, &exp3, "duplicity's incremental on top");
 }
@@ -594,24 +567,7 @@ fn a_file_rewritten_within_the_same_second_is_backed_up() {
     rewrite_same_second(&f, &[b'C'; 5000], sec);
     write(&src.join("new.txt"), b"new\n", T3 - 100);
     set_mtime(&src, T3 - 100);
-    let u = url(w);
-    let t3 = T3.to_string();
-    duplicity(
-        w,
-        &[
-            "incremental",
-            "--no-encryption",
-            "--archive-dir",
-            "dcache",
-            "--name",
-            "n",
-            "--current-time",
-            &t3,
-            "src",
-            &u,
-        ],
-    )
-    .ok();
+    duplicity_incremental(w, T3, &["--name", "n"]);
     let exp3 = expected(w, "exp3", |d| {
         rewrite_same_second(&d.join("doc.txt"), &[b'B'; 5000], sec);
     });

@@ -72,24 +72,13 @@ fn target_url(work: &Path) -> String {
 fn check_duplicity_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str]) {
     let url = target_url(work);
     for (i, (t, state)) in states.iter().enumerate() {
-        let dest = work.join(format!("dup-restored-{i}"));
-        let ts = t.to_string();
-        let mut args = vec![
-            "restore",
-            "--no-encryption",
-            "--archive-dir",
-            "dcache",
-            "-t",
-            &ts,
-        ];
-        args.extend_from_slice(extra);
-        args.push(&url);
-        let d = dest.to_str().unwrap();
-        args.push(d);
-        duplicity(work, &args).ok();
-        assert_same_tree(
+        duplicity_restore_matches(
+            work,
+            &url,
+            *t,
+            extra,
+            &work.join(format!("dup-restored-{i}")),
             state,
-            &dest,
             &format!("duplicity restore at state {}", i + 1),
         );
     }

@@ -117,6 +117,33 @@ pub fn duplicity<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
     run(&mut c, &describe("duplicity", args))
 }
 
+/// Restores `url` as of `t` with the real duplicity (no encryption, archive dir `dcache`,
+/// `extra` options) into `dest`, and asserts that it equals `expected`.
+pub fn duplicity_restore_matches(
+    cwd: &Path,
+    url: &str,
+    t: i64,
+    extra: &[&str],
+    dest: &Path,
+    expected: &Path,
+    what: &str,
+) {
+    let ts = t.to_string();
+    let mut args = vec![
+        "restore",
+        "--no-encryption",
+        "--archive-dir",
+        "dcache",
+        "-t",
+        &ts,
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    args.push(dest.to_str().unwrap());
+    duplicity(cwd, &args).ok();
+    assert_same_tree(expected, dest, what);
+}
+
 /// Generates the fixture source tree `state` (1 or 2) at `dest` with the project's copy of
 /// duplicity's fixture script.
 pub fn make_fixture_tree(dest: &Path, state: u32, big: bool) {
