@@ -86,15 +86,32 @@ pub struct RunTemp {
 impl RunTemp {
     pub fn create(base: &Path) -> Result<RunTemp> {
         let io = |e| Error::io(base, e);
-        let (file, path) = tempfile::Builder::new()
-            .prefix(RUN_PREFIX)
-            .suffix(".lock")
+        // The lock file gets its run name only once locked, so that another run's
+        // `reclaim` never finds it free.
+        let (file, tmp) = tempfile::Builder::new()
+            .prefix(".ferrodup-lock-")
             .tempfile_in(base)
             .map_err(io)?
             .into_parts();
         let lock = FileLock::try_lock_file(file)
             .map_err(io)?
-            .ok_or_else(|| Error::Io(format!("{}: cannot lock it", path.display())))?;
+            .ok_or_else(|| Error::Io(format!("{}: cannot lock it", tmp.display())))?;
+        let path = loop {
+            let path = base.join(format!("{RUN_PREFIX}{:016x}.lock", rand::random::<u64>()));
+            match rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &*tmp,
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => break path,
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(io(e.into())),
+            }
+        };
+        tmp.keep().map_err(|e| io(e.error))?;
+        let path = tempfile::TempPath::try_from_path(path).map_err(io)?;
         let dir = path.with_extension("");
         std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         reclaim(base, &dir);
