@@ -156,16 +156,32 @@ fn http_agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// `Retry-After` of a 429 or 503 answer, in seconds (HTTP dates are not used by storage).
-fn retry_after_header(r: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
-    if !matches!(r.status().as_u16(), 429 | 503) {
-        return None;
-    }
+/// An answer's `Retry-After`, in seconds.
+fn retry_after_secs(r: &ureq::http::Response<ureq::Body>) -> Option<u64> {
     r.headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+}
+
+/// The wait an HTTP store asked for (`Retry-After` of a 429 or 503 answer, in seconds:
+/// storage does not send HTTP dates) with its last failure, kept for the retry layer.
+#[derive(Default)]
+struct RetryAfter(std::sync::Mutex<Option<Duration>>);
+
+impl RetryAfter {
+    /// Remembers what the failed answer `r` asks for (or that it asks for nothing).
+    fn note(&self, r: &ureq::http::Response<ureq::Body>) {
+        let asked = matches!(r.status().as_u16(), 429 | 503)
+            .then(|| retry_after_secs(r))
+            .flatten()
+            .map(Duration::from_secs);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = asked;
+    }
+
+    fn take(&self) -> Option<Duration> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Writes the body of a successful HTTP download to `dest`. A body that breaks off, stalls

@@ -55,7 +55,7 @@ pub struct S3 {
     token: Option<String>,
     opts: S3Options,
     /// `Retry-After` of the last 429 or 503 answer.
-    retry_after: std::sync::Mutex<Option<Duration>>,
+    retry_after: super::RetryAfter,
 }
 
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -175,7 +175,7 @@ impl S3 {
             secret: need("AWS_SECRET_ACCESS_KEY")?,
             token: get("AWS_SESSION_TOKEN"),
             opts: opts.clone(),
-            retry_after: std::sync::Mutex::new(None),
+            retry_after: Default::default(),
         })
     }
 
@@ -309,7 +309,7 @@ impl S3 {
     /// An error for an unexpected answer, with S3's error code and advice for the common
     /// ones.
     fn failure(&self, what: &str, r: &mut Response<Body>) -> Error {
-        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = super::retry_after_header(r);
+        self.retry_after.note(r);
         let status = r.status().as_u16();
         let body = r
             .body_mut()
@@ -547,10 +547,7 @@ impl Backend for S3 {
     }
 
     fn take_retry_after(&self) -> Option<Duration> {
-        self.retry_after
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.retry_after.take()
     }
 
     fn describe(&self) -> String {

@@ -64,7 +64,7 @@ pub struct Swift {
     /// Longest wait between two looks at an unsealing object.
     max_poll: Duration,
     /// `Retry-After` of the last 429 or 503 answer.
-    retry_after: Mutex<Option<Duration>>,
+    retry_after: super::RetryAfter,
 }
 
 fn percent(s: &str) -> String {
@@ -199,7 +199,7 @@ impl Swift {
             session: Mutex::new(None),
             container_ready: OnceLock::new(),
             max_poll,
-            retry_after: Mutex::new(None),
+            retry_after: Default::default(),
         })
     }
 
@@ -364,7 +364,7 @@ impl Swift {
     }
 
     fn unexpected(&self, what: &str, r: &mut Response<Body>) -> Error {
-        *self.retry_after.lock().unwrap_or_else(|e| e.into_inner()) = super::retry_after_header(r);
+        self.retry_after.note(r);
         let status = r.status().as_u16();
         let body = r
             .body_mut()
@@ -506,10 +506,7 @@ impl Swift {
 
     /// How long to wait before looking again at an object that is unsealing.
     fn retry_after(&self, r: &Response<Body>) -> Duration {
-        r.headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        super::retry_after_secs(r)
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(self.max_poll)
             .min(self.max_poll)
@@ -671,10 +668,7 @@ impl Backend for Swift {
     }
 
     fn take_retry_after(&self) -> Option<Duration> {
-        self.retry_after
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.retry_after.take()
     }
 
     fn describe(&self) -> String {
