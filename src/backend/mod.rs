@@ -212,12 +212,19 @@ fn save_body(r: &mut ureq::http::Response<ureq::Body>, dest: &Path, what: &str) 
         std::io::Write::write_all(&mut f, &buf[..n]).map_err(|e| Error::io(dest, e))?;
         got += n as u64;
     }
-    if let Some(len) = expected.filter(|&len| len != got) {
-        return Err(Error::backend(format!(
-            "{what}: the download ended after {got} of {len} bytes"
-        )));
-    }
+    check_length(what, got, expected)?;
     std::io::Write::flush(&mut f).map_err(|e| Error::io(dest, e))
+}
+
+/// A download that ended short of (or past) the size the store announced is a storage
+/// error, retried.
+fn check_length(what: &str, got: u64, expected: Option<u64>) -> Result<()> {
+    match expected {
+        Some(len) if len != got => Err(Error::backend(format!(
+            "{what}: the download ended after {got} of {len} bytes"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl Backend for Box<dyn Backend> {

@@ -387,11 +387,7 @@ impl Backend for Sftp {
                 out.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
                 got += n as u64;
             }
-            if let Some(len) = expected.filter(|&len| len != got) {
-                return Err(Error::backend(format!(
-                    "{what}: the download ended after {got} of {len} bytes"
-                )));
-            }
+            super::check_length(&what, got, expected)?;
             out.flush().map_err(|e| Error::io(dest, e))
         })
     }
