@@ -100,7 +100,7 @@ impl StoredWriter {
             return Ok(StoredWriter::Pgp(c.writer(path)?));
         }
         let gzip = wrap == Wrapping::Gzip;
-        let mtime = crate::now_u32();
+        let mtime = crate::wall_clock() as u32;
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let hc = HashCount {
             inner: BufWriter::with_capacity(256 * 1024, f),

@@ -16,10 +16,9 @@ pub mod log;
 pub mod select;
 pub mod sigstate;
 
-/// The wall clock as gzip header time.
-pub fn now_u32() -> u32 {
+/// The wall clock, in seconds since the epoch.
+pub fn wall_clock() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -69,10 +69,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
         })?;
         ferrodup::log::set_level(level);
     }
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let wall = ferrodup::wall_clock();
     let now = match &cli.current_time {
         Some(t) => time::parse_user_time(t, wall).map_err(Error::usage)?,
         None => wall,

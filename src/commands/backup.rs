@@ -1044,7 +1044,7 @@ impl Engine<'_, '_> {
                 return Ok(());
             }
         };
-        let read_at = wall_clock();
+        let read_at = crate::wall_clock();
         let mut sigmaker = SigMaker::new(rsync::block_len(e.size, self.max_blocksize));
         let old_sig = prev.and_then(|p| p.signature);
         let mark = self.vw.mark();
@@ -1125,12 +1125,6 @@ impl Engine<'_, '_> {
 }
 
 /// The wall clock in seconds (not `--current-time`): file times are compared with it.
-fn wall_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn write_set(
     ctx: &Context,
     opts: &BackupOptions,
