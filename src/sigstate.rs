@@ -50,7 +50,8 @@ impl Stream {
         })?;
         let fine = FineStat::from_records(self.tar.extra_records());
         let signature = if parsed.difftype == DiffType::Signature {
-            let mut data = Vec::with_capacity(h.size as usize);
+            // The header's size is untrusted: reserve at most 1 MiB ahead of the data.
+            let mut data = Vec::with_capacity(h.size.min(1 << 20) as usize);
             self.tar.read_to_end(&mut data).map_err(corrupt)?;
             Some(data)
         } else {

@@ -5,6 +5,7 @@ use super::Backend;
 use crate::error::{Error, Result};
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A directory on a local (or mounted) file system.
@@ -44,11 +45,23 @@ impl Backend for FileBackend {
         let mut names = Vec::new();
         for ent in rd {
             let ent = ent.map_err(|e| Error::io(&self.dir, e))?;
-            if let Ok(name) = ent.file_name().into_string() {
-                if !name.starts_with(".ferrodup-tmp-") {
-                    names.push(name);
-                }
+            let Ok(name) = ent.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with(".ferrodup-tmp-") {
+                continue;
             }
+            // Not followed: a fifo would block a read, a directory fail it and a link to
+            // a device never end it.
+            let kind = ent.file_type().map_err(|e| Error::io(&ent.path(), e))?;
+            if !kind.is_file() {
+                crate::log::warn(&format!(
+                    "{}: skipping {name:?}, which is not a regular file",
+                    self.describe()
+                ));
+                continue;
+            }
+            names.push(name);
         }
         names.sort();
         Ok(names)
@@ -56,7 +69,21 @@ impl Backend for FileBackend {
 
     fn get(&self, name: &str, dest: &Path) -> Result<()> {
         let src = self.path(name);
-        fs::copy(&src, dest).map_err(|e| {
+        // Opened without blocking (a fifo) and checked to be a regular file before reading.
+        let input = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&src)
+            .and_then(|f| {
+                if f.metadata()?.is_file() {
+                    Ok(f)
+                } else {
+                    Err(std::io::Error::other(
+                        "not a regular file; move it out of the target",
+                    ))
+                }
+            });
+        let mut input = input.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::corrupt(format!(
                     "{} is missing from the target: the backup set is incomplete",
@@ -66,6 +93,8 @@ impl Backend for FileBackend {
                 Error::io(&src, e)
             }
         })?;
+        let mut out = fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
+        std::io::copy(&mut input, &mut out).map_err(|e| Error::io(&src, e))?;
         Ok(())
     }
 

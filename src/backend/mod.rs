@@ -9,7 +9,7 @@ mod sftp;
 mod swift;
 
 pub use file::FileBackend;
-pub use multi::Multi;
+pub use multi::{Multi, MultiConfig};
 pub use retry::Retry;
 pub use s3::{S3Options, S3};
 pub use sftp::{Sftp, SshOptions};

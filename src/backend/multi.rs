@@ -41,6 +41,34 @@ pub struct Multi {
     cursor: AtomicUsize,
 }
 
+/// The largest multi:// config read: a store list is a few hundred bytes a store.
+const CONFIG_LIMIT: u64 = 1 << 20;
+
+/// Reads a config file: a regular file (not a fifo, directory or device) of at most
+/// [`CONFIG_LIMIT`] bytes of UTF-8 text.
+fn read_config(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file; give a JSON file",
+        ));
+    }
+    let mut text = String::new();
+    f.take(CONFIG_LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > CONFIG_LIMIT {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB, which no store list needs; give the right file",
+            CONFIG_LIMIT >> 10
+        )));
+    }
+    Ok(text)
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoreConfig {
@@ -60,9 +88,29 @@ struct EnvVar {
     value: String,
 }
 
-impl Multi {
-    /// `rest` is what follows `multi://`: the config file path and the query.
-    pub fn open(rest: &str, opts: &super::Options) -> Result<Multi> {
+/// One store of a parsed config, not opened yet.
+struct StorePlan {
+    url: String,
+    env: HashMap<String, String>,
+    prefixes: Vec<String>,
+    description: Option<String>,
+}
+
+/// A multi:// URL and its config, checked but with no store opened.
+pub struct MultiConfig {
+    config: PathBuf,
+    stores: Vec<StorePlan>,
+    mode: Mode,
+    abort: bool,
+}
+
+impl MultiConfig {
+    /// Parses `rest`, what follows `multi://` (the config file path and the query), and the
+    /// config text that `read` returns for the path.
+    pub fn parse(
+        rest: &str,
+        read: impl FnOnce(&Path) -> std::io::Result<String>,
+    ) -> Result<MultiConfig> {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         if path.is_empty() {
             return Err(Error::usage(
@@ -109,7 +157,7 @@ impl Multi {
                 )))
             }
         };
-        let text = std::fs::read_to_string(&config).map_err(|e| {
+        let text = read(&config).map_err(|e| {
             Error::usage(format!(
                 "cannot read the multi:// config {}: {e}",
                 config.display()
@@ -139,8 +187,6 @@ impl Multi {
                     k + 1
                 )));
             }
-            let env: HashMap<String, String> =
-                entry.env.into_iter().map(|v| (v.name, v.value)).collect();
             let url = format!("{}{}", entry.url, subpath.as_deref().unwrap_or(""));
             if url.starts_with("multi://") {
                 return Err(Error::usage(format!(
@@ -149,21 +195,43 @@ impl Multi {
                     k + 1
                 )));
             }
-            let backend = super::open_store(&url, &env, opts)?;
-            stores.push(Store {
-                name: match entry.description {
-                    Some(d) => format!("{d} ({})", backend.describe()),
-                    None => backend.describe(),
-                },
-                backend,
+            stores.push(StorePlan {
+                url,
+                env: entry.env.into_iter().map(|v| (v.name, v.value)).collect(),
                 prefixes: entry.prefixes,
+                description: entry.description,
             });
         }
-        Ok(Multi {
+        Ok(MultiConfig {
             config,
             stores,
             mode,
             abort,
+        })
+    }
+}
+
+impl Multi {
+    /// `rest` is what follows `multi://`: the config file path and the query.
+    pub fn open(rest: &str, opts: &super::Options) -> Result<Multi> {
+        let plan = MultiConfig::parse(rest, read_config)?;
+        let mut stores = Vec::new();
+        for s in plan.stores {
+            let backend = super::open_store(&s.url, &s.env, opts)?;
+            stores.push(Store {
+                name: match s.description {
+                    Some(d) => format!("{d} ({})", backend.describe()),
+                    None => backend.describe(),
+                },
+                backend,
+                prefixes: s.prefixes,
+            });
+        }
+        Ok(Multi {
+            config: plan.config,
+            stores,
+            mode: plan.mode,
+            abort: plan.abort,
             cursor: AtomicUsize::new(0),
         })
     }

@@ -423,13 +423,17 @@ impl<R: Read> TarReader<R> {
         if size > 64 << 20 {
             return Err(bad("tar extension header too large"));
         }
-        let mut data = vec![0u8; size as usize];
-        self.read_exact(&mut data)?;
+        // Grown as the data arrives: the header's size alone allocates nothing.
+        let mut data = Vec::new();
+        self.take(size).read_to_end(&mut data)?;
+        if (data.len() as u64) < size {
+            return Err(truncated());
+        }
         Ok(data)
     }
 
     fn skip_rest(&mut self) -> io::Result<()> {
-        let n = self.remaining + self.padding;
+        let n = self.remaining.saturating_add(self.padding);
         if n > 0 {
             let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
             if copied < n {
@@ -538,7 +542,8 @@ fn parse_pax(data: &[u8]) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("bad pax record length"))?;
-        if len == 0 || pos + len > data.len() {
+        // A record is `LEN KEY=VALUE\n`, LEN counting every byte of it.
+        if len < space + 3 || len > data.len() - pos || data[pos + len - 1] != b'\n' {
             return Err(bad("bad pax record length"));
         }
         let rec = &data[pos + space + 1..pos + len - 1];
@@ -614,6 +619,59 @@ mod tests {
         r.next_header().unwrap().unwrap();
         let mut data = Vec::new();
         assert!(r.read_to_end(&mut data).is_err());
+    }
+
+    /// A PAX extended header holding `records`, then a regular member.
+    fn with_pax(records: &[u8]) -> Vec<u8> {
+        let ext = RawFields {
+            name: b"././@PaxHeader",
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: records.len() as u64,
+            mtime: 0,
+            kind: b'x',
+            linkname: b"",
+            uname: b"",
+            gname: b"",
+            dev: None,
+        };
+        let mut bytes = ext.block().to_vec();
+        bytes.extend_from_slice(records);
+        pad_to_block(&mut bytes);
+        bytes.extend(reg(b"snapshot/x").to_pax_bytes());
+        bytes
+    }
+
+    #[test]
+    fn malformed_pax_records_are_errors() {
+        for records in [
+            &b"1 =\n"[..],
+            b"0 =\n",
+            b"3 =\n",
+            b"4 =x\n",
+            b"99 path=x\n",
+            b"12 path=abcd",
+            b"x path=a\n",
+            b"11 path=abc",
+        ] {
+            let bytes = with_pax(records);
+            let got = TarReader::new(&bytes[..]).next_header();
+            assert!(got.is_err(), "{:?}", String::from_utf8_lossy(records));
+        }
+        let ok = with_pax(b"11 path=ab\n");
+        let h = TarReader::new(&ok[..]).next_header().unwrap().unwrap();
+        assert_eq!(h.name, b"ab");
+    }
+
+    #[test]
+    fn huge_sizes_allocate_nothing_up_front() {
+        let mut h = reg(b"snapshot/x");
+        h.size = u64::MAX >> 2;
+        let bytes = h.to_pax_bytes();
+        let mut r = TarReader::new(&bytes[..]);
+        assert_eq!(r.next_header().unwrap().unwrap().size, u64::MAX >> 2);
+        assert!(r.next_header().is_err());
     }
 
     #[test]

@@ -79,9 +79,12 @@ pub fn from_string(s: &str) -> Option<i64> {
         if !s.ends_with('Z') || date.len() != 8 || daytime.len() < 6 {
             return None;
         }
-        let n = |a: &str| -> Option<i64> { all_digits(a).then(|| a.parse().ok())? };
-        let (y, mo, d) = (n(&date[0..4])?, n(&date[4..6])?, n(&date[6..8])?);
-        let (h, mi, sec) = (n(&daytime[0..2])?, n(&daytime[2..4])?, n(&daytime[4..6])?);
+        // `get` so that a multi-byte character is a mismatch, not a panic.
+        let n = |a: &str, r: std::ops::Range<usize>| -> Option<i64> {
+            a.get(r).filter(|a| all_digits(a))?.parse().ok()
+        };
+        let (y, mo, d) = (n(date, 0..4)?, n(date, 4..6)?, n(date, 6..8)?);
+        let (h, mi, sec) = (n(daytime, 0..2)?, n(daytime, 2..4)?, n(daytime, 4..6)?);
         check_ranges(y, mo, d, h, mi, sec)?;
         return Some(timegm(y, mo, d, h, mi, sec));
     }
@@ -95,7 +98,8 @@ pub fn from_string(s: &str) -> Option<i64> {
     let (h, mi, sec) = (n(tparts[0])?, n(tparts[1])?, n(tparts[2])?);
     check_ranges(y, mo, d, h, mi, sec)?;
     let utc = timegm(y, mo, d, h, mi, sec);
-    let tzd = &s[19..];
+    // Shorter strings have no zone, which duplicity's `tzdtoseconds` refuses.
+    let tzd = s.get(19..).unwrap_or("");
     let offset = if tzd == "Z" {
         0
     } else {
@@ -107,7 +111,7 @@ pub fn from_string(s: &str) -> Option<i64> {
         if tzd.len() != 6 {
             return None;
         }
-        sign * (n(&tzd[1..3])? * 3600 + n(&tzd[4..6])? * 60)
+        sign * (n(tzd.get(1..3)?)? * 3600 + n(tzd.get(4..6)?)? * 60)
     };
     Some(utc - offset)
 }
@@ -172,7 +176,7 @@ pub fn parse_user_time(s: &str, now: i64) -> Result<i64, String> {
         }
     }
     if let Some(secs) = interval_seconds(s) {
-        return Ok(now - secs);
+        return now.checked_sub(secs).ok_or_else(|| bad_time(s));
     }
     let parse_date = |s: &str| -> Option<(i64, i64, i64)> {
         if let Some(d) = s.strip_suffix('Z') {
@@ -272,6 +276,23 @@ mod tests {
         assert_eq!(parse_user_time("20240101T120000Z", now), Ok(1704110400));
         assert!(parse_user_time("yesterday", now).is_err());
         assert!(parse_user_time("3X", now).is_err());
+    }
+
+    #[test]
+    fn malformed_times_are_refused_not_panics() {
+        for s in [
+            "2024-1-1T1:2:3",
+            "2024-01-01T12:00:00+0\u{e9}00",
+            "20\u{e9}0101T120000Z",
+            "2024010\u{e9}T12000Z",
+            "T",
+            ":",
+        ] {
+            assert_eq!(from_string(s), None, "{s:?}");
+            assert_eq!(from_filename(s), None, "{s:?}");
+            assert!(parse_user_time(s, 0).is_err(), "{s:?}");
+        }
+        assert!(parse_user_time("9223372036854775807s", -2).is_err());
     }
 
     #[test]

@@ -291,6 +291,28 @@ pub fn set_mtime(p: &Path, t: i64) {
     .ok();
 }
 
+/// A tar block opening a PAX extended header of `len` bytes (the records follow, padded
+/// to a block), for tests that feed the tar reader hostile records.
+pub fn pax_header(len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; 512];
+    b[..14].copy_from_slice(b"././@PaxHeader");
+    for (at, field) in [
+        (100, "0000644\0".to_string()),
+        (108, "0000000\0".to_string()),
+        (116, "0000000\0".to_string()),
+        (124, format!("{len:011o}\0")),
+        (136, "00000000000\0".to_string()),
+    ] {
+        b[at..at + field.len()].copy_from_slice(field.as_bytes());
+    }
+    b[148..156].copy_from_slice(b"        ");
+    b[156] = b'x';
+    b[257..265].copy_from_slice(b"ustar\x0000");
+    let sum: u32 = b.iter().map(|&x| x as u32).sum();
+    b[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    b
+}
+
 pub mod edits;
 pub mod proxy;
 pub mod services;
