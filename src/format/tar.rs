@@ -153,20 +153,7 @@ impl Header {
                 records.extend_from_slice(value);
                 records.push(b'\n');
             }
-            let ext = RawFields {
-                name: b"././@PaxHeader",
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                size: records.len() as u64,
-                mtime: 0,
-                kind: b'x',
-                linkname: b"",
-                uname: b"",
-                gname: b"",
-                dev: None,
-            };
-            out.extend_from_slice(&ext.block());
+            out.extend_from_slice(&RawFields::pax_header(records.len() as u64).block());
             out.extend_from_slice(&records);
             pad_to_block(&mut out);
         }
@@ -246,6 +233,23 @@ struct RawFields<'a> {
 }
 
 impl RawFields<'_> {
+    /// The header of a PAX extended header of `size` bytes of records, as Python writes it.
+    fn pax_header(size: u64) -> RawFields<'static> {
+        RawFields {
+            name: b"././@PaxHeader",
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime: 0,
+            kind: b'x',
+            linkname: b"",
+            uname: b"",
+            gname: b"",
+            dev: None,
+        }
+    }
+
     fn block(&self) -> [u8; BLOCK] {
         let mut b = [0u8; BLOCK];
         put_str(&mut b[0..100], self.name);
@@ -623,20 +627,7 @@ mod tests {
 
     /// A PAX extended header holding `records`, then a regular member.
     fn with_pax(records: &[u8]) -> Vec<u8> {
-        let ext = RawFields {
-            name: b"././@PaxHeader",
-            mode: 0,
-            uid: 0,
-            gid: 0,
-            size: records.len() as u64,
-            mtime: 0,
-            kind: b'x',
-            linkname: b"",
-            uname: b"",
-            gname: b"",
-            dev: None,
-        };
-        let mut bytes = ext.block().to_vec();
+        let mut bytes = RawFields::pax_header(records.len() as u64).block().to_vec();
         bytes.extend_from_slice(records);
         pad_to_block(&mut bytes);
         bytes.extend(reg(b"snapshot/x").to_pax_bytes());
