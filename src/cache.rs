@@ -134,9 +134,18 @@ impl Cache {
         let mut v = Vec::new();
         for ent in std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))? {
             let ent = ent.map_err(|e| Error::io(&self.dir, e))?;
-            if let Ok(n) = ent.file_name().into_string() {
-                v.push(n);
+            let Ok(n) = ent.file_name().into_string() else {
+                continue;
+            };
+            // Not followed: a fifo would block a read, a directory fail it.
+            if !ent.file_type().is_ok_and(|t| t.is_file()) {
+                crate::log::warn(&format!(
+                    "{}: skipping {n:?}, which is not a regular file",
+                    self.dir.display()
+                ));
+                continue;
             }
+            v.push(n);
         }
         v.sort();
         Ok(v)

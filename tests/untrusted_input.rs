@@ -137,6 +137,40 @@ fn stray_entries_named_like_backup_files_are_skipped() {
     );
 }
 
+/// The same in the archive dir: entries that are not regular files, named like metadata
+/// of sets the target does not have, are skipped with a warning (not deleted, not read).
+#[test]
+fn stray_entries_in_the_archive_dir_are_skipped() {
+    let work = backed_up();
+    let w = work.path();
+    let c = w.join("cache/n");
+    mkfifo(&c.join("duplicity-full.20240301T000000Z.manifest"));
+    std::fs::create_dir(c.join("duplicity-full.20240201T000000Z.manifest")).unwrap();
+    std::os::unix::fs::symlink(
+        "/dev/zero",
+        c.join("duplicity-full-signatures.20240401T000000Z.sigtar.gz"),
+    )
+    .unwrap();
+    let u = url(w);
+    let cache = ["--archive-dir", "cache", "--name", "n"];
+    let r = ferrodup_within(w, &[&["collection-status"][..], &cache, &[&u]].concat()).ok();
+    assert!(r.stdout().contains("Number of contained backup sets: 1"));
+    assert!(
+        r.stderr().contains("not a regular file")
+            && r.stderr()
+                .contains("duplicity-full.20240201T000000Z.manifest"),
+        "{}",
+        r.stderr()
+    );
+    ferrodup_within(w, &[&["restore"][..], &cache, &[&u, "out"]].concat()).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore beside stray cache entries",
+    );
+    assert!(c.join("duplicity-full.20240201T000000Z.manifest").is_dir());
+}
+
 #[test]
 fn times_without_a_zone_are_usage_errors() {
     let work = backed_up();
