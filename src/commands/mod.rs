@@ -30,8 +30,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// Brings the archive dir in line with the target's listing.
+    /// Brings the archive dir in line with the target's listing; names there that look
+    /// like backup files but do not parse are ignored with a warning.
     pub fn sync_cache(&self, remote: &[String]) -> Result<()> {
+        for name in remote {
+            if name.contains(self.prefixes.base.as_str()) && self.prefixes.parse(name).is_none() {
+                crate::log::warn(&format!(
+                    "{}: ignoring {name:?}, which is named like a backup file but is not one \
+                     (its name does not parse)",
+                    self.backend.describe()
+                ));
+            }
+        }
         if self.dry_run {
             return Ok(());
         }
