@@ -231,6 +231,17 @@ fn remove_at(dir: BorrowedFd, name: &[u8]) -> Result<(), Errno> {
     rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)
 }
 
+/// Creates the regular file `name` in `dir`, failing if anything is there already.
+fn create_new(dir: BorrowedFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    rfs::openat(
+        dir,
+        name,
+        flags | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+}
+
 /// A regular file being written in the destination.
 pub struct DestFile {
     dir: DirFd,
@@ -250,13 +261,7 @@ impl DestFile {
                 place.shown.display()
             )));
         };
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-        match rfs::openat(
-            place.dir.as_fd(),
-            name.as_slice(),
-            flags | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        ) {
+        match create_new(place.dir.as_fd(), name) {
             Ok(fd) => Ok((
                 File::from(fd),
                 DestFile {
@@ -279,13 +284,7 @@ impl DestFile {
     fn temp_beside(dir: &DirFd, shown: &Path) -> Result<(File, DestFile)> {
         loop {
             let name = format!(".ferrodup-restore-{:016x}", rand::random::<u64>()).into_bytes();
-            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-            match rfs::openat(
-                dir.as_fd(),
-                name.as_slice(),
-                flags | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            ) {
+            match create_new(dir.as_fd(), &name) {
                 Ok(fd) => {
                     return Ok((
                         File::from(fd),
