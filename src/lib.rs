@@ -1,11 +1,13 @@
 //! ferrodup: a fast backup tool that reads and writes duplicity's format.
 
+pub mod app;
 pub mod backend;
 pub mod cache;
 pub mod cli;
 pub mod codec;
 pub mod collection;
 pub mod commands;
+pub mod config;
 pub mod crypto;
 pub mod dest;
 pub mod error;

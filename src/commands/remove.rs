@@ -78,7 +78,7 @@ pub fn cleanup(ctx: &Context) -> Result<()> {
 }
 
 /// Which sets of old chains a removal takes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     WholeChains,
     IncrementalsOnly,

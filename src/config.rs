@@ -1,0 +1,487 @@
+//! A run's whole configuration, typed: [`Config::from_cli`] turns the parsed command line
+//! (and the environment: `PASSPHRASE`, `SIGN_PASSPHRASE`, `TMPDIR`) into it, doing every
+//! check and conversion of times, sizes, selection rules and storage settings, so that
+//! [`crate::app::run`] gets only valid settings. Front ends other than the command line
+//! build a [`Config`] directly.
+
+use crate::backend;
+use crate::cli::Cli;
+use crate::commands::backup::Mode;
+use crate::commands::remove::Scope;
+use crate::commands::restore::normalize_path;
+use crate::crypto::apply_gpg_options;
+use crate::error::{Error, Result};
+use crate::format::naming::Prefixes;
+use crate::format::time;
+use crate::fsmeta::OwnerPolicy;
+use crate::select::{self, Namespace, Opt, Selection};
+use pgp::crypto::sym::SymmetricKeyAlgorithm;
+use pgp::types::CompressionAlgorithm;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A command and its arguments.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Backup {
+        mode: Mode,
+        source: PathBuf,
+        url: String,
+    },
+    Restore {
+        url: String,
+        dest: PathBuf,
+    },
+    Verify {
+        url: String,
+        local: PathBuf,
+    },
+    Status {
+        url: String,
+    },
+    List {
+        url: String,
+    },
+    Cleanup {
+        url: String,
+    },
+    /// `remove-older-than TIME`: chains older than `time` go.
+    RemoveOlderThan {
+        time: i64,
+        url: String,
+    },
+    /// `remove-all-but-n-full` and `remove-all-inc-of-but-n-full`.
+    RemoveAllButN {
+        count: usize,
+        scope: Scope,
+        url: String,
+    },
+}
+
+impl Command {
+    /// The target URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Command::Backup { url, .. }
+            | Command::Restore { url, .. }
+            | Command::Verify { url, .. }
+            | Command::Status { url }
+            | Command::List { url }
+            | Command::Cleanup { url }
+            | Command::RemoveOlderThan { url, .. }
+            | Command::RemoveAllButN { url, .. } => url,
+        }
+    }
+}
+
+/// Encryption settings (none with `--no-encryption`). The keyring is loaded, and a
+/// missing symmetric passphrase asked for, when the command runs.
+#[derive(Clone, Debug)]
+pub struct CryptoConfig {
+    /// `--gpg-key-file` files, read besides the GnuPG home.
+    pub key_files: Vec<PathBuf>,
+    /// `PASSPHRASE`.
+    pub passphrase: Option<String>,
+    /// `SIGN_PASSPHRASE`.
+    pub sign_passphrase: Option<String>,
+    /// `--encrypt-key` and `--encrypt-sign-key` (empty: symmetric).
+    pub recipients: Vec<String>,
+    pub hidden_recipients: Vec<String>,
+    pub sign_key: Option<String>,
+    pub cipher: SymmetricKeyAlgorithm,
+    pub compression: Option<CompressionAlgorithm>,
+    pub gpg_binary: PathBuf,
+}
+
+impl CryptoConfig {
+    /// True without recipients: the passphrase encrypts.
+    pub fn is_symmetric(&self) -> bool {
+        self.recipients.is_empty() && self.hidden_recipients.is_empty()
+    }
+}
+
+/// Backup settings besides the source, the mode and the selection.
+#[derive(Clone, Debug)]
+pub struct BackupConfig {
+    /// Volume size in bytes.
+    pub volsize: u64,
+    pub max_blocksize: u64,
+    pub full_if_older_than: Option<i64>,
+    pub full_if_n_inc: Option<usize>,
+    pub allow_source_mismatch: bool,
+    pub skip_if_no_change: bool,
+    pub copy_links: bool,
+    pub print_statistics: bool,
+    pub fail_on_volume: Option<u32>,
+}
+
+/// Restore, verify and list settings.
+#[derive(Clone, Debug)]
+pub struct RestoreConfig {
+    /// The backup time to restore, verify or list.
+    pub time: i64,
+    /// `--path-to-restore`, normalised (empty: everything).
+    pub path: Vec<u8>,
+    /// `--rename FROM TO` pairs, normalised.
+    pub rename: Vec<(Vec<u8>, Vec<u8>)>,
+    pub owners: OwnerPolicy,
+    pub compare_data: bool,
+}
+
+/// Everything one run needs.
+pub struct Config {
+    pub command: Command,
+    /// The current time (`--current-time` pretends another).
+    pub now: i64,
+    /// `--archive-dir` (default: duplicity's) and `--name` (default: MD5 of the URL).
+    pub archive_dir: Option<PathBuf>,
+    pub name: Option<String>,
+    pub backend: backend::Options,
+    /// Where the run's temporary directory goes (`--tempdir`, else `TMPDIR`, else `/tmp`).
+    pub tempdir: PathBuf,
+    pub prefixes: Prefixes,
+    pub compression: bool,
+    pub crypto: Option<CryptoConfig>,
+    pub dry_run: bool,
+    pub force: bool,
+    pub ignore_errors: bool,
+    /// Compiled selection rules, for the commands they apply to.
+    pub select: Option<Arc<Selection>>,
+    pub backup: BackupConfig,
+    pub restore: RestoreConfig,
+}
+
+fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
+    if args.len() != n {
+        return Err(Error::usage(format!(
+            "wrong number of arguments; usage: ferrodup {usage}"
+        )));
+    }
+    Ok(())
+}
+
+/// The command from the positional arguments, with duplicity's names and aliases.
+fn parse_command(args: &[String], now: i64) -> Result<Command> {
+    if args.is_empty() {
+        return Err(Error::usage(
+            "no command given; try: ferrodup full SOURCE_DIR file:///path/to/backups (see --help)",
+        ));
+    }
+    let cmd = args[0].as_str();
+    let rest = &args[1..];
+    let two = |usage: &str| -> Result<(String, String)> {
+        want(rest, 2, usage)?;
+        Ok((rest[0].clone(), rest[1].clone()))
+    };
+    let one = |usage: &str| -> Result<String> {
+        want(rest, 1, usage)?;
+        Ok(rest[0].clone())
+    };
+    let count = |n: &str| -> Result<usize> {
+        n.parse()
+            .map_err(|_| Error::usage(format!("{n:?} is not a number of full backups")))
+    };
+    Ok(match cmd {
+        "full" | "fb" | "incremental" | "incr" | "inc" | "ib" | "backup" | "bu" => {
+            let (source, url) = two(&format!("{cmd} SOURCE_DIR URL"))?;
+            let mode = match cmd {
+                "full" | "fb" => Mode::Full,
+                "backup" | "bu" => Mode::Auto,
+                _ => Mode::Incremental,
+            };
+            Command::Backup {
+                mode,
+                source: PathBuf::from(source),
+                url,
+            }
+        }
+        "restore" | "rb" => {
+            let (url, dest) = two("restore URL DEST")?;
+            Command::Restore {
+                url,
+                dest: PathBuf::from(dest),
+            }
+        }
+        "verify" | "vb" => {
+            let (url, local) = two("verify URL SOURCE_DIR")?;
+            Command::Verify {
+                url,
+                local: PathBuf::from(local),
+            }
+        }
+        "collection-status" | "st" => Command::Status {
+            url: one("collection-status URL")?,
+        },
+        "list-current-files" | "ls" => Command::List {
+            url: one("list-current-files URL")?,
+        },
+        "cleanup" | "cl" => Command::Cleanup {
+            url: one("cleanup URL")?,
+        },
+        "remove-older-than" | "ro" => {
+            let (t, url) = two("remove-older-than TIME URL")?;
+            let time = time::parse_user_time(&t, now)
+                .map_err(|e| Error::usage(format!("remove-older-than: {e}")))?;
+            Command::RemoveOlderThan { time, url }
+        }
+        "remove-all-but-n-full" | "ra" => {
+            let (n, url) = two("remove-all-but-n-full N URL")?;
+            Command::RemoveAllButN {
+                count: count(&n)?,
+                scope: Scope::WholeChains,
+                url,
+            }
+        }
+        "remove-all-inc-of-but-n-full" | "ri" => {
+            let (n, url) = two("remove-all-inc-of-but-n-full N URL")?;
+            Command::RemoveAllButN {
+                count: count(&n)?,
+                scope: Scope::IncrementalsOnly,
+                url,
+            }
+        }
+        _ => {
+            want(args, 2, "SOURCE_DIR URL  or  ferrodup URL DEST")?;
+            if args[0].contains("://") {
+                Command::Restore {
+                    url: args[0].clone(),
+                    dest: PathBuf::from(&args[1]),
+                }
+            } else {
+                Command::Backup {
+                    mode: Mode::Auto,
+                    source: PathBuf::from(&args[0]),
+                    url: args[1].clone(),
+                }
+            }
+        }
+    })
+}
+
+impl Config {
+    /// Builds the configuration from the command line and its selection options (in the
+    /// order given, see [`crate::cli::selection_options`]). Parsing `-v` sets the log level
+    /// at once, so that the warnings given while building obey it.
+    pub fn from_cli(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<Config> {
+        if let Some(v) = &cli.verbosity {
+            let level = crate::log::parse_level(v).ok_or_else(|| {
+                Error::usage(format!(
+                    "bad verbosity {v:?}: use 0-9 or error, warning, notice, info, debug"
+                ))
+            })?;
+            crate::log::set_level(level);
+        }
+        let wall = crate::wall_clock();
+        let now = match &cli.current_time {
+            Some(t) => time::parse_user_time(t, wall).map_err(Error::usage)?,
+            None => wall,
+        };
+        let parse_time = |what: &str, s: &str| -> Result<i64> {
+            time::parse_user_time(s, now).map_err(|e| Error::usage(format!("{what}: {e}")))
+        };
+        let command = parse_command(&cli.args, now)?;
+        let select = build_selection(
+            &command,
+            &cli,
+            select::Options {
+                opts: select_opts,
+                null_separator: cli.null_separator,
+                now,
+            },
+        )?;
+        let crypto = if cli.no_encryption {
+            None
+        } else {
+            Some(crypto_config(&cli)?)
+        };
+        if cli.timeout == 0 {
+            return Err(Error::usage("--timeout must be at least 1 (seconds)"));
+        }
+        if cli.volsize == 0 {
+            return Err(Error::usage("--volsize must be at least 1 (MiB)"));
+        }
+        let backend = backend_options(&cli)?;
+        let tempdir = cli
+            .tempdir
+            .clone()
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let restore = RestoreConfig {
+            time: match &cli.time {
+                Some(t) => parse_time("--time", t)?,
+                None => now,
+            },
+            path: cli
+                .path_to_restore
+                .as_deref()
+                .map(normalize_path)
+                .unwrap_or_default(),
+            rename: cli
+                .rename
+                .chunks(2)
+                .map(|p| (normalize_path(&p[0]), normalize_path(&p[1])))
+                .collect(),
+            owners: OwnerPolicy {
+                restore_ownership: !cli.no_restore_ownership,
+                numeric_owner: cli.numeric_owner,
+            },
+            compare_data: cli.compare_data,
+        };
+        let backup = BackupConfig {
+            volsize: cli.volsize.saturating_mul(1024 * 1024),
+            max_blocksize: cli.max_blocksize,
+            full_if_older_than: cli
+                .full_if_older_than
+                .as_deref()
+                .map(|t| parse_time("--full-if-older-than", t))
+                .transpose()?,
+            full_if_n_inc: cli.full_if_n_inc,
+            allow_source_mismatch: cli.allow_source_mismatch,
+            skip_if_no_change: cli.skip_if_no_change,
+            copy_links: cli.copy_links,
+            print_statistics: !cli.no_print_statistics,
+            fail_on_volume: cli.fail_on_volume,
+        };
+        Ok(Config {
+            command,
+            now,
+            archive_dir: cli.archive_dir,
+            name: cli.name,
+            backend,
+            tempdir,
+            prefixes: Prefixes {
+                base: cli.file_prefix,
+                archive: cli.file_prefix_archive,
+                manifest: cli.file_prefix_manifest,
+                signature: cli.file_prefix_signature,
+                jsonstat: cli.file_prefix_jsonstat,
+            },
+            compression: !cli.no_compression,
+            crypto,
+            dry_run: cli.dry_run,
+            force: cli.force,
+            ignore_errors: cli.ignore_errors,
+            select,
+            backup,
+            restore,
+        })
+    }
+}
+
+/// Retry and storage settings from the options. Storage classes follow duplicity's order
+/// of precedence; the cold ones apply to volumes only.
+fn backend_options(cli: &Cli) -> Result<backend::Options> {
+    let pick =
+        |flags: &[(bool, &str)]| flags.iter().find(|(on, _)| *on).map(|(_, c)| c.to_string());
+    let class = pick(&[
+        (cli.s3_use_rrs, "REDUCED_REDUNDANCY"),
+        (cli.s3_use_ia, "STANDARD_IA"),
+        (cli.s3_use_onezone_ia, "ONEZONE_IA"),
+    ]);
+    let volume_class = pick(&[
+        (cli.s3_use_glacier, "GLACIER"),
+        (cli.s3_use_glacier_ir, "GLACIER_IR"),
+        (cli.s3_use_deep_archive, "DEEP_ARCHIVE"),
+    ]);
+    Ok(backend::Options {
+        tries: cli.num_retries,
+        delay: Duration::from_secs(cli.backend_retry_delay),
+        timeout: Duration::from_secs(cli.timeout),
+        s3: backend::S3Options {
+            endpoint: cli.s3_endpoint_url.clone(),
+            region: cli.s3_region_name.clone(),
+            volume_class: if class.is_some() { None } else { volume_class },
+            class,
+            restore_days: cli.s3_restore_days,
+            restore_tier: cli.s3_restore_tier.clone(),
+        },
+        ssh: backend::SshOptions::parse(cli.ssh_options.as_deref().unwrap_or(""))?,
+    })
+}
+
+/// Compiles the selection options for the command, before anything is read or written:
+/// backups and verify match them against the source directory, restore and
+/// list-current-files against archive paths.
+fn build_selection(
+    command: &Command,
+    cli: &Cli,
+    opts: select::Options,
+) -> Result<Option<Arc<Selection>>> {
+    if opts.is_empty() {
+        return Ok(None);
+    }
+    let archive_only = |what: &str| -> Result<()> {
+        let unsupported: Vec<&str> = [
+            Opt::ExcludeIfPresent,
+            Opt::ExcludeOtherFilesystems,
+            Opt::FilesFrom,
+        ]
+        .into_iter()
+        .filter(|o| opts.has(*o))
+        .map(Opt::flag)
+        .collect();
+        if unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "{} cannot be used with {what}: they look at the source file system, which \
+                 {what} does not read",
+                unsupported.join(", ")
+            )))
+        }
+    };
+    let ns = match command {
+        Command::Backup { source: local, .. } | Command::Verify { local, .. } => {
+            if !Path::new(local).is_dir() {
+                // The command reports the missing directory itself.
+                return Ok(None);
+            }
+            Namespace::Source(local.clone())
+        }
+        Command::Restore { .. } => {
+            if cli.path_to_restore.is_some() {
+                return Err(Error::usage(
+                    "--path-to-restore cannot be combined with selection options: use \
+                     --path-to-restore for one path, or --include/--exclude patterns",
+                ));
+            }
+            archive_only("restore")?;
+            Namespace::Archive
+        }
+        Command::List { .. } => {
+            archive_only("list-current-files")?;
+            Namespace::Archive
+        }
+        _ => {
+            crate::log::warn(
+                "selection options (--include, --exclude, ...) have no effect on this command",
+            );
+            return Ok(None);
+        }
+    };
+    Selection::new(&opts, ns).map(|s| Some(Arc::new(s)))
+}
+
+/// Encryption settings from the options and the environment.
+fn crypto_config(cli: &Cli) -> Result<CryptoConfig> {
+    let mut cipher = SymmetricKeyAlgorithm::AES256;
+    let mut compression = (!cli.no_compression).then_some(CompressionAlgorithm::ZLIB);
+    if let Some(o) = &cli.gpg_options {
+        apply_gpg_options(o, &mut cipher, &mut compression)?;
+    }
+    let mut recipients = cli.encrypt_key.clone();
+    recipients.extend(cli.encrypt_sign_key.iter().cloned());
+    let sign_key = cli.sign_key.clone().or(cli.encrypt_sign_key.clone());
+    Ok(CryptoConfig {
+        key_files: cli.gpg_key_file.clone(),
+        passphrase: std::env::var("PASSPHRASE").ok(),
+        sign_passphrase: std::env::var("SIGN_PASSPHRASE").ok(),
+        recipients,
+        hidden_recipients: cli.hidden_encrypt_key.clone(),
+        sign_key,
+        cipher,
+        compression,
+        gpg_binary: cli.gpg_binary.clone(),
+    })
+}
