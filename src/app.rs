@@ -49,6 +49,7 @@ impl Outcome {
 
 /// Runs the configured command.
 pub fn run(config: Config) -> Result<Outcome> {
+    crate::format::time::set_filename_separator(config.time_separator);
     let crypto = config
         .crypto
         .as_ref()
@@ -135,6 +136,7 @@ pub fn run(config: Config) -> Result<Outcome> {
                 skip_if_no_change: b.skip_if_no_change,
                 copy_links: b.copy_links,
                 print_statistics: b.print_statistics,
+                files_changed: b.files_changed,
                 fail_on_volume: b.fail_on_volume,
                 select: config.select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
@@ -211,5 +213,6 @@ fn make_crypto(c: &CryptoConfig, reading: bool) -> Result<Crypto> {
         cipher: c.cipher,
         compression: c.compression,
         gpg_binary: c.gpg_binary.clone(),
+        use_agent: c.use_agent,
     })
 }

@@ -5,12 +5,19 @@ use crate::select::Opt;
 use clap::Parser;
 use std::path::PathBuf;
 
+/// What `--version` prints after `duplicity `: the duplicity version whose command line and
+/// format ferrodup implements, then ferrodup's own. Scripts (duply, deja-dup) read the
+/// second word of `duplicity --version` as the version.
+pub const VERSION: &str = concat!("3.2.1 (ferrodup ", env!("CARGO_PKG_VERSION"), ")");
+
 /// ferrodup: a fast, duplicity-compatible backup tool.
 #[derive(Parser, Debug)]
 #[command(
     name = "ferrodup",
-    version,
+    display_name = "duplicity",
+    version = VERSION,
     infer_long_args = true,
+    args_override_self = true,
     override_usage = "ferrodup [OPTIONS] full|incremental|backup SOURCE_DIR URL\n       \
                       ferrodup [OPTIONS] restore URL DEST\n       \
                       ferrodup [OPTIONS] verify URL SOURCE_DIR\n       \
@@ -44,9 +51,10 @@ pub struct Cli {
     /// gpg binary used for secret keys only gpg's agent holds.
     #[arg(long, default_value = "gpg", value_name = "PATH")]
     pub gpg_binary: PathBuf,
-    /// gpg options: --cipher-algo and --compress-algo are honoured, others are ignored.
-    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
-    pub gpg_options: Option<String>,
+    /// gpg options: --cipher-algo and --compress-algo are honoured, others are ignored
+    /// (repeatable: the values add up).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]
+    pub gpg_options: Vec<String>,
     /// Store volumes and signatures without gzip.
     #[arg(long)]
     pub no_compression: bool,
@@ -135,12 +143,7 @@ pub struct Cli {
     )]
     pub time: Option<String>,
     /// Restore or verify only this path of the backup.
-    #[arg(
-        short = 'r',
-        long = "path-to-restore",
-        visible_alias = "file-to-restore",
-        value_name = "PATH"
-    )]
+    #[arg(short = 'r', long = "path-to-restore", value_name = "PATH")]
     pub path_to_restore: Option<String>,
     /// Restore FROM under the name TO (repeatable).
     #[arg(long, num_args = 2, value_names = ["FROM", "TO"], action = clap::ArgAction::Append)]
@@ -229,15 +232,280 @@ pub struct Cli {
     /// S3: restore tier for archived volumes: Expedited, Standard or Bulk.
     #[arg(long, default_value = "Standard", value_name = "TIER")]
     pub s3_restore_tier: String,
-    /// SSH options for sftp:// (-oIdentityFile=, -oUserKnownHostsFile=, -oStrictHostKeyChecking=).
-    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
-    pub ssh_options: Option<String>,
+    /// SSH options for sftp:// (-oIdentityFile=, -oUserKnownHostsFile=, -oStrictHostKeyChecking=;
+    /// repeatable: the values add up).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]
+    pub ssh_options: Vec<String>,
     /// Testing aid: stop with an error right after storing volume N of a backup.
     #[arg(long, hide = true, value_name = "N")]
     pub fail_on_volume: Option<u32>,
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,
+
+    // --- core (issue 9): the rest of duplicity 3.2.1's options. The positive toggles and
+    // their --no- forms override each other: the last one given wins. ---
+    /// Encrypt (the default; undoes an earlier --no-encryption).
+    #[arg(long, overrides_with = "no_encryption")]
+    pub encryption: bool,
+    /// Compress (the default; undoes an earlier --no-compression).
+    #[arg(long, overrides_with = "no_compression")]
+    pub compression: bool,
+    /// Print backup statistics (the default; undoes an earlier --no-print-statistics).
+    #[arg(long, overrides_with = "no_print_statistics")]
+    pub print_statistics: bool,
+    /// Restore owners (the default; undoes an earlier --no-restore-ownership).
+    #[arg(long, overrides_with = "no_restore_ownership")]
+    pub restore_ownership: bool,
+    /// Check the target's listing and manifests (the default; ferrodup always does).
+    #[arg(long, overrides_with = "no_check_remote")]
+    pub check_remote: bool,
+    /// duplicity: trust the archive dir instead of the target; ferrodup always checks the
+    /// target (accepted, with a warning).
+    #[arg(long, overrides_with = "check_remote")]
+    pub no_check_remote: bool,
+    /// Record the changed files in the manifest (the default).
+    #[arg(long, overrides_with = "no_files_changed")]
+    pub files_changed: bool,
+    /// Do not record the changed files in the manifest.
+    #[arg(long, overrides_with = "files_changed")]
+    pub no_files_changed: bool,
+    /// Let gpg's agent supply the passphrases of secret keys (no passphrase prompt).
+    #[arg(long)]
+    pub use_agent: bool,
+    /// Encrypt with gpgsm (PKCS#7): ferrodup cannot, and refuses to write with it.
+    #[arg(long)]
+    pub use_gpgsm: bool,
+    /// Secret keyring file to read keys from (like --gpg-key-file).
+    #[arg(long, value_name = "PATH")]
+    pub encrypt_secret_keyring: Option<PathBuf>,
+    /// duplicity's configuration folder (reserved by duplicity for future use: no effect).
+    #[arg(long, value_name = "PATH")]
+    pub config_dir: Option<PathBuf>,
+    /// Block size of duplicity's file copies, in KiB (no effect: ferrodup sizes its own
+    /// buffers).
+    #[arg(long, value_name = "KIB", allow_negative_numbers = true)]
+    pub copy_blocksize: Option<i64>,
+    /// Which metadata to fetch into the archive dir: full, or partial (only what the command
+    /// needs; ferrodup always fetches only what the archive dir lacks).
+    #[arg(long, value_name = "MODE", value_parser = ["full", "partial"], default_value = "partial")]
+    pub metadata_sync_mode: String,
+    /// Character that separates hours, minutes and seconds in old file names (default `:`).
+    #[arg(long, value_name = "CHAR")]
+    pub time_separator: Option<String>,
+    /// Ask for the SSH password on the terminal (sftp://) when neither the URL nor
+    /// FTP_PASSWORD gives one.
+    #[arg(long)]
+    pub ssh_askpass: bool,
+    /// Azure storage tier (azure backend; not in ferrodup: ignored with a warning).
+    #[arg(long, value_name = "TIER")]
+    pub azure_blob_tier: Option<String>,
+    /// azure backend (ignored with a warning).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub azure_max_block_size: Option<i64>,
+    /// azure backend (ignored with a warning).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub azure_max_connections: Option<i64>,
+    /// azure backend (ignored with a warning).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub azure_max_single_put_size: Option<i64>,
+    /// b2 backend (ignored with a warning).
+    #[arg(long)]
+    pub b2_hide_files: bool,
+    /// cf+http backend (ignored with a warning).
+    #[arg(long, value_name = "pyrax|cloudfiles")]
+    pub cf_backend: Option<String>,
+    /// ftp backends (ignored with a warning).
+    #[arg(long, overrides_with = "ftp_regular")]
+    pub ftp_passive: bool,
+    /// ftp backends (ignored with a warning).
+    #[arg(long, overrides_with = "ftp_passive")]
+    pub ftp_regular: bool,
+    /// idrived backend (ignored with a warning).
+    #[arg(long, value_name = "PATH")]
+    pub idr_fakeroot: Option<PathBuf>,
+    /// imap backend (ignored with a warning).
+    #[arg(long)]
+    pub imap_full_address: bool,
+    /// imap backend (ignored with a warning).
+    #[arg(long, value_name = "MAILBOX")]
+    pub imap_mailbox: Option<String>,
+    /// mf (MediaFire) backend (ignored with a warning).
+    #[arg(long)]
+    pub mf_purge: bool,
+    /// par2+ backend (ignored with a warning; repeatable).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]
+    pub par2_options: Vec<String>,
+    /// par2+ backend (ignored with a warning).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub par2_redundancy: Option<i64>,
+    /// par2+ backend (ignored with a warning).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub par2_volumes: Option<i64>,
+    /// rsync backend (ignored with a warning; repeatable).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]
+    pub rsync_options: Vec<String>,
+    /// pexpect+scp backend (ignored with a warning).
+    #[arg(long, value_name = "COMMAND")]
+    pub scp_command: Option<String>,
+    /// pexpect+sftp backend (ignored with a warning: ferrodup's sftp:// is built in).
+    #[arg(long, value_name = "COMMAND")]
+    pub sftp_command: Option<String>,
+    /// webdav backend (ignored with a warning).
+    #[arg(long, value_name = "HEADERS")]
+    pub webdav_headers: Option<String>,
+    /// Options duplicity 2.0 renamed or removed, refused as duplicity refuses them, with
+    /// what to use instead (see [`Cli::retired_option`]).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub file_to_restore: Option<String>,
+    #[arg(long, hide = true)]
+    pub do_not_restore_ownership: bool,
+    #[arg(long, hide = true)]
+    pub gio: bool,
+    #[arg(long, hide = true)]
+    pub old_filenames: bool,
+    #[arg(long, hide = true)]
+    pub short_filenames: bool,
+    #[arg(long, hide = true, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub exclude_globbing_filelist: Vec<String>,
+    #[arg(long, hide = true, value_name = "FILE", action = clap::ArgAction::Append)]
+    pub include_globbing_filelist: Vec<String>,
+    #[arg(long, hide = true)]
+    pub exclude_filelist_stdin: bool,
+    #[arg(long, hide = true)]
+    pub include_filelist_stdin: bool,
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    pub s3_multipart_max_timeout: Option<String>,
+    #[arg(long, hide = true)]
+    pub s3_european_buckets: bool,
+    #[arg(long, hide = true)]
+    pub s3_use_multiprocessing: bool,
+    #[arg(long, hide = true)]
+    pub s3_use_new_style: bool,
+}
+
+impl Cli {
+    /// The first option given that duplicity 2.0 renamed or removed, with what to do.
+    pub fn retired_option(&self) -> Option<String> {
+        let renamed = [
+            (
+                self.file_to_restore.is_some(),
+                "--file-to-restore",
+                "--path-to-restore",
+            ),
+            (
+                self.do_not_restore_ownership,
+                "--do-not-restore-ownership",
+                "--no-restore-ownership",
+            ),
+        ];
+        if let Some((_, old, new)) = renamed.iter().find(|(given, _, _)| *given) {
+            return Some(format!(
+                "{old} was renamed {new} in duplicity 2.0.0: use {new}"
+            ));
+        }
+        let removed = [
+            (self.gio, "--gio", "leave it out"),
+            (self.old_filenames, "--old-filenames", "leave it out"),
+            (self.short_filenames, "--short-filenames", "leave it out"),
+            (
+                !self.exclude_globbing_filelist.is_empty(),
+                "--exclude-globbing-filelist",
+                "use --exclude-filelist",
+            ),
+            (
+                !self.include_globbing_filelist.is_empty(),
+                "--include-globbing-filelist",
+                "use --include-filelist",
+            ),
+            (
+                self.exclude_filelist_stdin,
+                "--exclude-filelist-stdin",
+                "use --exclude-filelist /dev/stdin",
+            ),
+            (
+                self.include_filelist_stdin,
+                "--include-filelist-stdin",
+                "use --include-filelist /dev/stdin",
+            ),
+            (
+                self.s3_multipart_max_timeout.is_some(),
+                "--s3-multipart-max-timeout",
+                "leave it out",
+            ),
+            (
+                self.s3_european_buckets,
+                "--s3-european-buckets",
+                "leave it out",
+            ),
+            (
+                self.s3_use_multiprocessing,
+                "--s3-use-multiprocessing",
+                "leave it out",
+            ),
+            (self.s3_use_new_style, "--s3-use-new-style", "leave it out"),
+        ];
+        removed
+            .iter()
+            .find(|(given, _, _)| *given)
+            .map(|(_, opt, what)| format!("{opt} was removed in duplicity 2.0.0: {what}"))
+    }
+
+    /// The options given that belong to duplicity backends ferrodup does not have, each
+    /// with its backend.
+    pub fn foreign_backend_options(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (self.azure_blob_tier.is_some(), "--azure-blob-tier", "azure"),
+            (
+                self.azure_max_block_size.is_some(),
+                "--azure-max-block-size",
+                "azure",
+            ),
+            (
+                self.azure_max_connections.is_some(),
+                "--azure-max-connections",
+                "azure",
+            ),
+            (
+                self.azure_max_single_put_size.is_some(),
+                "--azure-max-single-put-size",
+                "azure",
+            ),
+            (self.b2_hide_files, "--b2-hide-files", "b2"),
+            (self.cf_backend.is_some(), "--cf-backend", "cf+http"),
+            (self.ftp_passive, "--ftp-passive", "ftp"),
+            (self.ftp_regular, "--ftp-regular", "ftp"),
+            (self.idr_fakeroot.is_some(), "--idr-fakeroot", "idrived"),
+            (self.imap_full_address, "--imap-full-address", "imap"),
+            (self.imap_mailbox.is_some(), "--imap-mailbox", "imap"),
+            (self.mf_purge, "--mf-purge", "mf (MediaFire)"),
+            (!self.par2_options.is_empty(), "--par2-options", "par2+"),
+            (self.par2_redundancy.is_some(), "--par2-redundancy", "par2+"),
+            (self.par2_volumes.is_some(), "--par2-volumes", "par2+"),
+            (!self.rsync_options.is_empty(), "--rsync-options", "rsync"),
+            (self.scp_command.is_some(), "--scp-command", "pexpect+scp"),
+            (
+                self.sftp_command.is_some(),
+                "--sftp-command",
+                "pexpect+sftp",
+            ),
+            (self.webdav_headers.is_some(), "--webdav-headers", "webdav"),
+        ]
+        .into_iter()
+        .filter(|(given, _, _)| *given)
+        .map(|(_, opt, backend)| (opt, backend))
+        .collect()
+    }
+}
+
+/// Options that add up when repeated (`--gpg-options`, `--ssh-options`), as duplicity joins
+/// them: each value without its surrounding quotes, separated by spaces.
+pub fn joined_options(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| v.trim_matches('"').trim_matches('\''))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The selection options in the order they were given (the order is their meaning).

@@ -5,7 +5,7 @@
 //! build a [`Config`] directly.
 
 use crate::backend;
-use crate::cli::Cli;
+use crate::cli::{joined_options, Cli};
 use crate::commands::backup::Mode;
 use crate::commands::remove::Scope;
 use crate::commands::restore::normalize_path;
@@ -85,6 +85,8 @@ pub struct CryptoConfig {
     pub passphrase: Option<String>,
     /// `SIGN_PASSPHRASE`.
     pub sign_passphrase: Option<String>,
+    /// `--use-agent`: gpg's agent supplies the passphrases of secret keys gpg uses.
+    pub use_agent: bool,
     /// `--encrypt-key` and `--encrypt-sign-key` (empty: symmetric).
     pub recipients: Vec<String>,
     pub hidden_recipients: Vec<String>,
@@ -113,6 +115,7 @@ pub struct BackupConfig {
     pub skip_if_no_change: bool,
     pub copy_links: bool,
     pub print_statistics: bool,
+    pub files_changed: bool,
     pub fail_on_volume: Option<u32>,
 }
 
@@ -146,6 +149,8 @@ pub struct Config {
     pub dry_run: bool,
     pub force: bool,
     pub ignore_errors: bool,
+    /// `--time-separator`: between hours, minutes and seconds in old-style file names.
+    pub time_separator: char,
     /// Compiled selection rules, for the commands they apply to.
     pub select: Option<Arc<Selection>>,
     pub backup: BackupConfig,
@@ -272,6 +277,31 @@ impl Config {
             })?;
             crate::log::set_level(level);
         }
+        if let Some(msg) = cli.retired_option() {
+            return Err(Error::usage(msg));
+        }
+        let time_separator =
+            match cli.time_separator.as_deref().map(|s| {
+                let mut c = s.chars();
+                (c.next(), c.next())
+            }) {
+                None => ':',
+                Some((Some(c), None)) => c,
+                Some(_) => return Err(Error::usage(
+                    "--time-separator takes one character (duplicity's old file names used `:`)",
+                )),
+            };
+        for (opt, backend) in cli.foreign_backend_options() {
+            crate::log::warn(&format!(
+                "{opt} is for the {backend} backend, which ferrodup does not have yet; ignored"
+            ));
+        }
+        if cli.no_check_remote {
+            crate::log::warn(
+                "--no-check-remote: ferrodup always reads the target's listing and checks its \
+                 manifests; ignored",
+            );
+        }
         let wall = crate::wall_clock();
         let now = match &cli.current_time {
             Some(t) => time::parse_user_time(t, wall).map_err(Error::usage)?,
@@ -293,6 +323,13 @@ impl Config {
         let crypto = if cli.no_encryption {
             None
         } else {
+            if cli.use_gpgsm {
+                return Err(Error::Unsupported(
+                    "--use-gpgsm: ferrodup cannot encrypt or decrypt with gpgsm (PKCS#7); \
+                     leave it out to use OpenPGP"
+                        .into(),
+                ));
+            }
             Some(crypto_config(&cli)?)
         };
         if cli.timeout == 0 {
@@ -341,6 +378,7 @@ impl Config {
             skip_if_no_change: cli.skip_if_no_change,
             copy_links: cli.copy_links,
             print_statistics: !cli.no_print_statistics,
+            files_changed: !cli.no_files_changed,
             fail_on_volume: cli.fail_on_volume,
         };
         Ok(Config {
@@ -362,6 +400,7 @@ impl Config {
             dry_run: cli.dry_run,
             force: cli.force,
             ignore_errors: cli.ignore_errors,
+            time_separator,
             select,
             backup,
             restore,
@@ -396,7 +435,10 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             restore_days: cli.s3_restore_days,
             restore_tier: cli.s3_restore_tier.clone(),
         },
-        ssh: backend::SshOptions::parse(cli.ssh_options.as_deref().unwrap_or(""))?,
+        ssh: backend::SshOptions {
+            askpass: cli.ssh_askpass,
+            ..backend::SshOptions::parse(&joined_options(&cli.ssh_options))?
+        },
     })
 }
 
@@ -467,16 +509,33 @@ fn build_selection(
 fn crypto_config(cli: &Cli) -> Result<CryptoConfig> {
     let mut cipher = SymmetricKeyAlgorithm::AES256;
     let mut compression = (!cli.no_compression).then_some(CompressionAlgorithm::ZLIB);
-    if let Some(o) = &cli.gpg_options {
-        apply_gpg_options(o, &mut cipher, &mut compression)?;
+    if !cli.gpg_options.is_empty() {
+        apply_gpg_options(
+            &joined_options(&cli.gpg_options),
+            &mut cipher,
+            &mut compression,
+        )?;
     }
     let mut recipients = cli.encrypt_key.clone();
     recipients.extend(cli.encrypt_sign_key.iter().cloned());
     let sign_key = cli.sign_key.clone().or(cli.encrypt_sign_key.clone());
+    let recipients_given = !recipients.is_empty() || !cli.hidden_encrypt_key.is_empty();
+    if cli.use_agent && !recipients_given {
+        crate::log::info(
+            "--use-agent: symmetric encryption is ferrodup's own (no gpg), so the passphrase \
+             comes from PASSPHRASE or the terminal",
+        );
+    }
     Ok(CryptoConfig {
-        key_files: cli.gpg_key_file.clone(),
+        key_files: cli
+            .gpg_key_file
+            .iter()
+            .chain(&cli.encrypt_secret_keyring)
+            .cloned()
+            .collect(),
         passphrase: std::env::var("PASSPHRASE").ok(),
         sign_passphrase: std::env::var("SIGN_PASSPHRASE").ok(),
+        use_agent: cli.use_agent,
         recipients,
         hidden_recipients: cli.hidden_encrypt_key.clone(),
         sign_key,

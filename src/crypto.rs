@@ -277,6 +277,9 @@ pub struct Crypto {
     /// `None`: no compression packet (`--no-compression`, `--compress-algo none`).
     pub compression: Option<CompressionAlgorithm>,
     pub gpg_binary: PathBuf,
+    /// `--use-agent`: the gpg binary gets no passphrase; gpg's agent (and its pinentry)
+    /// supplies it.
+    pub use_agent: bool,
 }
 
 impl Crypto {
@@ -349,7 +352,12 @@ impl Crypto {
         let path_shown = path.to_path_buf();
         let handle = if self.sign_key.is_some() && sign_native.is_none() {
             let cmd = self.gpg_encrypt_command()?;
-            let pass = self.sign_passphrase.clone().or(self.passphrase.clone());
+            let pass = (!self.use_agent).then(|| {
+                self.sign_passphrase
+                    .clone()
+                    .or(self.passphrase.clone())
+                    .unwrap_or_default()
+            });
             thread::spawn(move || gpg_filter(cmd, pass, reader, out, &path_shown))
         } else {
             let me = self.clone();
@@ -414,22 +422,23 @@ impl Crypto {
         out.finish()
     }
 
-    /// The gpg binary, non-interactive, passphrases through loopback pinentry.
+    /// The gpg binary, non-interactive, passphrases through loopback pinentry (with
+    /// `--use-agent`, from gpg's agent).
     fn gpg_command(&self) -> Command {
         let mut c = Command::new(&self.gpg_binary);
-        c.args([
-            "--batch",
-            "--no-tty",
-            "--no-secmem-warning",
-            "--pinentry-mode",
-            "loopback",
-        ]);
+        c.args(["--batch", "--no-tty", "--no-secmem-warning"]);
+        if !self.use_agent {
+            c.args(["--pinentry-mode", "loopback"]);
+        }
         c
     }
 
     fn gpg_encrypt_command(&self) -> Result<Command> {
         let mut c = self.gpg_command();
-        c.args(["--always-trust", "--force-mdc", "--passphrase-fd", "0"]);
+        c.args(["--always-trust", "--force-mdc"]);
+        if !self.use_agent {
+            c.args(["--passphrase-fd", "0"]);
+        }
         if let Some(k) = &self.sign_key {
             c.args(["--default-key", k, "--sign"]);
         }
@@ -695,8 +704,8 @@ impl Write for CountHash {
     }
 }
 
-/// Runs `gpg` as a filter from `reader` to `out`. The passphrase goes as the first line of
-/// its input (`--passphrase-fd 0`), so it never appears in arguments or files.
+/// Runs `gpg` as a filter from `reader` to `out`. The passphrase, if any, goes as the first
+/// line of its input (`--passphrase-fd 0`), so it never appears in arguments or files.
 fn gpg_filter(
     mut cmd: Command,
     passphrase: Option<String>,
@@ -712,8 +721,10 @@ fn gpg_filter(
     let mut stdin = child.stdin.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
     let feeder = thread::spawn(move || -> io::Result<()> {
-        stdin.write_all(passphrase.unwrap_or_default().as_bytes())?;
-        stdin.write_all(b"\n")?;
+        if let Some(p) = passphrase {
+            stdin.write_all(p.as_bytes())?;
+            stdin.write_all(b"\n")?;
+        }
         io::copy(&mut reader, &mut stdin)?;
         Ok(())
     });

@@ -174,6 +174,7 @@ proptest! {
             cipher: pgp::crypto::sym::SymmetricKeyAlgorithm::AES256,
             compression: None,
             gpg_binary: "/nonexistent/gpg".into(),
+            use_agent: false,
         };
         if let Ok(r) = ferrodup::codec::open_stored(&path, "duplicity-full.20240101T120000Z.vol1.difftar.gpg", Some(&crypto)) {
             let _ = std::io::copy(&mut r.take(1 << 24), &mut std::io::sink());

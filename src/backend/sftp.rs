@@ -24,6 +24,9 @@ pub struct SshOptions {
     pub identity_files: Vec<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub accept_unknown_hosts: bool,
+    /// `--ssh-askpass`: ask for the password on the terminal when the URL and
+    /// `FTP_PASSWORD` give none.
+    pub askpass: bool,
 }
 
 impl SshOptions {
@@ -173,6 +176,17 @@ impl Sftp {
                 .cloned()
                 .or_else(|| std::env::var("FTP_PASSWORD").ok())
         });
+        let password = match password {
+            None if opts.askpass => Some(
+                crate::crypto::prompt_passphrase("SSH password: ", false).map_err(|_| {
+                    Error::usage(
+                        "--ssh-askpass: there is no terminal to ask for the SSH password on; \
+                         put it in FTP_PASSWORD",
+                    )
+                })?,
+            ),
+            p => p,
+        };
         let (hostport, path) = hostpath.split_once('/').unwrap_or((hostpath, ""));
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (

@@ -50,6 +50,9 @@ pub struct BackupOptions {
     pub skip_if_no_change: bool,
     pub copy_links: bool,
     pub print_statistics: bool,
+    /// List the new, changed and deleted files in the manifest (`--no-files-changed`
+    /// writes an empty `Filelist 0`, as duplicity does).
+    pub files_changed: bool,
     /// Testing aid (duplicity's hidden option): fail right after storing this volume.
     pub fail_on_volume: Option<u32>,
     /// What to back up of the source (`--include`, `--exclude`, ...).
@@ -825,20 +828,25 @@ struct Filelist {
     out: BufWriter<File>,
     path: tempfile::TempPath,
     count: u64,
+    enabled: bool,
 }
 
 impl Filelist {
-    fn new(ctx: &Context) -> Result<Self> {
+    fn new(ctx: &Context, enabled: bool) -> Result<Self> {
         let path = ctx.temp_path("filelist")?;
         let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Filelist {
             out: BufWriter::new(f),
             path,
             count: 0,
+            enabled,
         })
     }
 
     fn push(&mut self, kind: &str, index: &[u8]) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
         self.count += 1;
         let line = Manifest::filelist_line(kind, index);
         self.out
@@ -1260,7 +1268,7 @@ fn run_engine(
         sig: BufWriter::with_capacity(256 * 1024, sig_file),
         sig_path: sig_part.to_path_buf(),
         sig_offset: 0,
-        changed: Filelist::new(ctx)?,
+        changed: Filelist::new(ctx, opts.files_changed)?,
         stats: Stats::default(),
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],

@@ -1,6 +1,8 @@
 //! duplicity's time strings: `YYYYMMDDTHHMMSSZ` in file names and the time syntax users
 //! type after `--time`, `remove-older-than` and `--full-if-older-than`.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -70,9 +72,23 @@ pub fn local_offset(t: i64) -> i64 {
     }
 }
 
+/// The character between hours, minutes and seconds in old-style file names
+/// (`--time-separator`; `:` by default).
+static FILENAME_SEPARATOR: AtomicU32 = AtomicU32::new(':' as u32);
+
+/// Sets `--time-separator` for the file names read from now on.
+pub fn set_filename_separator(c: char) {
+    FILENAME_SEPARATOR.store(c as u32, Ordering::Relaxed);
+}
+
 /// Parses duplicity's "W3C or duplicity" datetime (`stringtotime`): the 16-character UTC
 /// form, or `YYYY-MM-DDTHH:MM:SS` followed by `Z` or `±HH:MM`.
 pub fn from_string(s: &str) -> Option<i64> {
+    from_string_sep(s, ':')
+}
+
+/// [`from_string`] with `sep` between hours, minutes and seconds (and in the zone).
+fn from_string_sep(s: &str, sep: char) -> Option<i64> {
     let head = s.get(..s.len().min(19))?;
     let (date, daytime) = head.split_once('T')?;
     if s.len() == 16 {
@@ -89,7 +105,7 @@ pub fn from_string(s: &str) -> Option<i64> {
         return Some(timegm(y, mo, d, h, mi, sec));
     }
     let dparts: Vec<&str> = date.split('-').collect();
-    let tparts: Vec<&str> = daytime.split(':').collect();
+    let tparts: Vec<&str> = daytime.split(sep).collect();
     if dparts.len() != 3 || tparts.len() != 3 {
         return None;
     }
@@ -122,7 +138,8 @@ pub fn from_filename(s: &str) -> Option<i64> {
     if all_digits(&s) {
         return s.parse().ok();
     }
-    from_string(&s)
+    let sep = char::from_u32(FILENAME_SEPARATOR.load(Ordering::Relaxed)).unwrap_or(':');
+    from_string_sep(&s, sep)
 }
 
 /// Seconds in an interval string such as `3D2h` (s, m, h, D, W, M, Y).
