@@ -97,9 +97,10 @@ pub struct Cli {
     /// Do not upload an incremental that has no changes.
     #[arg(long)]
     pub skip_if_no_change: bool,
-    /// Cap the librsync block size (bytes; 0 = no cap).
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
-    pub max_blocksize: u64,
+    /// Cap the librsync block size (bytes, rounded up to a multiple of 512 as duplicity
+    /// does; default: no cap).
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub max_blocksize: Option<i64>,
     /// Folder for temporary files.
     #[arg(long, value_name = "PATH")]
     pub tempdir: Option<PathBuf>,

@@ -268,7 +268,7 @@ impl Config {
     /// Builds the configuration from the command line and its selection options (in the
     /// order given, see [`crate::cli::selection_options`]). Parsing `-v` sets the log level
     /// at once, so that the warnings given while building obey it.
-    pub fn from_cli(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<Config> {
+    pub fn from_cli(mut cli: Cli, mut select_opts: Vec<(Opt, String)>) -> Result<Config> {
         if let Some(v) = &cli.verbosity {
             let level = crate::log::parse_level(v).ok_or_else(|| {
                 Error::usage(format!(
@@ -279,6 +279,19 @@ impl Config {
         }
         if let Some(msg) = cli.retired_option() {
             return Err(Error::usage(msg));
+        }
+        // The options duplicity reads as file names get `~` and `$VAR` expanded, as there.
+        for p in [&mut cli.archive_dir, &mut cli.tempdir, &mut cli.config_dir] {
+            *p = p.as_deref().map(expand_path);
+        }
+        cli.gpg_binary = expand_path(&cli.gpg_binary);
+        if let Some(r) = &mut cli.path_to_restore {
+            *r = expand_str(r);
+        }
+        for (o, v) in &mut select_opts {
+            if *o == Opt::FilesFrom {
+                *v = expand_str(v);
+            }
         }
         let time_separator =
             match cli.time_separator.as_deref().map(|s| {
@@ -367,7 +380,7 @@ impl Config {
         };
         let backup = BackupConfig {
             volsize: cli.volsize.saturating_mul(1024 * 1024),
-            max_blocksize: cli.max_blocksize,
+            max_blocksize: cli.max_blocksize.map_or(0, round512),
             full_if_older_than: cli
                 .full_if_older_than
                 .as_deref()
@@ -405,6 +418,52 @@ impl Config {
             backup,
             restore,
         })
+    }
+}
+
+/// `--max-blocksize` as duplicity takes it: the absolute value rounded up to a multiple of
+/// 512, at least 512.
+fn round512(n: i64) -> u64 {
+    n.unsigned_abs().max(1).div_ceil(512).saturating_mul(512)
+}
+
+/// `~` and `$NAME`/`${NAME}` expanded as Python's `expanduser` and `expandvars` do (an
+/// unknown variable stays as written).
+fn expand_str(s: &str) -> String {
+    let home = || std::env::var("HOME").ok().filter(|h| !h.is_empty());
+    let s = match (s.strip_prefix('~'), home()) {
+        (Some(rest), Some(h)) if rest.is_empty() || rest.starts_with('/') => format!("{h}{rest}"),
+        _ => s.to_string(),
+    };
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(j) => (&braced[..j], j + 2),
+                None => ("", 0),
+            }
+        } else {
+            let n = after.find(|c| !name_char(c)).unwrap_or(after.len());
+            (&after[..n], n)
+        };
+        match std::env::var(name).ok().filter(|_| !name.is_empty()) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[i..i + 1 + len]),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn expand_path(p: &Path) -> PathBuf {
+    match p.to_str() {
+        Some(s) => PathBuf::from(expand_str(s)),
+        None => p.to_path_buf(),
     }
 }
 
@@ -543,4 +602,30 @@ fn crypto_config(cli: &Cli) -> Result<CryptoConfig> {
         compression,
         gpg_binary: cli.gpg_binary.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_block_sizes_are_read_as_duplicity_reads_them() {
+        std::env::set_var("FERRODUP_CONFIG_TEST", "/x");
+        let home = std::env::var("HOME").unwrap_or_default();
+        assert_eq!(expand_str("$FERRODUP_CONFIG_TEST/a"), "/x/a");
+        assert_eq!(expand_str("${FERRODUP_CONFIG_TEST}b"), "/xb");
+        assert_eq!(
+            expand_str("$FERRODUP_UNSET_VAR/a$"),
+            "$FERRODUP_UNSET_VAR/a$"
+        );
+        assert_eq!(expand_str("${unclosed"), "${unclosed");
+        assert_eq!(expand_str("a/~/$"), "a/~/$");
+        if !home.is_empty() {
+            assert_eq!(expand_str("~/c"), format!("{home}/c"));
+        }
+        assert_eq!(round512(0), 512);
+        assert_eq!(round512(1000), 1024);
+        assert_eq!(round512(-1024), 1024);
+        assert_eq!(round512(i64::MIN), 1 << 63);
+    }
 }
