@@ -636,6 +636,47 @@ fn of_a_toggle_and_its_no_form_the_last_given_wins() {
     }
 }
 
+/// The `Filelist` line of the manifest stored at `target`.
+fn filelist_line(target: &Path) -> String {
+    let (_, man) = files(target)
+        .into_iter()
+        .find(|(n, _)| n.ends_with(".manifest"))
+        .expect("a manifest");
+    String::from_utf8_lossy(&man)
+        .lines()
+        .find(|l| l.starts_with("Filelist"))
+        .unwrap_or("no Filelist line")
+        .to_string()
+}
+
+#[test]
+fn no_files_changed_leaves_the_manifest_filelist_empty_as_duplicity() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    setup(w);
+    for (opts, want) in [
+        (["--files-changed", "--no-files-changed"], "Filelist 0"),
+        (["--no-files-changed", "--files-changed"], "Filelist 4"),
+    ] {
+        let t = w.join(format!("t-{}", opts[1]));
+        let url = format!("file://{}", t.display());
+        let mut args = vec!["full", "--no-encryption", "--archive-dir", "ad"];
+        args.extend(opts);
+        args.extend(["src", &url]);
+        ferrodup(w, &args).ok();
+        assert_eq!(filelist_line(&t), want, "ferrodup {opts:?}");
+        if opts[1] == "--no-files-changed" {
+            let t = w.join("dup");
+            let url = format!("file://{}", t.display());
+            let mut args = vec!["full", "--no-encryption", "--archive-dir", "dad"];
+            args.extend(opts);
+            args.extend(["src", &url]);
+            duplicity(w, &args).ok();
+            assert_eq!(filelist_line(&t), want, "duplicity {opts:?}");
+        }
+    }
+}
+
 #[test]
 fn list_options_given_twice_add_up() {
     let work = tempfile::tempdir().unwrap();
@@ -836,4 +877,69 @@ fn version_shows_the_duplicity_version_scripts_parse() {
         );
         assert!(ours.contains("ferrodup "), "{ours:?}");
     }
+}
+
+/// `--use-agent` with a key only gpg's agent holds: gpg signs and decrypts without
+/// loopback pinentry or a passphrase on its input, and the backup restores.
+#[test]
+fn use_agent_signs_and_decrypts_through_gpg_without_a_passphrase() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    setup(w);
+    let gpg = |args: &[&str]| {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", w.join("gnupg"))
+            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+            .args(args);
+        run(&mut c, &format!("gpg {}", args.join(" "))).ok()
+    };
+    let email = "agent@options.test";
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        email,
+        "ed25519",
+        "sign,cert",
+        "never",
+    ]);
+    let listing = gpg(&["--with-colons", "--list-keys", email]).stdout();
+    let fpr = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .unwrap()
+        .to_string();
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-add-key",
+        &fpr,
+        "cv25519",
+        "encr",
+        "never",
+    ]);
+    let url = format!("file://{}/t", w.display());
+    let opts = ["--use-agent", "--encrypt-key", &fpr, "--sign-key", &fpr];
+    let mut backup = s(&["full", "--archive-dir", "ad"]);
+    backup.extend(s(&opts));
+    backup.extend(s(&["src", &url]));
+    let mut c = Command::new(ferrodup_bin());
+    c.current_dir(w)
+        .args(&backup)
+        .env("GNUPGHOME", w.join("gnupg"))
+        .env_remove("PASSPHRASE")
+        .env_remove("SIGN_PASSPHRASE");
+    run(&mut c, "backup").ok();
+    let mut restore = s(&["restore", "--archive-dir", "rad"]);
+    restore.extend(s(&opts));
+    restore.extend(s(&[&url, "r"]));
+    let mut c = Command::new(ferrodup_bin());
+    c.current_dir(w)
+        .args(&restore)
+        .env("GNUPGHOME", w.join("gnupg"))
+        .env_remove("PASSPHRASE")
+        .env_remove("SIGN_PASSPHRASE");
+    run(&mut c, "restore").ok();
+    assert_eq!(files(&w.join("r")), files(&w.join("src")));
 }
