@@ -28,6 +28,7 @@ static CRYPTO: LazyLock<Crypto> = LazyLock::new(|| {
         compression: None,
         // Never fall back to a gpg process: one per input would be far too slow.
         gpg_binary: PathBuf::from("/nonexistent/gpg"),
+        use_agent: false,
     }
 });
 
