@@ -281,7 +281,7 @@ impl Config {
             return Err(Error::usage(msg));
         }
         // The options duplicity reads as file names get `~` and `$VAR` expanded, as there.
-        for p in [&mut cli.archive_dir, &mut cli.tempdir, &mut cli.config_dir] {
+        for p in [&mut cli.archive_dir, &mut cli.tempdir] {
             *p = p.as_deref().map(expand_path);
         }
         cli.gpg_binary = expand_path(&cli.gpg_binary);
@@ -293,17 +293,7 @@ impl Config {
                 *v = expand_str(v);
             }
         }
-        let time_separator =
-            match cli.time_separator.as_deref().map(|s| {
-                let mut c = s.chars();
-                (c.next(), c.next())
-            }) {
-                None => ':',
-                Some((Some(c), None)) => c,
-                Some(_) => return Err(Error::usage(
-                    "--time-separator takes one character (duplicity's old file names used `:`)",
-                )),
-            };
+        let time_separator = time_separator(cli.time_separator.as_deref())?;
         for (opt, backend) in cli.foreign_backend_options() {
             crate::log::warn(&format!(
                 "{opt} is for the {backend} backend, which ferrodup does not have yet; ignored"
@@ -418,6 +408,18 @@ impl Config {
             backup,
             restore,
         })
+    }
+}
+
+/// `--time-separator`: one character, `:` by default.
+fn time_separator(s: Option<&str>) -> Result<char> {
+    let Some(s) = s else { return Ok(':') };
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Ok(c),
+        _ => Err(Error::usage(format!(
+            "--time-separator {s:?}: give one character (duplicity's old file names used `:`)"
+        ))),
     }
 }
 
@@ -627,5 +629,9 @@ mod tests {
         assert_eq!(round512(1000), 1024);
         assert_eq!(round512(-1024), 1024);
         assert_eq!(round512(i64::MIN), 1 << 63);
+        assert_eq!(time_separator(None).unwrap(), ':');
+        assert_eq!(time_separator(Some(".")).unwrap(), '.');
+        assert!(time_separator(Some("")).is_err());
+        assert!(time_separator(Some("::")).is_err());
     }
 }
