@@ -33,7 +33,7 @@ fn main() {
     match run(cli, select) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("ferrodup: {}", backend::redact(&e.to_string()));
+            ferrodup::log::fatal(e.exit_code(), &e.to_string());
             std::process::exit(e.exit_code());
         }
     }
@@ -61,6 +61,7 @@ fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
 }
 
 fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
+    ferrodup::log::setup(&cli.log_fd, &cli.log_file, cli.log_timestamp).map_err(Error::usage)?;
     if let Some(v) = &cli.verbosity {
         let level = ferrodup::log::parse_level(v).ok_or_else(|| {
             Error::usage(format!(
@@ -261,6 +262,9 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
                 select: select.unwrap_or_else(|| Arc::new(Selection::none())),
+                progress: cli
+                    .progress
+                    .then(|| Duration::from_secs(cli.progress_rate.max(1))),
             };
             if let Some(c) = &ctx.crypto {
                 c.check_for_writing()?;

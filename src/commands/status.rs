@@ -37,6 +37,53 @@ fn chain_text(c: &Chain) -> String {
     l.join("\n")
 }
 
+/// The data lines of duplicity's collection-status record (`INFO 3`), which frontends
+/// parse: deja-dup reads each chain's sets (`full|inc TIME VOLUMES enc|noenc`) from them.
+/// The first two lines are what duplicity 3.2.1 writes there, whatever the backend.
+pub fn record_data(col: &Collection) -> String {
+    let mut l = vec![
+        String::new(),
+        "backend BackendWrapper".to_string(),
+        "archive-dir (. dir)".to_string(),
+    ];
+    let sets = |l: &mut Vec<String>, c: &Chain| {
+        for s in c.sets() {
+            l.push(format!(
+                " {} {} {} {}",
+                if s.times().is_full() { "full" } else { "inc" },
+                crate::format::time::to_string(s.times().end()),
+                s.volumes.len(),
+                if s.encrypted { "enc" } else { "noenc" }
+            ));
+        }
+    };
+    let secondary = col.chains.len().saturating_sub(1);
+    for (i, c) in col.chains.iter().take(secondary).enumerate() {
+        l.push(format!("chain-no-sig {i}"));
+        sets(&mut l, c);
+    }
+    if let Some(c) = col.last_chain() {
+        l.push("chain-complete".to_string());
+        sets(&mut l, c);
+    }
+    l.push(format!("orphaned-sets-num {}", col.orphaned_sets.len()));
+    l.push(format!("incomplete-sets-num {}", col.incomplete_sets.len()));
+    l.join("\n")
+}
+
+/// Backups and restores write the collection's record at verbosity 8 and above, as
+/// duplicity does (the human collection status is `collection-status`'s output).
+pub fn log_collection(col: &Collection) {
+    if crate::log::enabled(8) {
+        crate::log::machine(
+            8,
+            crate::log::info_code::COLLECTION_STATUS,
+            Some(&record_data(col)),
+            "",
+        );
+    }
+}
+
 pub fn run(ctx: &Context) -> Result<()> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
@@ -110,7 +157,20 @@ pub fn run(ctx: &Context) -> Result<()> {
     } else if damaged.is_empty() {
         l.push("No orphaned or incomplete backup sets found.".to_string());
     }
-    println!("{}", l.join("\n"));
+    // duplicity writes these records whatever the verbosity.
+    crate::log::machine(
+        crate::log::NOTICE,
+        crate::log::info_code::GENERIC,
+        None,
+        &l[0],
+    );
+    crate::log::machine(
+        crate::log::INFO,
+        crate::log::info_code::COLLECTION_STATUS,
+        Some(&record_data(&col)),
+        &l[1..].join("\n"),
+    );
+    crate::outln!("{}", l.join("\n"));
     if !damaged.is_empty() {
         return Err(Error::corrupt(format!(
             "{} backup set(s) are damaged (listed above): restore an earlier --time, or run a \
