@@ -458,3 +458,74 @@ fn closed_stdout_ends_quietly() {
     ferrodup(w, &a).ok();
     assert_same_tree(&src, &w.join("restored"), "restore after a closed stdout");
 }
+
+/// Leftovers of a broken chain (an incremental whose parent is gone) are reported with
+/// duplicity's warning codes: orphaned signature (2) and orphaned backup set (6), which
+/// make deja-dup run cleanup.
+#[test]
+fn leftovers_are_reported_with_duplicitys_codes() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut found = Vec::new();
+    for tool in ["ferro", "dup"] {
+        let target = format!("file://{}/{tool}-target", w.display());
+        let cache = format!("{tool}-cache");
+        for (i, t) in [T1, T2, T2 + 86400].into_iter().enumerate() {
+            std::fs::write(src.join("a"), format!("version {i}")).unwrap();
+            set_mtime(&src.join("a"), t - 10);
+            let ts = t.to_string();
+            let a = [
+                "--no-encryption",
+                "--current-time",
+                &ts,
+                "--archive-dir",
+                &cache,
+                "src",
+                &target,
+            ];
+            records(w, tool, &format!("backup{i}"), &a).0.ok();
+        }
+        // The first incremental goes, from the target and the cache.
+        for dir in [w.join(format!("{tool}-target")), w.join(&cache)] {
+            for e in walkdir(&dir) {
+                if e.to_string_lossy()
+                    .contains("20240101T120000Z.to.20240102T120000Z")
+                {
+                    std::fs::remove_file(e).unwrap();
+                }
+            }
+        }
+        let a = [
+            "collection-status",
+            "--no-encryption",
+            "--archive-dir",
+            &cache,
+            &target,
+        ];
+        let (_, recs) = records(w, tool, "status", &a);
+        let warnings: BTreeSet<u32> = recs
+            .iter()
+            .filter(|r| r.level == "WARNING")
+            .map(|r| r.code)
+            .collect();
+        found.push(warnings);
+    }
+    assert_eq!(found[0], BTreeSet::from([2, 6]));
+    assert_eq!(found[0], found[1]);
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

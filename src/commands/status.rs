@@ -72,7 +72,8 @@ pub fn record_data(col: &Collection) -> String {
 }
 
 /// Backups and restores write the collection's record at verbosity 8 and above, as
-/// duplicity does (the human collection status is `collection-status`'s output).
+/// duplicity does (the human collection status is `collection-status`'s output), and
+/// the leftovers records (see [`record_leftovers`]).
 pub fn log_collection(col: &Collection) {
     if crate::log::enabled(8) {
         crate::log::machine(
@@ -80,6 +81,39 @@ pub fn log_collection(col: &Collection) {
             crate::log::info_code::COLLECTION_STATUS,
             Some(&record_data(col)),
             "",
+        );
+    }
+    record_leftovers(col);
+}
+
+/// duplicity's warning records about orphaned backup sets and signature files (deja-dup
+/// runs `cleanup` when a backup reports them). Records only: ferrodup's messages about
+/// leftovers are its own.
+pub fn record_leftovers(col: &Collection) {
+    if !crate::log::enabled(crate::log::WARNING) {
+        return;
+    }
+    if !col.orphaned_sigs.is_empty() {
+        crate::log::machine(
+            crate::log::WARNING,
+            crate::log::warning_code::ORPHANED_SIG,
+            None,
+            &format!(
+                "found signature file(s) outside any chain:\n{}",
+                col.orphaned_sigs.join("\n")
+            ),
+        );
+    }
+    if !col.orphaned_sets.is_empty() {
+        let files: Vec<String> = col.orphaned_sets.iter().flat_map(|s| s.files()).collect();
+        crate::log::machine(
+            crate::log::WARNING,
+            crate::log::warning_code::ORPHANED_BACKUP,
+            None,
+            &format!(
+                "found backup file(s) outside any chain:\n{}",
+                files.join("\n")
+            ),
         );
     }
 }
@@ -157,6 +191,7 @@ pub fn run(ctx: &Context) -> Result<()> {
     } else if damaged.is_empty() {
         l.push("No orphaned or incomplete backup sets found.".to_string());
     }
+    record_leftovers(&col);
     // duplicity writes these records whatever the verbosity.
     crate::log::machine(
         crate::log::NOTICE,
