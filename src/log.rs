@@ -253,10 +253,20 @@ pub fn debug(msg: &str) {
     log(DEBUG, info_code::GENERIC, None, msg);
 }
 
+static ERROR_EXTRA: Mutex<Option<String>> = Mutex::new(None);
+
+/// Data for the `ERROR` record of the error about to be returned, where duplicity gives
+/// some (a changed host or source directory: the current and the previous one, escaped),
+/// which frontends read: deja-dup asks whether to go on from it.
+pub fn error_extra(extra: String) {
+    *ERROR_EXTRA.lock().unwrap_or_else(|e| e.into_inner()) = Some(extra);
+}
+
 /// The error that ends the run: one line `ferrodup: ...` on standard error, and an
 /// `ERROR` record whose code is the exit status, as duplicity's fatal errors.
 pub fn fatal(status: i32, msg: &str) {
-    machine(ERROR, status.max(1) as u32, None, msg);
+    let extra = ERROR_EXTRA.lock().unwrap_or_else(|e| e.into_inner()).take();
+    machine(ERROR, status.max(1) as u32, extra.as_deref(), msg);
     human(ERROR, &format!("ferrodup: {msg}"));
 }
 

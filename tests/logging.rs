@@ -529,3 +529,39 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A backup of another directory to the same target fails with duplicity's record data:
+/// the current and the previous source, escaped (deja-dup reads them to ask the user).
+#[test]
+fn source_mismatch_error_names_both_directories() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_tree(&w.join("src"));
+    make_tree(&w.join("other dir"));
+    let mut errors = Vec::new();
+    for tool in ["ferro", "dup"] {
+        let target = format!("file://{}/{tool}-target", w.display());
+        let cache = format!("{tool}-cache");
+        let t1 = T1.to_string();
+        let t2 = T2.to_string();
+        let base = ["--no-encryption", "--archive-dir", &cache, "--current-time"];
+        let mut a = vec!["full"];
+        a.extend(base);
+        a.extend([t1.as_str(), "src", &target]);
+        records(w, tool, "full", &a).0.ok();
+        let mut a = vec!["incremental"];
+        a.extend(base);
+        a.extend([t2.as_str(), "other dir", &target]);
+        let (r, recs) = records(w, tool, "inc", &a);
+        let e: Vec<&Record> = recs.iter().filter(|r| r.level == "ERROR").collect();
+        assert_eq!(e.len(), 1, "{tool}: {recs:?}");
+        assert_eq!(
+            e[0].code as i32,
+            r.code(),
+            "{tool}: ERROR code = exit status"
+        );
+        errors.push(e[0].extra.clone());
+    }
+    assert_eq!(errors[0], "'other dir' 'src'");
+    assert_eq!(errors[0], errors[1]);
+}

@@ -472,6 +472,11 @@ fn check_source_match(
     let host = hostname();
     if let Some(h) = m.hostname.as_deref().filter(|h| !h.is_empty()) {
         if h != host {
+            crate::log::error_extra(format!(
+                "{} {}",
+                crate::log::escape(host.as_bytes()),
+                crate::log::escape(h.as_bytes())
+            ));
             return Err(Error::input(format!(
                 "backup source host has changed (current {host:?}, previous {h:?}); use \
                  --allow-source-mismatch if this is intended"
@@ -481,6 +486,11 @@ fn check_source_match(
     let dir = localdir(source);
     if let Some(d) = m.localdir.as_deref().filter(|d| !d.is_empty()) {
         if d != dir.as_slice() {
+            crate::log::error_extra(format!(
+                "{} {}",
+                crate::log::escape(&dir),
+                crate::log::escape(d)
+            ));
             return Err(Error::input(format!(
                 "backup source directory has changed (current {:?}, previous {:?}); use \
                  --allow-source-mismatch if this is intended",
