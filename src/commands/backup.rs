@@ -247,6 +247,9 @@ fn source_bytes(source: &Path, copy_links: bool, select: &Arc<Selection>) -> Res
 /// A new, changed or deleted path: `A`, `M` or `D` and the path at verbosity info, with
 /// duplicity's code and the escaped path in the record (deja-dup shows the file).
 fn log_change(code: u32, index: &[u8]) {
+    if !crate::log::enabled(crate::log::INFO) {
+        return;
+    }
     let letter = match code {
         info_code::DIFF_FILE_NEW => 'A',
         info_code::DIFF_FILE_CHANGED => 'M',

@@ -787,7 +787,7 @@ impl Sink for WriteSink {
         self.close_dirs_until(Some(&obj.index))?;
         let rel = self.target(&obj.index);
         let h = &obj.header;
-        if !rel.is_empty() {
+        if !rel.is_empty() && crate::log::enabled(crate::log::INFO) {
             crate::log::log(
                 crate::log::INFO,
                 crate::log::info_code::PATCH_FILE_WRITING,
