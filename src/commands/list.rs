@@ -68,17 +68,19 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         let _ = out.write_all(path);
         let _ = out.write_all(b"\n");
         // duplicity writes this record whatever the verbosity.
-        crate::log::machine(
-            crate::log::INFO,
-            crate::log::info_code::FILE_LIST,
-            Some(&format!(
-                "{} {} {}",
-                crate::format::time::to_string(mtime),
-                crate::log::escape(index),
-                kind.duplicity_name()
-            )),
-            &format!("{pretty} {}", String::from_utf8_lossy(path)),
-        );
+        if crate::log::recording() {
+            crate::log::machine(
+                crate::log::INFO,
+                crate::log::info_code::FILE_LIST,
+                Some(&format!(
+                    "{} {} {}",
+                    crate::format::time::to_string(mtime),
+                    crate::log::escape(index),
+                    kind.duplicity_name()
+                )),
+                &format!("{pretty} {}", String::from_utf8_lossy(path)),
+            );
+        }
     };
     while let Some(e) = overlay.next_entry()? {
         if crate::log::stdout_closed() && !crate::log::recording() {
