@@ -138,6 +138,7 @@ pub fn run(config: Config) -> Result<Outcome> {
                 print_statistics: b.print_statistics,
                 files_changed: b.files_changed,
                 fail_on_volume: b.fail_on_volume,
+                progress: b.progress,
                 select: config.select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
             if let Some(c) = &ctx.crypto {

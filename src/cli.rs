@@ -383,6 +383,24 @@ pub struct Cli {
     pub s3_use_multiprocessing: bool,
     #[arg(long, hide = true)]
     pub s3_use_new_style: bool,
+
+    // Logging and progress (issue 9, part "logging").
+    /// Also write duplicity's machine-readable log records to this open file descriptor
+    /// (repeatable).
+    #[arg(long, value_name = "FD", allow_negative_numbers = true, action = clap::ArgAction::Append)]
+    pub log_fd: Vec<i32>,
+    /// Also append duplicity's machine-readable log records to this file (repeatable).
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub log_file: Vec<PathBuf>,
+    /// Start each message with the local time and its level.
+    #[arg(long)]
+    pub log_timestamp: bool,
+    /// Print a progress line during full and incremental backups.
+    #[arg(long)]
+    pub progress: bool,
+    /// Seconds between progress lines (with --progress).
+    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    pub progress_rate: u64,
 }
 
 impl Cli {

@@ -117,6 +117,8 @@ pub struct BackupConfig {
     pub print_statistics: bool,
     pub files_changed: bool,
     pub fail_on_volume: Option<u32>,
+    /// `--progress`: a progress line this often.
+    pub progress: Option<std::time::Duration>,
 }
 
 /// Restore, verify and list settings.
@@ -269,6 +271,7 @@ impl Config {
     /// order given, see [`crate::cli::selection_options`]). Parsing `-v` sets the log level
     /// at once, so that the warnings given while building obey it.
     pub fn from_cli(mut cli: Cli, mut select_opts: Vec<(Opt, String)>) -> Result<Config> {
+        crate::log::setup(&cli.log_fd, &cli.log_file, cli.log_timestamp).map_err(Error::usage)?;
         if let Some(v) = &cli.verbosity {
             let level = crate::log::parse_level(v).ok_or_else(|| {
                 Error::usage(format!(
@@ -383,6 +386,9 @@ impl Config {
             print_statistics: !cli.no_print_statistics,
             files_changed: !cli.no_files_changed,
             fail_on_volume: cli.fail_on_volume,
+            progress: cli
+                .progress
+                .then(|| std::time::Duration::from_secs(cli.progress_rate.max(1))),
         };
         Ok(Config {
             command,

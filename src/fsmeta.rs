@@ -130,10 +130,13 @@ impl SourceEntry {
             libc::S_IFCHR => EntryType::CharDevice,
             libc::S_IFBLK => EntryType::BlockDevice,
             _ => {
-                crate::log::warn(&format!(
-                    "skipping socket {} (sockets cannot be backed up)",
-                    fs_path.display()
-                ));
+                // As duplicity: an info message, with its `skipping_socket` record.
+                crate::log::log(
+                    crate::log::INFO,
+                    crate::log::info_code::SKIPPING_SOCKET,
+                    Some(&crate::log::escape(fs_path.as_os_str().as_bytes())),
+                    &format!("Skipping socket {}", fs_path.display()),
+                );
                 return Ok(None);
             }
         };
@@ -422,10 +425,11 @@ impl Walk {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) => {
-                crate::log::warn(&format!(
-                    "cannot read directory {}: {e}; skipping it",
-                    dir.display()
-                ));
+                crate::log::warn_path(
+                    crate::log::warning_code::CANNOT_READ,
+                    dir.as_os_str().as_bytes(),
+                    &format!("cannot read directory {}: {e}; skipping it", dir.display()),
+                );
                 self.errors += 1;
                 self.failed.push(index);
                 return None;
@@ -491,9 +495,17 @@ impl Iterator for Walk {
                     if std::fs::symlink_metadata(&path)
                         .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
                     {
-                        crate::log::warn(&format!("{} vanished while being read", path.display()));
+                        crate::log::warn_path(
+                            crate::log::warning_code::CANNOT_STAT,
+                            path.as_os_str().as_bytes(),
+                            &format!("{} vanished while being read", path.display()),
+                        );
                     } else {
-                        crate::log::warn(&format!("{e}; skipping it"));
+                        crate::log::warn_path(
+                            crate::log::warning_code::CANNOT_STAT,
+                            path.as_os_str().as_bytes(),
+                            &format!("{e}; skipping it"),
+                        );
                         self.failed.push(index);
                     }
                     continue;

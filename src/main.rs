@@ -1,5 +1,4 @@
 use clap::{CommandFactory, FromArgMatches};
-use ferrodup::backend;
 use ferrodup::cli::{selection_options, Cli};
 use ferrodup::config::Config;
 
@@ -18,12 +17,12 @@ fn main() {
     match Config::from_cli(cli, select).and_then(ferrodup::app::run) {
         Ok(outcome) => {
             if let Some(m) = outcome.message() {
-                eprintln!("ferrodup: {m}");
+                ferrodup::log::fatal(outcome.exit_code(), &m);
             }
             std::process::exit(outcome.exit_code())
         }
         Err(e) => {
-            eprintln!("ferrodup: {}", backend::redact(&e.to_string()));
+            ferrodup::log::fatal(e.exit_code(), &e.to_string());
             std::process::exit(e.exit_code());
         }
     }

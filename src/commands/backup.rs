@@ -16,12 +16,14 @@ use crate::format::naming::{Kind, SetTimes, Wrapping};
 use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, FineStat, SourceEntry};
+use crate::log::{info_code, warning_code};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -57,6 +59,8 @@ pub struct BackupOptions {
     pub fail_on_volume: Option<u32>,
     /// What to back up of the source (`--include`, `--exclude`, ...).
     pub select: Arc<Selection>,
+    /// `--progress`: a progress line this often.
+    pub progress: Option<std::time::Duration>,
 }
 
 /// A place in the tar stream: an archive path and, inside a multivol file, the chunk number.
@@ -113,6 +117,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
+    crate::commands::status::log_collection(&col);
     let resume = plan_resume(ctx, opts, &col, &remote)?;
     let local = usable_cache(ctx, &col)?;
 
@@ -213,6 +218,14 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
             SigOverlay::new(files)?
         }
     };
+    crate::progress::reset();
+    let _progress = match opts.progress {
+        Some(rate) if !ctx.dry_run => Some(crate::progress::start(
+            source_bytes(&opts.source, opts.copy_links, &opts.select)?,
+            rate,
+        )),
+        _ => None,
+    };
     if full {
         crate::log::notice("Starting full backup.");
     } else {
@@ -222,6 +235,35 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         ));
     }
     write_set(ctx, opts, set, overlay, resume)
+}
+
+/// The bytes of what the backup will look at, by a walk that only reads metadata: the
+/// total of `--progress`.
+fn source_bytes(source: &Path, copy_links: bool, select: &Arc<Selection>) -> Result<u64> {
+    // The backup's own walk reports what cannot be read.
+    crate::log::muted(|| {
+        let walk = fsmeta::Walk::new(source, copy_links)?.with_selection(select.clone());
+        Ok(walk.map(|e| e.size).sum())
+    })
+}
+
+/// A new, changed or deleted path: `A`, `M` or `D` and the path at verbosity info, with
+/// duplicity's code and the escaped path in the record (deja-dup shows the file).
+fn log_change(code: u32, index: &[u8]) {
+    if !crate::log::enabled(crate::log::INFO) {
+        return;
+    }
+    let letter = match code {
+        info_code::DIFF_FILE_NEW => 'A',
+        info_code::DIFF_FILE_CHANGED => 'M',
+        _ => 'D',
+    };
+    crate::log::log(
+        crate::log::INFO,
+        code,
+        Some(&crate::log::escape(index)),
+        &format!("{letter} {}", crate::log::shown_path(index)),
+    );
 }
 
 /// Refuses to extend a chain that cannot be restored because a set misses volumes.
@@ -436,6 +478,11 @@ fn check_source_match(
     let host = hostname();
     if let Some(h) = m.hostname.as_deref().filter(|h| !h.is_empty()) {
         if h != host {
+            crate::log::error_extra(format!(
+                "{} {}",
+                crate::log::escape(host.as_bytes()),
+                crate::log::escape(h.as_bytes())
+            ));
             return Err(Error::input(format!(
                 "backup source host has changed (current {host:?}, previous {h:?}); use \
                  --allow-source-mismatch if this is intended"
@@ -445,6 +492,11 @@ fn check_source_match(
     let dir = localdir(source);
     if let Some(d) = m.localdir.as_deref().filter(|d| !d.is_empty()) {
         if d != dir.as_slice() {
+            crate::log::error_extra(format!(
+                "{} {}",
+                crate::log::escape(&dir),
+                crate::log::escape(d)
+            ));
             return Err(Error::input(format!(
                 "backup source directory has changed (current {:?}, previous {:?}); use \
                  --allow-source-mismatch if this is intended",
@@ -593,8 +645,16 @@ impl<'s> Uploader<'s> {
                             failpoint::hit("volume-recorded");
                         }
                         stored += v.size;
+                        crate::progress::add_stored(v.size);
                         let _ = std::fs::remove_file(&v.path);
-                        crate::log::info(&format!("Processed volume {}", v.info.number));
+                        // The control line carries the source bytes done so far, which
+                        // deja-dup compares with the total of a --dry-run.
+                        crate::log::log(
+                            crate::log::INFO,
+                            info_code::PROGRESS,
+                            Some(&crate::progress::done().to_string()),
+                            &format!("Processed volume {}", v.info.number),
+                        );
                         if fail_on_volume == Some(v.info.number) {
                             return Err(Error::backend(format!(
                                 "stopping after volume {} as asked by --fail-on-volume",
@@ -921,6 +981,7 @@ impl<R: Read> Read for Tee<'_, R> {
         self.ended = n == 0 && !buf.is_empty();
         self.sig.update(&buf[..n]);
         self.read += n as u64;
+        crate::progress::add_read(n as u64);
         Ok(n)
     }
 }
@@ -967,7 +1028,7 @@ impl Engine<'_, '_> {
         if prev.difftype == DiffType::Signature {
             self.changed.push("deleted", &prev.index)?;
         }
-        crate::log::info(&format!("D {}", String::from_utf8_lossy(&prev.index)));
+        log_change(info_code::DIFF_FILE_DELETED, &prev.index);
         Ok(())
     }
 
@@ -1024,6 +1085,7 @@ impl Engine<'_, '_> {
         if let Some(p) = &prev {
             let sig = p.signature.as_deref();
             if fsmeta::unchanged_file(&p.header, p.fine.as_ref(), sig, &e, &now_header) {
+                crate::progress::add_skipped(e.size);
                 self.stats.source_files += 1;
                 self.stats.source_size += e.size;
                 return Ok(());
@@ -1032,21 +1094,26 @@ impl Engine<'_, '_> {
         self.stats.source_files += 1;
         self.stats.delta_entries += 1;
         if e.kind != EntryType::Regular {
+            crate::progress::add_skipped(e.size);
             let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
             self.vol_member(&e.index, None, &h, &[])?;
             let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
             self.sig_member(&hs, &[], &[])?;
             self.stats.new_files += 1;
-            crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
+            log_change(info_code::DIFF_FILE_NEW, &e.index);
             return Ok(());
         }
         let file = match File::open(&e.fs_path) {
             Ok(f) => f,
             Err(err) => {
-                crate::log::warn(&format!(
-                    "cannot read {}: {err}; it is not backed up this time",
-                    e.fs_path.display()
-                ));
+                crate::log::warn_path(
+                    warning_code::CANNOT_READ,
+                    e.fs_path.as_os_str().as_bytes(),
+                    &format!(
+                        "cannot read {}: {err}; it is not backed up this time",
+                        e.fs_path.display()
+                    ),
+                );
                 self.stats.errors += 1;
                 self.stats.delta_entries -= 1;
                 return Ok(());
@@ -1093,19 +1160,27 @@ impl Engine<'_, '_> {
         if let Some(why) = problem {
             self.stats.errors += 1;
             if self.vw.rollback(&mark)? {
-                crate::log::warn(&format!(
-                    "{}: {why}; it is not backed up this time (an earlier version stays in \
-                     the backup)",
-                    e.fs_path.display()
-                ));
+                crate::log::warn_path(
+                    warning_code::CANNOT_READ,
+                    e.fs_path.as_os_str().as_bytes(),
+                    &format!(
+                        "{}: {why}; it is not backed up this time (an earlier version stays \
+                         in the backup)",
+                        e.fs_path.display()
+                    ),
+                );
                 self.stats.delta_entries -= 1;
                 return Ok(());
             }
-            crate::log::warn(&format!(
-                "{}: {why}; only the data read before that is stored, marked so that the \
-                 next backup takes the file again",
-                e.fs_path.display()
-            ));
+            crate::log::warn_path(
+                warning_code::CANNOT_READ,
+                e.fs_path.as_os_str().as_bytes(),
+                &format!(
+                    "{}: {why}; only the data read before that is stored, marked so that \
+                     the next backup takes the file again",
+                    e.fs_path.display()
+                ),
+            );
             // An mtime that never matches the file's: duplicity and ferrodup both take it
             // again next time.
             hs.mtime = if e.mtime == 0 { 1 } else { 0 };
@@ -1120,12 +1195,12 @@ impl Engine<'_, '_> {
             self.stats.changed_size += e.size;
             self.stats.changed_delta_size += stored;
             self.changed.push("changed", &e.index)?;
-            crate::log::info(&format!("M {}", String::from_utf8_lossy(&e.index)));
+            log_change(info_code::DIFF_FILE_CHANGED, &e.index);
         } else {
             self.stats.new_files += 1;
             self.stats.new_size += e.size;
             self.changed.push("new", &e.index)?;
-            crate::log::info(&format!("A {}", String::from_utf8_lossy(&e.index)));
+            log_change(info_code::DIFF_FILE_NEW, &e.index);
         }
         self.stats.source_size += e.size;
         Ok(())
@@ -1374,6 +1449,7 @@ fn run_engine(
         let _ = std::fs::remove_file(&sig_local);
     }
     failpoint::hit("backup-end");
+    crate::progress::finish();
     if opts.print_statistics {
         print_stats(
             ctx.now,
@@ -1387,27 +1463,27 @@ fn run_engine(
 
 fn print_stats(start: i64, elapsed: f64, s: &Stats, dest: u64) {
     let end = start as f64 + elapsed;
-    println!("--------------[ Backup Statistics ]--------------");
-    println!(
+    crate::outln!("--------------[ Backup Statistics ]--------------");
+    crate::outln!(
         "StartTime {start}.00 ({})",
         crate::format::time::pretty(start)
     );
-    println!(
+    crate::outln!(
         "EndTime {end:.2} ({})",
         crate::format::time::pretty(end as i64)
     );
-    println!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
-    println!("SourceFiles {}", s.source_files);
-    println!("SourceFileSize {}", s.source_size);
-    println!("NewFiles {}", s.new_files);
-    println!("NewFileSize {}", s.new_size);
-    println!("DeletedFiles {}", s.deleted_files);
-    println!("ChangedFiles {}", s.changed_files);
-    println!("ChangedFileSize {}", s.changed_size);
-    println!("ChangedDeltaSize {}", s.changed_delta_size);
-    println!("DeltaEntries {}", s.delta_entries);
-    println!("RawDeltaSize {}", s.raw_delta_size);
-    println!("TotalDestinationSizeChange {dest}");
-    println!("Errors {}", s.errors);
-    println!("-------------------------------------------------");
+    crate::outln!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
+    crate::outln!("SourceFiles {}", s.source_files);
+    crate::outln!("SourceFileSize {}", s.source_size);
+    crate::outln!("NewFiles {}", s.new_files);
+    crate::outln!("NewFileSize {}", s.new_size);
+    crate::outln!("DeletedFiles {}", s.deleted_files);
+    crate::outln!("ChangedFiles {}", s.changed_files);
+    crate::outln!("ChangedFileSize {}", s.changed_size);
+    crate::outln!("ChangedDeltaSize {}", s.changed_delta_size);
+    crate::outln!("DeltaEntries {}", s.delta_entries);
+    crate::outln!("RawDeltaSize {}", s.raw_delta_size);
+    crate::outln!("TotalDestinationSizeChange {dest}");
+    crate::outln!("Errors {}", s.errors);
+    crate::outln!("-------------------------------------------------");
 }

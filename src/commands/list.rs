@@ -5,6 +5,7 @@ use crate::collection::Collection;
 use crate::commands::restore::PathFilter;
 use crate::commands::Context;
 use crate::error::{Error, Result};
+use crate::format::tar::EntryType;
 use crate::select::{Candidate, Decision, TreeFilter};
 use crate::sigstate::SigOverlay;
 use std::io::Write;
@@ -58,18 +59,36 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         files.push((name.to_string(), reader));
     }
     let mut overlay = SigOverlay::new(files)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut filter: TreeFilter<(Vec<u8>, i64)> = TreeFilter::default();
-    let mut print = |index: &[u8], mtime: i64| {
+    let mut out = std::io::BufWriter::new(crate::log::Stdout);
+    let mut filter: TreeFilter<(Vec<u8>, i64, EntryType)> = TreeFilter::default();
+    let mut print = |index: &[u8], mtime: i64, kind: EntryType| {
         let path = if index.is_empty() { b"." } else { index };
-        let _ = write!(out, "{} ", crate::format::time::pretty(mtime));
+        let pretty = crate::format::time::pretty(mtime);
+        let _ = write!(out, "{pretty} ");
         let _ = out.write_all(path);
         let _ = out.write_all(b"\n");
+        // duplicity writes this record whatever the verbosity.
+        if crate::log::recording() {
+            crate::log::machine(
+                crate::log::INFO,
+                crate::log::info_code::FILE_LIST,
+                Some(&format!(
+                    "{} {} {}",
+                    crate::format::time::to_string(mtime),
+                    crate::log::escape(index),
+                    kind.duplicity_name()
+                )),
+                &format!("{pretty} {}", String::from_utf8_lossy(path)),
+            );
+        }
     };
     while let Some(e) = overlay.next_entry()? {
+        if crate::log::stdout_closed() && !crate::log::recording() {
+            // Nobody reads the listing any more (`| head`): stop quietly.
+            return Ok(());
+        }
         let Some(f) = select else {
-            print(&e.index, e.header.mtime);
+            print(&e.index, e.header.mtime, e.header.kind);
             continue;
         };
         let c = Candidate {
@@ -81,12 +100,15 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         };
         match filter.decide(&f.select, &c) {
             Decision::Skip => {}
-            Decision::Defer => filter.defer(e.index.clone(), (e.index.clone(), e.header.mtime)),
+            Decision::Defer => filter.defer(
+                e.index.clone(),
+                (e.index.clone(), e.header.mtime, e.header.kind),
+            ),
             Decision::Emit => {
-                for (index, mtime) in filter.release() {
-                    print(&index, mtime);
+                for (index, mtime, kind) in filter.release() {
+                    print(&index, mtime, kind);
                 }
-                print(&e.index, e.header.mtime);
+                print(&e.index, e.header.mtime, e.header.kind);
             }
         }
     }

@@ -64,12 +64,12 @@ pub fn cleanup(ctx: &Context) -> Result<()> {
         .collect::<Vec<_>>()
         .join("\n");
     if ctx.force {
-        println!("Deleting these file(s) from backend:\n{list}");
+        crate::outln!("Deleting these file(s) from backend:\n{list}");
         if !ctx.dry_run {
             delete_all(ctx, &remote, &local)?;
         }
     } else {
-        println!(
+        crate::outln!(
             "Found the following file(s) to delete:\n{list}\nRun duplicity again with the --force \
              option to actually delete."
         );
@@ -147,12 +147,12 @@ pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
     }
     let when: Vec<String> = old.iter().map(|c| pretty(c.end())).collect();
     if ctx.force {
-        println!("Deleting backup chain(s) at times:\n{}", when.join("\n"));
+        crate::outln!("Deleting backup chain(s) at times:\n{}", when.join("\n"));
         if !ctx.dry_run {
             delete_all(ctx, &remote, &local)?;
         }
     } else {
-        println!(
+        crate::outln!(
             "Found old backup chain(s) at the following time(s):\n{}\nRerun command with --force \
              option to actually delete.",
             when.join("\n")

@@ -17,6 +17,7 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use tempfile::TempPath;
@@ -170,6 +171,8 @@ struct SetStream {
     volume: Option<Fetched>,
     pending: Option<(EntryName, Header)>,
     multivol: Option<(Vec<u8>, DiffType, u64)>,
+    /// Volumes taken so far by every stream of the restore, and how many it reads.
+    volumes_read: Arc<(AtomicU64, u64)>,
 }
 
 impl SetStream {
@@ -210,6 +213,14 @@ impl SetStream {
                 Ok(Ok(v)) => {
                     let r = codec::open_stored(&v.path, &v.name, self.crypto.as_ref())?;
                     crate::log::debug(&format!("reading volume {} ({})", v.number, v.name));
+                    let (read, total) = &*self.volumes_read;
+                    let k = read.fetch_add(1, AtomicOrdering::Relaxed) + 1;
+                    crate::log::log(
+                        crate::log::INFO,
+                        crate::log::info_code::PROGRESS,
+                        Some(&format!("{k} {total}")),
+                        &format!("Processed volume {k} of {total}"),
+                    );
                     self.tar = Some(TarReader::new(r));
                     self.volume = Some(v);
                 }
@@ -496,6 +507,7 @@ pub fn replay(
     }
     ctx.backend.prepare_download(&all_names)?;
     let cut: CutFiles = Arc::new(Mutex::new(cut_files));
+    let volumes_read = Arc::new((AtomicU64::new(0), all_names.len() as u64));
     thread::scope(|scope| {
         let mut streams: Vec<SetStream> = plans
             .into_iter()
@@ -506,6 +518,7 @@ pub fn replay(
                 volume: None,
                 pending: None,
                 multivol: None,
+                volumes_read: volumes_read.clone(),
             })
             .collect();
         let mut guarded = SkipCut {
@@ -773,8 +786,24 @@ impl Sink for WriteSink {
     fn put(&mut self, obj: Restored) -> Result<()> {
         self.close_dirs_until(Some(&obj.index))?;
         let rel = self.target(&obj.index);
-        let rel = components(&rel);
         let h = &obj.header;
+        if !rel.is_empty() && crate::log::enabled(crate::log::INFO) {
+            crate::log::log(
+                crate::log::INFO,
+                crate::log::info_code::PATCH_FILE_WRITING,
+                Some(&format!(
+                    "{} {}",
+                    crate::log::escape(&rel),
+                    h.kind.duplicity_name()
+                )),
+                &format!(
+                    "Writing {} of type {}",
+                    String::from_utf8_lossy(&rel),
+                    h.kind.duplicity_name()
+                ),
+            );
+        }
+        let rel = components(&rel);
         match h.kind {
             EntryType::Directory => {
                 let (fd, shown) = self.dest.make_dir(&rel)?;
@@ -1021,6 +1050,7 @@ pub fn restore(
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
+    crate::commands::status::log_collection(&col);
     let sets = sets_at(ctx, &col, req.time)?;
     let mut sink = WriteSink {
         dest: Dest::open(dest)?,

@@ -35,6 +35,19 @@ impl EntryType {
         }
     }
 
+    /// duplicity's name for the type (`path.type`), as its log records show it.
+    pub fn duplicity_name(self) -> &'static str {
+        match self {
+            EntryType::Regular => "reg",
+            EntryType::Directory => "dir",
+            EntryType::Symlink => "sym",
+            EntryType::Fifo => "fifo",
+            EntryType::CharDevice => "chr",
+            EntryType::BlockDevice => "blk",
+            EntryType::HardLink | EntryType::Other(_) => "unknown",
+        }
+    }
+
     fn from_byte(b: u8) -> Self {
         match b {
             b'0' | 0 | b'7' => EntryType::Regular,

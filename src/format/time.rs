@@ -264,6 +264,29 @@ pub fn pretty(t: i64) -> String {
     )
 }
 
+/// `2024-01-31 12:00:00,123` in local time, as Python's logging writes `asctime`
+/// (duplicity's `--log-timestamp`).
+pub fn local_log_time(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    // SAFETY: localtime_r only writes into the tm we pass.
+    let tm = unsafe {
+        let tt = d.as_secs() as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&tt, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        d.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
