@@ -238,6 +238,10 @@ pub struct Cli {
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,
+    // stats: backup statistics and --jsonstat.
+    /// Print the backup statistics as JSON and store them with the backup set.
+    #[arg(long)]
+    pub jsonstat: bool,
 }
 
 /// The selection options in the order they were given (the order is their meaning).

@@ -15,6 +15,7 @@ pub mod fsmeta;
 pub mod log;
 pub mod select;
 pub mod sigstate;
+pub mod stats;
 
 /// The wall clock, in seconds since the epoch.
 pub fn wall_clock() -> i64 {

@@ -2,7 +2,7 @@ use clap::{CommandFactory, FromArgMatches};
 use ferrodup::backend;
 use ferrodup::cache::Cache;
 use ferrodup::cli::{selection_options, Cli};
-use ferrodup::commands::backup::{BackupOptions, Mode};
+use ferrodup::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use ferrodup::commands::remove::Scope;
 use ferrodup::commands::restore::{normalize_path, PathFilter, Request};
 use ferrodup::commands::{backup, list, remove, restore, status, Context, RunTemp};
@@ -261,6 +261,12 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
                 select: select.unwrap_or_else(|| Arc::new(Selection::none())),
+                jsonstat: cli.jsonstat.then(|| JsonstatOptions {
+                    target: url.clone(),
+                    // Uploads are not split into duplicity's --concurrency workers: its
+                    // default, 0.
+                    concurrency: 0,
+                }),
             };
             if let Some(c) = &ctx.crypto {
                 c.check_for_writing()?;
