@@ -5,7 +5,7 @@ use ferrodup::cli::{selection_options, Cli};
 use ferrodup::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use ferrodup::commands::remove::Scope;
 use ferrodup::commands::restore::{normalize_path, PathFilter, Request};
-use ferrodup::commands::{backup, list, remove, restore, status, Context, RunTemp};
+use ferrodup::commands::{backup, changes, list, remove, restore, status, Context, RunTemp};
 use ferrodup::crypto::{apply_gpg_options, prompt_passphrase, Crypto, Keyring};
 use ferrodup::error::{Error, Result};
 use ferrodup::format::naming::Prefixes;
@@ -304,7 +304,10 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             let diffs = restore::verify(&ctx, &req, Path::new(&local), cli.compare_data)?;
             Ok(if diffs > 0 { 1 } else { 0 })
         }
-        Cmd::Status(_) => status::run(&ctx).map(|_| 0),
+        Cmd::Status(_) => match cli.show_changes_in_set {
+            Some(n) => changes::run(&ctx, n, cli.jsonstat).map(|_| 0),
+            None => status::run(&ctx).map(|_| 0),
+        },
         Cmd::List(_) => list::run(&ctx, restore_time, req.select.as_ref()).map(|_| 0),
         Cmd::Cleanup(_) => remove::cleanup(&ctx).map(|_| 0),
         Cmd::RemoveOlder(t, _) => {
