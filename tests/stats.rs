@@ -482,3 +482,45 @@ fn jsonstat_files_go_with_their_sets() {
     assert_eq!(results[1].0, expected_remote, "ferrodup's target");
     assert_eq!(results[1].1, results[0].1, "archive dirs");
 }
+
+/// cleanup deletes the jsonstat file of a set it deletes (here a full backup whose manifest
+/// is lost), as duplicity does.
+#[test]
+fn cleanup_deletes_jsonstat_with_an_incomplete_set() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    make_fixture_tree(&work.join("src"), 1, false);
+    let full_stat = format!(
+        "duplicity-full.{}.jsonstat.gz",
+        ferrodup::format::time::to_string(T1)
+    );
+    let manifest = format!(
+        "duplicity-full.{}.manifest",
+        ferrodup::format::time::to_string(T1)
+    );
+    for tool in [Tool::Duplicity, Tool::Ferrodup] {
+        backup(tool, work, "full", T1, &["--jsonstat"]);
+        let target = tool.target(work);
+        let dir = Path::new(target.trim_start_matches("file://")).to_path_buf();
+        assert!(dir.join(&full_stat).exists(), "{tool:?}: stored");
+        std::fs::remove_file(dir.join(&manifest)).unwrap();
+        for e in std::fs::read_dir(work.join(tool.cache())).unwrap() {
+            let _ = std::fs::remove_file(e.unwrap().path().join(&manifest));
+        }
+        let out = tool
+            .run(
+                work,
+                &[
+                    "cleanup",
+                    "--force",
+                    "--no-encryption",
+                    "--archive-dir",
+                    tool.cache(),
+                    &target,
+                ],
+            )
+            .stdout();
+        assert!(out.contains(&full_stat), "{tool:?} lists it:\n{out}");
+        assert!(!dir.join(&full_stat).exists(), "{tool:?}: deleted");
+    }
+}
