@@ -524,3 +524,49 @@ fn cleanup_deletes_jsonstat_with_an_incomplete_set() {
         assert!(!dir.join(&full_stat).exists(), "{tool:?}: deleted");
     }
 }
+
+/// A stored statistics file that is not JSON (or is huge) makes collection-status
+/// --jsonstat fail with one line naming the file, not a panic.
+#[test]
+fn unreadable_jsonstat_is_one_error_line() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    std::fs::create_dir(work.join("src")).unwrap();
+    std::fs::write(work.join("src/f"), b"data").unwrap();
+    backup(Tool::Ferrodup, work, "full", T1, &["--jsonstat"]);
+    let name = format!(
+        "duplicity-full.{}.jsonstat.gz",
+        ferrodup::format::time::to_string(T1)
+    );
+    let cache = std::fs::read_dir(work.join("fcache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let target = Tool::Ferrodup.target(work);
+    for (what, body) in [
+        ("not valid JSON", b"{\"a\": [1, 2,".to_vec()),
+        ("too large", vec![b' '; (16 << 20) + 10]),
+    ] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&body).unwrap();
+        std::fs::write(cache.join(&name), gz.finish().unwrap()).unwrap();
+        let r = ferrodup(
+            work,
+            &[
+                "collection-status",
+                "--no-encryption",
+                "--jsonstat",
+                "--show-changes-in-set",
+                "0",
+                "--archive-dir",
+                "fcache",
+                &target,
+            ],
+        );
+        assert_fails(&r, 4, &["statistics file", &name]);
+        assert!(r.stderr().contains(what), "{what}: {}", r.stderr());
+    }
+}

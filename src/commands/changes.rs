@@ -49,12 +49,15 @@ fn files_changed(ctx: &Context, set: &BackupSet) -> Result<Vec<(String, String)>
         .collect())
 }
 
+/// A jsonstat record is under 2 KiB; a larger file is not read into memory.
+const MAX_JSONSTAT: u64 = 16 << 20;
+
 /// The JSON stored with a set by `--jsonstat`: the archive dir's copy, else the target's;
 /// an empty object when the target has none for the set.
 fn stored_jsonstat(ctx: &Context, set: &BackupSet) -> Result<Json> {
     let local_name = ctx.prefixes.jsonstat(set.times(), false, Wrapping::Gzip);
     let local = ctx.cache.path(&local_name);
-    let (mut reader, shown): (Box<dyn Read + Send>, String) =
+    let (reader, shown): (Box<dyn Read + Send>, String) =
         if set.jsonstat.is_some() && local.is_file() {
             (
                 codec::open_stored(&local, &local_name, None)?,
@@ -70,8 +73,15 @@ fn stored_jsonstat(ctx: &Context, set: &BackupSet) -> Result<Json> {
         };
     let mut text = String::new();
     reader
+        .take(MAX_JSONSTAT + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::corrupt(format!("cannot read statistics file {shown}: {e}")))?;
+    if text.len() as u64 > MAX_JSONSTAT {
+        return Err(Error::corrupt(format!(
+            "statistics file {shown} is too large (over {MAX_JSONSTAT} bytes, which no backup \
+             writes); delete it, or run without --jsonstat"
+        )));
+    }
     Json::parse(&text).map_err(|e| {
         Error::corrupt(format!(
             "statistics file {shown} is not valid JSON ({e}); delete it, or run without \
