@@ -570,3 +570,70 @@ fn unreadable_jsonstat_is_one_error_line() {
         assert!(r.stderr().contains(what), "{what}: {}", r.stderr());
     }
 }
+
+/// Encrypted sets: the `.jsonstat.gpg` each tool stores is read back by the other's
+/// collection-status --jsonstat (ferrodup from the target, with an empty archive dir).
+#[test]
+fn encrypted_jsonstat_read_back_both_ways() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    std::fs::create_dir(work.join("src")).unwrap();
+    std::fs::write(work.join("src/f"), b"data").unwrap();
+    let with_pass = |tool: Tool, args: &[&str]| -> String {
+        let mut c = match tool {
+            Tool::Ferrodup => std::process::Command::new(ferrodup_bin()),
+            Tool::Duplicity => {
+                let mut c = std::process::Command::new(duplicity_bin());
+                c.env("HOME", work);
+                c
+            }
+        };
+        c.current_dir(work)
+            .args(args)
+            .env("PASSPHRASE", "stats test");
+        run(&mut c, &format!("{tool:?} {args:?}")).ok().stdout()
+    };
+    let t = T1.to_string();
+    for tool in [Tool::Duplicity, Tool::Ferrodup] {
+        let target = tool.target(work);
+        let args = [
+            "full",
+            "--jsonstat",
+            "--current-time",
+            &t,
+            "--archive-dir",
+            tool.cache(),
+            "src",
+            &target,
+        ];
+        with_pass(tool, &args);
+        let stored = format!(
+            "duplicity-full.{}.jsonstat.gpg",
+            ferrodup::format::time::to_string(T1)
+        );
+        let dir = Path::new(target.trim_start_matches("file://")).join(stored);
+        assert!(dir.exists(), "{tool:?}: {} missing", dir.display());
+    }
+    let show = |reader: Tool, writer: Tool, cache: &str| -> String {
+        let target = writer.target(work);
+        let out = with_pass(
+            reader,
+            &[
+                "collection-status",
+                "--jsonstat",
+                "--show-changes-in-set",
+                "0",
+                "--archive-dir",
+                cache,
+                &target,
+            ],
+        );
+        json_block(&out, &format!("{reader:?} on {writer:?}")).0
+    };
+    let d_on_d = show(Tool::Duplicity, Tool::Duplicity, "dcache");
+    assert!(d_on_d.contains("\"SourceFiles\""), "{d_on_d}");
+    assert_eq!(show(Tool::Ferrodup, Tool::Duplicity, "fresh"), d_on_d);
+    let f_on_f = show(Tool::Ferrodup, Tool::Ferrodup, "fcache");
+    assert!(f_on_f.contains("\"SourceFiles\""), "{f_on_f}");
+    assert_eq!(show(Tool::Duplicity, Tool::Ferrodup, "fcache"), f_on_f);
+}
