@@ -1420,7 +1420,8 @@ fn run_engine(
         set,
         &stats,
         meta.as_ref().map(|m| (m, false)),
-        stored,
+        // A dry run stores nothing: duplicity reports 0.
+        if ctx.dry_run { 0 } else { stored },
     )?;
     failpoint::hit("backup-end");
     Ok(stats.errors)
