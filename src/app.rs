@@ -3,9 +3,9 @@
 
 use crate::backend;
 use crate::cache::Cache;
-use crate::commands::backup::{BackupOptions, Mode};
+use crate::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use crate::commands::restore::{PathFilter, Request};
-use crate::commands::{backup, list, remove, restore, status, Context, RunTemp};
+use crate::commands::{backup, changes, list, remove, restore, status, Context, RunTemp};
 use crate::config::{Command, Config, CryptoConfig};
 use crate::crypto::{prompt_passphrase, Crypto, Keyring};
 use crate::error::{Error, Result};
@@ -107,7 +107,9 @@ pub fn run(config: Config) -> Result<Outcome> {
             }),
     };
     match config.command {
-        Command::Backup { mode, source, .. } => {
+        Command::Backup {
+            mode, source, url, ..
+        } => {
             if ctx
                 .crypto
                 .as_ref()
@@ -139,6 +141,12 @@ pub fn run(config: Config) -> Result<Outcome> {
                 files_changed: b.files_changed,
                 fail_on_volume: b.fail_on_volume,
                 progress: b.progress,
+                jsonstat: config.jsonstat.then_some(JsonstatOptions {
+                    target: url,
+                    // Uploads are not split into duplicity's --concurrency workers: its
+                    // default, 0.
+                    concurrency: 0,
+                }),
                 select: config.select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
             if let Some(c) = &ctx.crypto {
@@ -166,7 +174,10 @@ pub fn run(config: Config) -> Result<Outcome> {
             let count = restore::verify(&ctx, &req, &local, config.restore.compare_data)?;
             Ok(Outcome::Differences { count })
         }
-        Command::Status { .. } => status::run(&ctx).map(|_| Outcome::Done),
+        Command::Status { .. } => match config.show_changes_in_set {
+            Some(n) => changes::run(&ctx, n, config.jsonstat).map(|_| Outcome::Done),
+            None => status::run(&ctx).map(|_| Outcome::Done),
+        },
         Command::List { .. } => {
             list::run(&ctx, config.restore.time, req.select.as_ref()).map(|_| Outcome::Done)
         }

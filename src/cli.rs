@@ -401,6 +401,16 @@ pub struct Cli {
     /// Seconds between progress lines (with --progress).
     #[arg(long, default_value_t = 3, value_name = "SECONDS")]
     pub progress_rate: u64,
+
+    // stats: backup statistics and --jsonstat.
+    /// Print the backup statistics as JSON and store them with the backup set; with
+    /// collection-status --show-changes-in-set, print the stored statistics.
+    #[arg(long)]
+    pub jsonstat: bool,
+    /// collection-status: list the files changed in backup set N of the newest chain (0 =
+    /// newest, 1 = the one before, ...; with --jsonstat, -1 = all sets).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub show_changes_in_set: Option<i64>,
 }
 
 impl Cli {

@@ -153,6 +153,10 @@ pub struct Config {
     pub ignore_errors: bool,
     /// `--time-separator`: between hours, minutes and seconds in old-style file names.
     pub time_separator: char,
+    /// `--jsonstat`: statistics as JSON, stored with each set and shown by collection-status.
+    pub jsonstat: bool,
+    /// `collection-status --show-changes-in-set N`.
+    pub show_changes_in_set: Option<i64>,
     /// Compiled selection rules, for the commands they apply to.
     pub select: Option<Arc<Selection>>,
     pub backup: BackupConfig,
@@ -409,6 +413,8 @@ impl Config {
             dry_run: cli.dry_run,
             force: cli.force,
             ignore_errors: cli.ignore_errors,
+            jsonstat: cli.jsonstat,
+            show_changes_in_set: cli.show_changes_in_set,
             time_separator,
             select,
             backup,

@@ -28,7 +28,11 @@ pub struct SourceEntry {
     pub mtime_nsec: u32,
     /// The inode change time, which no one can set: seconds and nanoseconds.
     pub ctime: (i64, u32),
+    /// The data size: `st_size` of a regular file, 0 for other objects.
     pub size: u64,
+    /// `st_size` whatever the object (a directory's block size, a symlink's target
+    /// length): what duplicity's statistics count.
+    pub stat_size: u64,
     pub linkname: Vec<u8>,
     pub dev: (u32, u32),
     /// The file system it is on (`st_dev`).
@@ -164,6 +168,7 @@ impl SourceEntry {
             } else {
                 0
             },
+            stat_size: st.size,
             linkname,
             dev: (libc::major(st.rdev), libc::minor(st.rdev)),
             fs_dev: st.dev,
@@ -689,6 +694,7 @@ mod tests {
             mtime_nsec: mtime.1,
             ctime,
             size,
+            stat_size: size,
             linkname: Vec::new(),
             dev: (0, 0),
             fs_dev: 0,

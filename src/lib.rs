@@ -18,6 +18,7 @@ pub mod log;
 pub mod progress;
 pub mod select;
 pub mod sigstate;
+pub mod stats;
 
 /// The wall clock, in seconds since the epoch.
 pub fn wall_clock() -> i64 {

@@ -19,6 +19,7 @@ use crate::fsmeta::{self, FineStat, SourceEntry};
 use crate::log::{info_code, warning_code};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
+use crate::stats::{BackupMeta, BackupStats};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -61,6 +62,16 @@ pub struct BackupOptions {
     pub select: Arc<Selection>,
     /// `--progress`: a progress line this often.
     pub progress: Option<std::time::Duration>,
+    /// `--jsonstat`: print the statistics as JSON and store them with the set.
+    pub jsonstat: Option<JsonstatOptions>,
+}
+
+/// What a `--jsonstat` record tells besides the statistics.
+pub struct JsonstatOptions {
+    /// The target URL as given (a password in it is masked).
+    pub target: String,
+    /// The number of parallel uploads (`--concurrency`).
+    pub concurrency: u64,
 }
 
 /// A place in the tar stream: an archive path and, inside a multivol file, the chunk number.
@@ -73,21 +84,6 @@ struct Resume {
     kept: Vec<VolumeInfo>,
     /// The tar stream is regenerated and skipped up to this path and multivol block.
     skip_to: Position,
-}
-
-#[derive(Default)]
-struct Stats {
-    source_files: u64,
-    source_size: u64,
-    new_files: u64,
-    new_size: u64,
-    deleted_files: u64,
-    changed_files: u64,
-    changed_size: u64,
-    changed_delta_size: u64,
-    delta_entries: u64,
-    raw_delta_size: u64,
-    errors: u64,
 }
 
 /// True if the target holds a backup chain that a backup would extend.
@@ -121,14 +117,18 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let resume = plan_resume(ctx, opts, &col, &remote)?;
     let local = usable_cache(ctx, &col)?;
 
+    crate::log::notice(&match col.last_chain() {
+        Some(c) => format!(
+            "Last full backup date: {}",
+            crate::format::time::pretty(c.start())
+        ),
+        None => "Last full backup date: none".to_string(),
+    });
     let mut full = opts.mode == Mode::Full;
     let mut prev_chain = None;
     if !full {
         match col.last_chain() {
             None => {
-                if opts.mode == Mode::Incremental {
-                    crate::log::notice("Last full backup date: none");
-                }
                 crate::log::notice("No signatures found, switching to full backup.");
                 full = true;
             }
@@ -146,10 +146,9 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                 }
                 if let Some(n) = opts.full_if_n_inc {
                     if chain.incs.len() >= n {
-                        crate::log::notice(&format!(
-                            "Last full backup has {} incrementals, forcing full backup",
-                            chain.incs.len()
-                        ));
+                        crate::log::notice(
+                            "Latest chain has too many incrementals, forcing full backup",
+                        );
                         full = true;
                     }
                 }
@@ -234,7 +233,45 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
             crate::format::time::pretty(set.start())
         ));
     }
-    write_set(ctx, opts, set, overlay, resume)
+    let meta = opts
+        .jsonstat
+        .as_ref()
+        .map(|j| backup_meta(ctx, opts, j, set, prev_chain.as_ref().map(|(c, _)| *c)));
+    write_set(ctx, opts, set, overlay, resume, meta)
+}
+
+/// The `backup_meta` of the `--jsonstat` record: the chain as duplicity sees it when it
+/// writes the record, i.e. after a full backup its new chain, during an incremental the
+/// chain before it.
+fn backup_meta(
+    ctx: &Context,
+    opts: &BackupOptions,
+    j: &JsonstatOptions,
+    set: SetTimes,
+    prev: Option<&Chain>,
+) -> BackupMeta {
+    let local = |s: &crate::collection::BackupSet| {
+        let name = ctx.prefixes.jsonstat(s.times(), false, Wrapping::Gzip);
+        (s.jsonstat.is_some() && ctx.cache.path(&name).is_file()).then_some(name)
+    };
+    let (time_full_bkp, no_of_inc, local_json_stat) = match prev {
+        Some(c) if !set.is_full() => (c.start(), c.incs.len(), c.sets().map(local).collect()),
+        _ => (set.start(), 0, vec![None]),
+    };
+    BackupMeta {
+        action: if opts.mode == Mode::Full {
+            "full"
+        } else {
+            "inc"
+        },
+        skipped_inc: false,
+        time_full_bkp,
+        no_of_inc,
+        concurrency: j.concurrency,
+        target: crate::backend::redact(&j.target),
+        source: opts.source.to_string_lossy().into_owned(),
+        local_json_stat,
+    }
 }
 
 /// The bytes of what the backup will look at, by a walk that only reads metadata: the
@@ -933,7 +970,7 @@ struct Engine<'a, 's> {
     sig_path: PathBuf,
     sig_offset: u64,
     changed: Filelist,
-    stats: Stats,
+    stats: BackupStats,
     max_blocksize: u64,
     buf: Vec<u8>,
 }
@@ -1087,7 +1124,7 @@ impl Engine<'_, '_> {
             if fsmeta::unchanged_file(&p.header, p.fine.as_ref(), sig, &e, &now_header) {
                 crate::progress::add_skipped(e.size);
                 self.stats.source_files += 1;
-                self.stats.source_size += e.size;
+                self.stats.source_size += e.stat_size;
                 return Ok(());
             }
         }
@@ -1101,6 +1138,8 @@ impl Engine<'_, '_> {
             self.sig_member(&hs, &[], &[])?;
             self.stats.new_files += 1;
             log_change(info_code::DIFF_FILE_NEW, &e.index);
+            self.stats.new_size += e.stat_size;
+            self.stats.source_size += e.stat_size;
             return Ok(());
         }
         let file = match File::open(&e.fs_path) {
@@ -1115,6 +1154,7 @@ impl Engine<'_, '_> {
                     ),
                 );
                 self.stats.errors += 1;
+                self.stats.source_files -= 1;
                 self.stats.delta_entries -= 1;
                 return Ok(());
             }
@@ -1193,7 +1233,6 @@ impl Engine<'_, '_> {
         if difftype == DiffType::Diff {
             self.stats.changed_files += 1;
             self.stats.changed_size += e.size;
-            self.stats.changed_delta_size += stored;
             self.changed.push("changed", &e.index)?;
             log_change(info_code::DIFF_FILE_CHANGED, &e.index);
         } else {
@@ -1202,7 +1241,7 @@ impl Engine<'_, '_> {
             self.changed.push("new", &e.index)?;
             log_change(info_code::DIFF_FILE_NEW, &e.index);
         }
-        self.stats.source_size += e.size;
+        self.stats.source_size += read;
         Ok(())
     }
 }
@@ -1214,8 +1253,8 @@ fn write_set(
     set: SetTimes,
     mut overlay: SigOverlay,
     resume: Option<Resume>,
+    meta: Option<BackupMeta>,
 ) -> Result<u64> {
-    let started = std::time::Instant::now();
     let wrap = ctx.wrap();
     let meta_dir = if ctx.dry_run {
         ctx.tempdir.clone()
@@ -1302,7 +1341,7 @@ fn write_set(
             &man_part,
             &meta_dir,
             &mut overlay,
-            started,
+            meta,
             (first_volume, skip_to),
         )
     })
@@ -1320,7 +1359,7 @@ fn run_engine(
     man_part: &Path,
     meta_dir: &Path,
     overlay: &mut SigOverlay,
-    started: std::time::Instant,
+    meta: Option<BackupMeta>,
     (first_volume, skip_to): (u32, Option<Position>),
 ) -> Result<u64> {
     let vw = VolumeWriter {
@@ -1344,7 +1383,10 @@ fn run_engine(
         sig_path: sig_part.to_path_buf(),
         sig_offset: 0,
         changed: Filelist::new(ctx, opts.files_changed)?,
-        stats: Stats::default(),
+        stats: BackupStats {
+            start: crate::stats::now(),
+            ..Default::default()
+        },
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
     };
@@ -1376,6 +1418,7 @@ fn run_engine(
             }
         }
         eng.stats.errors += walk.errors();
+        eng.stats.end = crate::stats::now();
         Ok(())
     })();
     if let Err(e) = walk_result {
@@ -1388,6 +1431,14 @@ fn run_engine(
         let _ = eng.vw.stop();
         let _ = std::fs::remove_file(man_part);
         let _ = std::fs::remove_file(sig_part);
+        report(
+            ctx,
+            opts,
+            set,
+            &eng.stats,
+            meta.as_ref().map(|m| (m, true)),
+            0,
+        )?;
         return Ok(eng.stats.errors);
     }
     let Engine {
@@ -1432,8 +1483,6 @@ fn run_engine(
     } else {
         man_part
     };
-    let sig_size = std::fs::metadata(sig_upload).map(|m| m.len()).unwrap_or(0);
-    let man_size = std::fs::metadata(man_upload).map(|m| m.len()).unwrap_or(0);
     failpoint::hit("sig-cached");
     if !ctx.dry_run {
         ctx.backend.put(sig_upload, &sig_remote)?;
@@ -1448,42 +1497,66 @@ fn run_engine(
         let _ = std::fs::remove_file(&man_local);
         let _ = std::fs::remove_file(&sig_local);
     }
+    report(
+        ctx,
+        opts,
+        set,
+        &stats,
+        meta.as_ref().map(|m| (m, false)),
+        // A dry run stores nothing: duplicity reports 0.
+        if ctx.dry_run { 0 } else { stored },
+    )?;
     failpoint::hit("backup-end");
-    crate::progress::finish();
-    if opts.print_statistics {
-        print_stats(
-            ctx.now,
-            started.elapsed().as_secs_f64(),
-            &stats,
-            stored + sig_size + man_size,
-        );
-    }
     Ok(stats.errors)
 }
 
-fn print_stats(start: i64, elapsed: f64, s: &Stats, dest: u64) {
-    let end = start as f64 + elapsed;
-    crate::outln!("--------------[ Backup Statistics ]--------------");
-    crate::outln!(
-        "StartTime {start}.00 ({})",
-        crate::format::time::pretty(start)
-    );
-    crate::outln!(
-        "EndTime {end:.2} ({})",
-        crate::format::time::pretty(end as i64)
-    );
-    crate::outln!("ElapsedTime {elapsed:.2} ({elapsed:.2} seconds)");
-    crate::outln!("SourceFiles {}", s.source_files);
-    crate::outln!("SourceFileSize {}", s.source_size);
-    crate::outln!("NewFiles {}", s.new_files);
-    crate::outln!("NewFileSize {}", s.new_size);
-    crate::outln!("DeletedFiles {}", s.deleted_files);
-    crate::outln!("ChangedFiles {}", s.changed_files);
-    crate::outln!("ChangedFileSize {}", s.changed_size);
-    crate::outln!("ChangedDeltaSize {}", s.changed_delta_size);
-    crate::outln!("DeltaEntries {}", s.delta_entries);
-    crate::outln!("RawDeltaSize {}", s.raw_delta_size);
-    crate::outln!("TotalDestinationSizeChange {dest}");
-    crate::outln!("Errors {}", s.errors);
-    crate::outln!("-------------------------------------------------");
+/// Prints the `--jsonstat` record and stores it (unless the set was skipped), then prints
+/// the statistics block, as duplicity does after a backup. `dest` is the bytes of the
+/// volumes stored.
+fn report(
+    ctx: &Context,
+    opts: &BackupOptions,
+    set: SetTimes,
+    stats: &BackupStats,
+    meta: Option<(&BackupMeta, bool)>,
+    dest: u64,
+) -> Result<()> {
+    if let Some((meta, skipped)) = meta {
+        let meta = BackupMeta {
+            skipped_inc: skipped,
+            ..meta.clone()
+        };
+        let text = stats.json(Some(&meta)).dumps();
+        crate::outln!("{text}");
+        if !ctx.dry_run && !skipped {
+            store_jsonstat(ctx, set, &text)?;
+        }
+    }
+    crate::progress::finish();
+    if opts.print_statistics {
+        crate::log::out(stats.block(dest).trim_end_matches('\n'));
+    }
+    Ok(())
+}
+
+/// Stores a `--jsonstat` record: gzipped in the archive dir, and at the target wrapped as
+/// the set's other files are.
+fn store_jsonstat(ctx: &Context, set: SetTimes, text: &str) -> Result<()> {
+    let plain = ctx.temp_path("jsonstat")?;
+    std::fs::write(&plain, text).map_err(|e| Error::io(&plain, e))?;
+    let local = ctx
+        .cache
+        .path(&ctx.prefixes.jsonstat(set, false, Wrapping::Gzip));
+    let wrap = ctx.wrap();
+    let wrapped = ctx.temp_path("jsonstat-stored")?;
+    let upload: &Path = if wrap == Wrapping::Plain {
+        &plain
+    } else {
+        codec::store_file(&plain, &wrapped, wrap, ctx.crypto.as_ref())?;
+        &wrapped
+    };
+    ctx.backend
+        .put(upload, &ctx.prefixes.jsonstat(set, false, wrap))?;
+    codec::store_file(&plain, &local, Wrapping::Gzip, None)?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! One module per user command.
 
 pub mod backup;
+pub mod changes;
 pub mod list;
 pub mod remove;
 pub mod restore;

@@ -135,6 +135,15 @@ pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>
 
 /// Reads a set's manifest, from the archive dir when it is there.
 pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
+    read_manifest_with(ctx, set, false)
+}
+
+/// [`read_manifest`] with the manifest's list of changed files.
+pub fn read_manifest_filelist(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
+    read_manifest_with(ctx, set, true)
+}
+
+fn read_manifest_with(ctx: &Context, set: &BackupSet, filelist: bool) -> Result<Manifest> {
     let name = set.manifest.as_deref().expect("complete set");
     let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
         .map(|l| ctx.cache.path(&l))
@@ -150,7 +159,7 @@ pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
             (ctx.open_stored(&tmp, name)?, name.to_string())
         }
     };
-    Manifest::parse_reader(io::BufReader::new(reader), false).map_err(|e| {
+    Manifest::parse_reader(io::BufReader::new(reader), filelist).map_err(|e| {
         Error::corrupt(format!(
             "manifest {shown} is corrupt ({e}); run cleanup or restore an earlier --time"
         ))

@@ -3,6 +3,7 @@
 pub mod entry;
 pub mod manifest;
 pub mod naming;
+pub mod pyjson;
 pub mod rsync;
 pub mod tar;
 pub mod time;

@@ -133,6 +133,18 @@ impl Prefixes {
         )
     }
 
+    /// A `--jsonstat` statistics file name.
+    pub fn jsonstat(&self, set: SetTimes, partial: bool, wrap: Wrapping) -> String {
+        format!(
+            "{}{}{}.jsonstat{}{}",
+            self.base,
+            self.jsonstat,
+            set.stem(),
+            if partial { ".part" } else { "" },
+            wrap.suffix()
+        )
+    }
+
     /// Parses a file name carrying exactly the configured prefixes; `None` for any other file.
     pub fn parse(&self, name: &str) -> Option<ParsedName> {
         let encrypted = name.ends_with(".gpg") || name.ends_with(".g") || name.ends_with(".p7m");
