@@ -238,6 +238,21 @@ pub struct Cli {
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,
+
+    // --- output: collection-status reports and the manifests' change lists ---
+    /// collection-status: list the backup sets of the current chain in which PATH changed.
+    #[arg(long, value_name = "PATH")]
+    pub file_changed: Option<String>,
+    /// collection-status: list the files changed in backup set N (0 the latest, 1 the one
+    /// before, ...; -1 the full one).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub show_changes_in_set: Option<i64>,
+    /// Record the changed files in each backup's manifest (the default).
+    #[arg(long, overrides_with = "no_files_changed")]
+    pub files_changed: bool,
+    /// Do not record the changed files in backup manifests (`Filelist 0`).
+    #[arg(long, overrides_with = "files_changed")]
+    pub no_files_changed: bool,
 }
 
 /// The selection options in the order they were given (the order is their meaning).

@@ -52,3 +52,25 @@ pub fn debug(msg: &str) {
         eprintln!("{}", crate::backend::redact(msg));
     }
 }
+
+/// A notice on standard output, where duplicity prints notices and warnings; used by the
+/// commands whose output scripts parse (collection-status, list-current-files). A closed
+/// pipe is not an error here.
+pub fn out_notice(msg: &str) {
+    if enabled(4) {
+        out_line(msg);
+    }
+}
+
+/// A warning on standard output, in duplicity's words (they carry their own `WARNING.`).
+pub fn out_warn(msg: &str) {
+    if enabled(2) {
+        out_line(msg);
+    }
+}
+
+/// A line on standard output whatever the verbosity (duplicity's forced log lines).
+pub fn out_line(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{}", crate::backend::redact(msg));
+}

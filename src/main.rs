@@ -298,7 +298,13 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
             let diffs = restore::verify(&ctx, &req, Path::new(&local), cli.compare_data)?;
             Ok(if diffs > 0 { 1 } else { 0 })
         }
-        Cmd::Status(_) => status::run(&ctx).map(|_| 0),
+        Cmd::Status(_) => {
+            let opts = status::StatusOptions {
+                file_changed: cli.file_changed.clone(),
+                show_changes_in_set: cli.show_changes_in_set,
+            };
+            status::run(&ctx, &opts).map(|_| 0)
+        }
         Cmd::List(_) => list::run(&ctx, restore_time, req.select.as_ref()).map(|_| 0),
         Cmd::Cleanup(_) => remove::cleanup(&ctx).map(|_| 0),
         Cmd::RemoveOlder(t, _) => {

@@ -1,6 +1,8 @@
 //! One module per user command.
 
 pub mod backup;
+pub mod changes;
+pub mod dupview;
 pub mod list;
 pub mod remove;
 pub mod restore;
@@ -33,15 +35,16 @@ impl Context {
     /// Brings the archive dir in line with the target's listing; names there that look
     /// like backup files but do not parse are ignored with a warning.
     pub fn sync_cache(&self, remote: &[String]) -> Result<()> {
-        for name in remote {
-            if name.contains(self.prefixes.base.as_str()) && self.prefixes.parse(name).is_none() {
-                crate::log::warn(&format!(
-                    "{}: ignoring {name:?}, which is named like a backup file but is not one \
-                     (its name does not parse)",
-                    self.backend.describe()
-                ));
-            }
-        }
+        self.sync_cache_as(remote, false)
+    }
+
+    /// [`Context::sync_cache`], saying what it does as duplicity does, on standard output.
+    pub fn sync_cache_reporting(&self, remote: &[String]) -> Result<()> {
+        self.sync_cache_as(remote, true)
+    }
+
+    fn sync_cache_as(&self, remote: &[String], report: bool) -> Result<()> {
+        self.warn_unparsable(remote);
         if self.dry_run {
             return Ok(());
         }
@@ -51,7 +54,22 @@ impl Context {
             remote,
             &self.tempdir,
             self.crypto.as_ref(),
+            report,
         )
+    }
+
+    /// Warns about the names in a target's listing that look like backup files but do
+    /// not parse (they are ignored).
+    pub fn warn_unparsable(&self, remote: &[String]) {
+        for name in remote {
+            if name.contains(self.prefixes.base.as_str()) && self.prefixes.parse(name).is_none() {
+                crate::log::warn(&format!(
+                    "{}: ignoring {name:?}, which is named like a backup file but is not one \
+                     (its name does not parse)",
+                    self.backend.describe()
+                ));
+            }
+        }
     }
 
     /// How new volumes and signature files are stored.

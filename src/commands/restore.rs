@@ -134,7 +134,12 @@ pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>
 
 /// Reads a set's manifest, from the archive dir when it is there.
 pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
-    let name = set.manifest.as_deref().expect("complete set");
+    read_manifest_named(ctx, set.manifest.as_deref().expect("complete set"), false)
+}
+
+/// Reads the manifest `name` (the archive dir's copy if there is one), with its list of
+/// changed files if `filelist`.
+pub fn read_manifest_named(ctx: &Context, name: &str, filelist: bool) -> Result<Manifest> {
     let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
         .map(|l| ctx.cache.path(&l))
         .filter(|p| p.exists());
@@ -149,7 +154,7 @@ pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
             (ctx.open_stored(&tmp, name)?, name.to_string())
         }
     };
-    Manifest::parse_reader(io::BufReader::new(reader), false).map_err(|e| {
+    Manifest::parse_reader(io::BufReader::new(reader), filelist).map_err(|e| {
         Error::corrupt(format!(
             "manifest {shown} is corrupt ({e}); run cleanup or restore an earlier --time"
         ))
