@@ -260,6 +260,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 copy_links: cli.copy_links,
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
+                files_changed: !cli.no_files_changed,
                 select: select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
             if let Some(c) = &ctx.crypto {

@@ -2,7 +2,8 @@
 //! line for line: the real duplicity and ferrodup read the same target with archive dirs
 //! in the same state, and their standard output must be equal once the archive dir's own
 //! name (which differs by construction) is replaced. Both directions: backups made by
-//! duplicity and by ferrodup. Also `--file-changed` and `--show-changes-in-set`.
+//! duplicity and by ferrodup. Also `--file-changed`, `--show-changes-in-set` and
+//! `--no-files-changed`.
 
 mod common;
 
@@ -298,6 +299,76 @@ fn incomplete_sets_and_orphaned_signatures() {
         st.contains("No backup chains with active signatures found"),
         "{st}"
     );
+}
+
+/// `--no-files-changed` leaves the manifest's change list empty, as duplicity does; the
+/// last of `--files-changed`/`--no-files-changed` wins.
+#[test]
+fn no_files_changed_leaves_the_list_empty() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let env = Env { work: w, tz: "UTC" };
+    setup(w);
+    env.backup(
+        "ferrodup",
+        "full",
+        T1,
+        &["--no-encryption", "--files-changed", "--no-files-changed"],
+    );
+    let man = std::fs::read_to_string(
+        w.join("target")
+            .join(format!("duplicity-full.{}.manifest", time_name(T1))),
+    )
+    .unwrap();
+    assert!(man.ends_with("Filelist 0\n"), "{man}");
+    // duplicity writes the same.
+    let other = format!("file://{}/dtarget", w.display());
+    let t1 = T1.to_string();
+    env.duplicity(&[
+        "full",
+        "--no-encryption",
+        "--no-files-changed",
+        "--current-time",
+        &t1,
+        "--archive-dir",
+        "dc2",
+        "src",
+        &other,
+    ])
+    .ok();
+    let dman = std::fs::read_to_string(
+        w.join("dtarget")
+            .join(format!("duplicity-full.{}.manifest", time_name(T1))),
+    )
+    .unwrap();
+    assert!(dman.ends_with("Filelist 0\n"), "{dman}");
+    edit2(w);
+    env.backup(
+        "ferrodup",
+        "incremental",
+        T2,
+        &["--no-encryption", "--no-files-changed", "--files-changed"],
+    );
+    let sc = env.same(
+        &[
+            "collection-status",
+            "--no-encryption",
+            "--show-changes-in-set",
+            "1",
+        ],
+        Some("wcache"),
+    );
+    assert!(sc.contains("Total number of changes: 0"), "{sc}");
+    let sc = env.same(
+        &[
+            "collection-status",
+            "--no-encryption",
+            "--show-changes-in-set",
+            "0",
+        ],
+        Some("wcache"),
+    );
+    assert!(sc.contains("Total number of changes: 3"), "{sc}");
 }
 
 /// `YYYYMMDDTHHMMSSZ`, as in file names.

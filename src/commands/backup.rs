@@ -54,6 +54,8 @@ pub struct BackupOptions {
     pub fail_on_volume: Option<u32>,
     /// What to back up of the source (`--include`, `--exclude`, ...).
     pub select: Arc<Selection>,
+    /// Record the changed files in the manifest (`--no-files-changed` turns it off).
+    pub files_changed: bool,
 }
 
 /// A place in the tar stream: an archive path and, inside a multivol file, the chunk number.
@@ -820,25 +822,30 @@ struct Mark {
 }
 
 /// The manifest's list of changed files, spooled to a temporary file so that memory stays
-/// flat however many files change.
+/// flat however many files change. Without `record` it stays empty (`Filelist 0`).
 struct Filelist {
     out: BufWriter<File>,
     path: tempfile::TempPath,
     count: u64,
+    record: bool,
 }
 
 impl Filelist {
-    fn new(ctx: &Context) -> Result<Self> {
+    fn new(ctx: &Context, record: bool) -> Result<Self> {
         let path = ctx.temp_path("filelist")?;
         let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Filelist {
             out: BufWriter::new(f),
             path,
             count: 0,
+            record,
         })
     }
 
     fn push(&mut self, kind: &str, index: &[u8]) -> Result<()> {
+        if !self.record {
+            return Ok(());
+        }
         self.count += 1;
         let line = Manifest::filelist_line(kind, index);
         self.out
@@ -1260,7 +1267,7 @@ fn run_engine(
         sig: BufWriter::with_capacity(256 * 1024, sig_file),
         sig_path: sig_part.to_path_buf(),
         sig_offset: 0,
-        changed: Filelist::new(ctx)?,
+        changed: Filelist::new(ctx, opts.files_changed)?,
         stats: Stats::default(),
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
