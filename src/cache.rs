@@ -166,7 +166,10 @@ impl Cache {
 
     /// Downloads remote manifests and signatures missing here and deletes local ones the
     /// target no longer has. Encrypted metadata is left for the commands that need it.
-    /// With `report`, says what it does in duplicity's notices on standard output.
+    /// With `report`, says what it does in duplicity's notices on standard output. With a
+    /// `window` (start, end), only the missing files whose sets overlap it are fetched
+    /// (duplicity's `--metadata-sync-mode partial`).
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &self,
         backend: &dyn Backend,
@@ -175,6 +178,7 @@ impl Cache {
         tempdir: &Path,
         crypto: Option<&Crypto>,
         report: bool,
+        window: Option<(i64, i64)>,
     ) -> Result<()> {
         let note = |msg: &str| {
             if report {
@@ -204,6 +208,11 @@ impl Cache {
                 continue;
             }
             let parsed = prefixes.parse(name).expect("parsed above");
+            if window
+                .is_some_and(|(start, end)| parsed.set.end() < start || parsed.set.start() > end)
+            {
+                continue;
+            }
             if parsed.encrypted && crypto.is_none() {
                 crate::log::debug(&format!("not caching encrypted {name}"));
                 continue;

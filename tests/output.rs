@@ -219,6 +219,15 @@ fn empty_target_and_two_chains() {
     env.backup("ferrodup", "incremental", T4, &["--no-encryption"]);
     let st = env.same(&["collection-status", "--no-encryption"], None);
     assert!(st.contains("Secondary chain 1 of 1:"), "{st}");
+    // With an empty archive dir, only the listed chain's metadata is fetched.
+    let t2 = T2.to_string();
+    for t in [&["-t", t2.as_str()][..], &[]] {
+        let ls = env.same(
+            &[&["list-current-files", "--no-encryption"], t].concat(),
+            None,
+        );
+        assert_eq!(ls.matches("Copying ").count(), 4, "{ls}");
+    }
     let sc = env.same(
         &[
             "collection-status",
@@ -277,6 +286,14 @@ fn incomplete_sets_and_orphaned_signatures() {
     std::fs::copy(target.join(&sig3), target.join(&stray)).unwrap();
     let st = env.same(&["collection-status", "--no-encryption"], None);
     assert!(st.contains("remote orphaned signature file(s):\n"), "{st}");
+    let ls = env.same(&["list-current-files", "--no-encryption"], None);
+    // Warned before and after the sync, which does not fetch it (not in the chain listed).
+    assert_eq!(
+        ls.matches("remote orphaned signature file(s):\n").count(),
+        2,
+        "{ls}"
+    );
+    assert!(!ls.contains("local orphaned"), "{ls}");
     std::fs::remove_file(target.join(&stray)).unwrap();
     // The latest set without its signature: it is discarded.
     std::fs::remove_file(target.join(&sig3)).unwrap();

@@ -238,6 +238,29 @@ impl View {
         self.matched.map(|i| &self.chains[i])
     }
 
+    /// The span of the chain duplicity reads for time `t` (the one covering it, else the
+    /// latest before it, else the first), whose metadata its default partial sync fetches;
+    /// `None` (fetch all) when no chain or two chains cover `t`.
+    pub fn chain_span_at(&self, t: i64) -> Option<(i64, i64)> {
+        let span = |c: &Chain| (c.start(), c.end());
+        let covering: Vec<&Chain> = self
+            .chains
+            .iter()
+            .filter(|c| c.start() <= t && t <= c.end())
+            .collect();
+        match covering.len() {
+            1 => return Some(span(covering[0])),
+            0 => {}
+            _ => return None,
+        }
+        self.chains
+            .iter()
+            .rev()
+            .find(|c| c.end() < t)
+            .or(self.chains.first())
+            .map(span)
+    }
+
     /// The time of the latest full backup, if any.
     pub fn last_full(&self) -> Option<i64> {
         self.chains.iter().map(Chain::start).max()

@@ -22,8 +22,9 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         }
     };
     let before = ctx.cache.names()?;
-    warn_all(&View::new(&ctx.prefixes, &remote, &before));
-    ctx.sync_cache_reporting(&remote)?;
+    let first = View::new(&ctx.prefixes, &remote, &before);
+    warn_all(&first);
+    ctx.sync_cache_reporting(&remote, first.chain_span_at(time))?;
     let after = ctx.cache.names()?;
     let view = View::new(&ctx.prefixes, &remote, &after);
     if after != before {

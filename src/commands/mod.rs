@@ -35,15 +35,25 @@ impl Context {
     /// Brings the archive dir in line with the target's listing; names there that look
     /// like backup files but do not parse are ignored with a warning.
     pub fn sync_cache(&self, remote: &[String]) -> Result<()> {
-        self.sync_cache_as(remote, false)
+        self.sync_cache_as(remote, false, None)
     }
 
-    /// [`Context::sync_cache`], saying what it does as duplicity does, on standard output.
-    pub fn sync_cache_reporting(&self, remote: &[String]) -> Result<()> {
-        self.sync_cache_as(remote, true)
+    /// [`Context::sync_cache`], saying what it does as duplicity does, on standard output,
+    /// and fetching only the metadata of the sets overlapping `window` when given.
+    pub fn sync_cache_reporting(
+        &self,
+        remote: &[String],
+        window: Option<(i64, i64)>,
+    ) -> Result<()> {
+        self.sync_cache_as(remote, true, window)
     }
 
-    fn sync_cache_as(&self, remote: &[String], report: bool) -> Result<()> {
+    fn sync_cache_as(
+        &self,
+        remote: &[String],
+        report: bool,
+        window: Option<(i64, i64)>,
+    ) -> Result<()> {
         self.warn_unparsable(remote);
         if self.dry_run {
             return Ok(());
@@ -55,6 +65,7 @@ impl Context {
             &self.tempdir,
             self.crypto.as_ref(),
             report,
+            window,
         )
     }
 
