@@ -65,14 +65,12 @@ pub fn run(ctx: &Context, opts: &StatusOptions) -> Result<()> {
 fn check_damage(ctx: &Context, remote: &[String]) -> Vec<String> {
     let col = Collection::from_names(&ctx.prefixes, remote);
     let mut damaged = Vec::new();
+    let mut unchecked = Vec::new();
     for set in col.chains.iter().flat_map(|c| c.sets()) {
         let what = match crate::commands::restore::read_manifest(ctx, set) {
             Ok(m) => set.damage(&m).describe(),
             Err(e) => {
-                crate::log::warn(&format!(
-                    "cannot check the volumes of the backup set from {}: {e}",
-                    pretty(set.times().end())
-                ));
+                unchecked.push((set.times().end(), e));
                 continue;
             }
         };
@@ -82,6 +80,15 @@ fn check_damage(ctx: &Context, remote: &[String]) -> Vec<String> {
                 pretty(set.times().end())
             ));
         }
+    }
+    // One line for all: without the key, every encrypted manifest fails alike.
+    if let Some((t, e)) = unchecked.first() {
+        crate::log::warn(&format!(
+            "cannot check the volumes of {} backup set(s) against their manifests (the set \
+             from {}: {e})",
+            unchecked.len(),
+            pretty(*t)
+        ));
     }
     damaged
 }
