@@ -191,8 +191,20 @@ fn chain_shown_by_both(tool: &str, extra: &[&str], tz: &str) {
 }
 
 #[test]
-fn duplicity_chain_shown_alike() {
-    chain_shown_by_both("duplicity", &["--no-encryption"], "UTC");
+fn duplicity_chain_shown_alike_with_prefixes_per_kind() {
+    chain_shown_by_both(
+        "duplicity",
+        &[
+            "--no-encryption",
+            "--file-prefix-archive",
+            "a-",
+            "--file-prefix-manifest",
+            "m-",
+            "--file-prefix-signature",
+            "s-",
+        ],
+        "UTC",
+    );
 }
 
 #[test]
