@@ -5,7 +5,7 @@ use crate::backend;
 use crate::cache::Cache;
 use crate::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use crate::commands::restore::{PathFilter, Request};
-use crate::commands::{backup, changes, list, remove, restore, status, Context, RunTemp};
+use crate::commands::{backup, list, remove, restore, status, Context, RunTemp};
 use crate::config::{Command, Config, CryptoConfig};
 use crate::crypto::{prompt_passphrase, Crypto, Keyring};
 use crate::error::{Error, Result};
@@ -174,10 +174,14 @@ pub fn run(config: Config) -> Result<Outcome> {
             let count = restore::verify(&ctx, &req, &local, config.restore.compare_data)?;
             Ok(Outcome::Differences { count })
         }
-        Command::Status { .. } => match config.show_changes_in_set {
-            Some(n) => changes::run(&ctx, n, config.jsonstat).map(|_| Outcome::Done),
-            None => status::run(&ctx).map(|_| Outcome::Done),
-        },
+        Command::Status { .. } => {
+            let opts = status::StatusOptions {
+                file_changed: config.file_changed,
+                show_changes_in_set: config.show_changes_in_set,
+                jsonstat: config.jsonstat,
+            };
+            status::run(&ctx, &opts).map(|_| Outcome::Done)
+        }
         Command::List { .. } => {
             list::run(&ctx, config.restore.time, req.select.as_ref()).map(|_| Outcome::Done)
         }

@@ -166,6 +166,10 @@ impl Cache {
 
     /// Downloads remote manifests and signatures missing here and deletes local ones the
     /// target no longer has. Encrypted metadata is left for the commands that need it.
+    /// With `report`, says what it does in duplicity's notices on standard output. With a
+    /// `window` (start, end), only the missing files whose sets overlap it are fetched
+    /// (duplicity's `--metadata-sync-mode partial`).
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &self,
         backend: &dyn Backend,
@@ -173,7 +177,16 @@ impl Cache {
         remote: &[String],
         tempdir: &Path,
         crypto: Option<&Crypto>,
+        report: bool,
+        window: Option<(i64, i64)>,
     ) -> Result<()> {
+        let note = |msg: &str| {
+            if report {
+                crate::log::out_notice(msg)
+            } else {
+                crate::log::info(msg)
+            }
+        };
         let mut local: HashSet<String> = self.names()?.into_iter().collect();
         // Copies that a killed run left half done (the archive dir is locked: no other run
         // is making them).
@@ -185,6 +198,7 @@ impl Cache {
             !stale
         });
         let mut wanted = HashSet::new();
+        let mut missing = Vec::new();
         for name in remote {
             let Some(lname) = Self::local_name(prefixes, name) else {
                 continue;
@@ -194,11 +208,43 @@ impl Cache {
                 continue;
             }
             let parsed = prefixes.parse(name).expect("parsed above");
+            if window
+                .is_some_and(|(start, end)| parsed.set.end() < start || parsed.set.start() > end)
+            {
+                continue;
+            }
             if parsed.encrypted && crypto.is_none() {
                 crate::log::debug(&format!("not caching encrypted {name}"));
                 continue;
             }
-            crate::log::info(&format!("Copying {name} to local cache."));
+            missing.push((name, lname, parsed));
+        }
+        missing.sort_by(|a, b| a.0.cmp(b.0));
+        let mut spurious: Vec<String> = local
+            .into_iter()
+            .filter(|name| {
+                prefixes.parse(name).is_some_and(|p| {
+                    !p.partial && matches!(p.kind, Kind::Manifest | Kind::Signature)
+                }) && !wanted.contains(name)
+            })
+            .collect();
+        spurious.sort();
+        if missing.is_empty() && spurious.is_empty() {
+            note("Local and Remote metadata are synchronized, no sync needed.");
+        } else {
+            note("Synchronizing remote metadata to local cache...");
+        }
+        for name in spurious {
+            note(&format!(
+                "Deleting local {} (not authoritative at backend).",
+                self.path(&name).display()
+            ));
+            crate::failpoint::hit("cache-delete");
+            let path = self.path(&name);
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        for (name, lname, parsed) in missing {
+            note(&format!("Copying {name} to local cache."));
             let tmp = tempfile::Builder::new()
                 .prefix("ferrodup-sync-")
                 .tempfile_in(tempdir)
@@ -233,20 +279,6 @@ impl Cache {
             }
             crate::failpoint::hit("cache-copy");
             std::fs::rename(&part, &dest).map_err(|e| Error::io(&dest, e))?;
-        }
-        for name in local {
-            let Some(p) = prefixes.parse(&name) else {
-                continue;
-            };
-            if p.partial || !matches!(p.kind, Kind::Manifest | Kind::Signature) {
-                continue;
-            }
-            if !wanted.contains(&name) {
-                crate::log::info(&format!("Deleting local {name} (not on the target)."));
-                crate::failpoint::hit("cache-delete");
-                let path = self.path(&name);
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-            }
         }
         Ok(())
     }

@@ -408,9 +408,14 @@ pub struct Cli {
     #[arg(long)]
     pub jsonstat: bool,
     /// collection-status: list the files changed in backup set N of the newest chain (0 =
-    /// newest, 1 = the one before, ...; with --jsonstat, -1 = all sets).
+    /// newest, 1 = the one before, ...; -1 = the full one, with --jsonstat all sets).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub show_changes_in_set: Option<i64>,
+
+    // --- output: collection-status reports and the manifests' change lists ---
+    /// collection-status: list the backup sets of the current chain in which PATH changed.
+    #[arg(long, value_name = "PATH")]
+    pub file_changed: Option<String>,
 }
 
 impl Cli {

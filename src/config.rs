@@ -157,6 +157,8 @@ pub struct Config {
     pub jsonstat: bool,
     /// `collection-status --show-changes-in-set N`.
     pub show_changes_in_set: Option<i64>,
+    /// `collection-status --file-changed PATH`.
+    pub file_changed: Option<String>,
     /// Compiled selection rules, for the commands they apply to.
     pub select: Option<Arc<Selection>>,
     pub backup: BackupConfig,
@@ -415,6 +417,7 @@ impl Config {
             ignore_errors: cli.ignore_errors,
             jsonstat: cli.jsonstat,
             show_changes_in_set: cli.show_changes_in_set,
+            file_changed: cli.file_changed,
             time_separator,
             select,
             backup,

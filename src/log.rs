@@ -382,6 +382,27 @@ macro_rules! outln {
     };
 }
 
+/// A notice on standard output, where duplicity prints notices and warnings; used by the
+/// commands whose output scripts parse (collection-status, list-current-files). A closed
+/// pipe is not an error here.
+pub fn out_notice(msg: &str) {
+    if enabled(NOTICE) {
+        out_line(msg);
+    }
+}
+
+/// A warning on standard output, in duplicity's words (they carry their own `WARNING.`).
+pub fn out_warn(msg: &str) {
+    if enabled(WARNING) {
+        out_line(msg);
+    }
+}
+
+/// A line on standard output whatever the verbosity (duplicity's forced log lines).
+pub fn out_line(msg: &str) {
+    out(&crate::backend::redact(msg));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

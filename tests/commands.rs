@@ -88,7 +88,8 @@ fn interrupted_full_backup_resumes_with_its_timestamp() {
         "{:?}",
         names(w)
     );
-    // Not mistaken for a complete backup.
+    // collection-status shows it as duplicity does (the archive dir's partial manifest
+    // completes the set), but restore does not take it for a backup.
     let st = ferrodup(
         w,
         &[
@@ -102,7 +103,7 @@ fn interrupted_full_backup_resumes_with_its_timestamp() {
     )
     .ok();
     assert!(
-        st.stdout().contains("1 incomplete backup set(s)"),
+        st.stdout().contains("Total number of contained volumes: 3"),
         "{}",
         st.stdout()
     );

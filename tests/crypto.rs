@@ -519,7 +519,9 @@ fn wrong_passphrase_tampering_and_secrecy() {
         w,
         &home,
         Some(PASS),
-        &["collection-status", "--archive-dir", "tc", &url(w)],
+        // list-current-files fills the archive dir (collection-status, as duplicity's,
+        // does not sync it).
+        &["list-current-files", "--archive-dir", "tc", &url(w)],
     )
     .ok();
     let cached = std::fs::read_dir(w.join("tc"))

@@ -75,11 +75,13 @@ fn mkfifo(p: &Path) {
     );
 }
 
-/// The paths `list-current-files` printed (after the fixed-width date and a space).
+/// The paths `list-current-files` printed (after the fixed-width date and a space; the
+/// notes around them, as duplicity's, are left out).
 fn listed_paths(stdout: &str) -> Vec<String> {
     stdout
         .lines()
-        .map(|l| l.get(25..).unwrap_or(l).to_string())
+        .filter(|l| l.len() > 25 && l.as_bytes()[3] == b' ' && l.as_bytes()[24] == b' ')
+        .map(|l| l[25..].to_string())
         .collect()
 }
 

@@ -920,7 +920,7 @@ struct Mark {
 }
 
 /// The manifest's list of changed files, spooled to a temporary file so that memory stays
-/// flat however many files change.
+/// flat however many files change. Without `record` it stays empty (`Filelist 0`).
 struct Filelist {
     out: BufWriter<File>,
     path: tempfile::TempPath,

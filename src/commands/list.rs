@@ -2,6 +2,7 @@
 
 use crate::codec;
 use crate::collection::Collection;
+use crate::commands::dupview::View;
 use crate::commands::restore::PathFilter;
 use crate::commands::Context;
 use crate::error::{Error, Result};
@@ -14,7 +15,23 @@ use std::io::Write;
 /// as restore reads them).
 pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> {
     let remote = ctx.backend.list()?;
-    ctx.sync_cache(&remote)?;
+    // duplicity's notes around the listing: its warnings about the target, the archive
+    // dir's sync, the last full backup date, and the closing line.
+    let warn_all = |view: &View| {
+        for w in &view.warnings {
+            crate::log::out_warn(w);
+        }
+    };
+    let before = ctx.cache.names()?;
+    let first = View::new(&ctx.prefixes, &remote, &before);
+    warn_all(&first);
+    ctx.sync_cache_reporting(&remote, first.chain_span_at(time))?;
+    let after = ctx.cache.names()?;
+    let view = View::new(&ctx.prefixes, &remote, &after);
+    if after != before {
+        warn_all(&view);
+    }
+    crate::log::out_notice(&view.last_full_line());
     let col = Collection::from_names(&ctx.prefixes, &remote);
     if col.chains.is_empty() {
         return Err(Error::input(format!(
@@ -22,17 +39,28 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
             ctx.backend.describe()
         )));
     }
-    let chain = col.sig_chain_at(time).ok_or_else(|| {
-        Error::corrupt("no signature files found at the target; run a full backup".to_string())
-    })?;
-    if time < chain.start() {
-        return Err(Error::input(format!(
-            "the requested time is before the first backup ({})",
-            crate::format::time::pretty(chain.start())
-        )));
+    let chain = match (col.sig_chain_at(time), col.sig_chains.first()) {
+        (Some(c), _) => c,
+        (None, Some(oldest)) => {
+            crate::log::out_warn(&format!(
+                "No signature chain for the requested time. Using oldest available chain, \
+                 starting at time {}.",
+                crate::format::time::pretty(oldest.start())
+            ));
+            oldest
+        }
+        (None, None) => {
+            return Err(Error::corrupt(
+                "no signature files found at the target; run a full backup".to_string(),
+            ))
+        }
+    };
+    let mut names = chain.files_until(time);
+    if names.is_empty() {
+        names.push(chain.files[0].1.as_str());
     }
     let mut files = Vec::new();
-    for name in chain.files_until(time) {
+    for name in names {
         let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
             .map(|l| ctx.cache.path(&l))
             .filter(|p| p.exists());
@@ -113,5 +141,8 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         }
     }
     out.flush()
-        .map_err(|e| Error::Io(format!("writing to standard output: {e}")))
+        .map_err(|e| Error::Io(format!("writing to standard output: {e}")))?;
+    drop(out);
+    crate::log::out_notice("Duplicity backup complete.");
+    Ok(())
 }

@@ -2,6 +2,8 @@
 
 pub mod backup;
 pub mod changes;
+pub mod dupview;
+pub mod jsonstat;
 pub mod list;
 pub mod remove;
 pub mod restore;
@@ -34,15 +36,26 @@ impl Context {
     /// Brings the archive dir in line with the target's listing; names there that look
     /// like backup files but do not parse are ignored with a warning.
     pub fn sync_cache(&self, remote: &[String]) -> Result<()> {
-        for name in remote {
-            if name.contains(self.prefixes.base.as_str()) && self.prefixes.parse(name).is_none() {
-                crate::log::warn(&format!(
-                    "{}: ignoring {name:?}, which is named like a backup file but is not one \
-                     (its name does not parse)",
-                    self.backend.describe()
-                ));
-            }
-        }
+        self.sync_cache_as(remote, false, None)
+    }
+
+    /// [`Context::sync_cache`], saying what it does as duplicity does, on standard output,
+    /// and fetching only the metadata of the sets overlapping `window` when given.
+    pub fn sync_cache_reporting(
+        &self,
+        remote: &[String],
+        window: Option<(i64, i64)>,
+    ) -> Result<()> {
+        self.sync_cache_as(remote, true, window)
+    }
+
+    fn sync_cache_as(
+        &self,
+        remote: &[String],
+        report: bool,
+        window: Option<(i64, i64)>,
+    ) -> Result<()> {
+        self.warn_unparsable(remote);
         if self.dry_run {
             return Ok(());
         }
@@ -52,7 +65,23 @@ impl Context {
             remote,
             &self.tempdir,
             self.crypto.as_ref(),
+            report,
+            window,
         )
+    }
+
+    /// Warns about the names in a target's listing that look like backup files but do
+    /// not parse (they are ignored).
+    pub fn warn_unparsable(&self, remote: &[String]) {
+        for name in remote {
+            if name.contains(self.prefixes.base.as_str()) && self.prefixes.parse(name).is_none() {
+                crate::log::warn(&format!(
+                    "{}: ignoring {name:?}, which is named like a backup file but is not one \
+                     (its name does not parse)",
+                    self.backend.describe()
+                ));
+            }
+        }
     }
 
     /// How new volumes and signature files are stored.

@@ -135,16 +135,17 @@ pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>
 
 /// Reads a set's manifest, from the archive dir when it is there.
 pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
-    read_manifest_with(ctx, set, false)
+    read_manifest_named(ctx, set.manifest.as_deref().expect("complete set"), false)
 }
 
 /// [`read_manifest`] with the manifest's list of changed files.
 pub fn read_manifest_filelist(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
-    read_manifest_with(ctx, set, true)
+    read_manifest_named(ctx, set.manifest.as_deref().expect("complete set"), true)
 }
 
-fn read_manifest_with(ctx: &Context, set: &BackupSet, filelist: bool) -> Result<Manifest> {
-    let name = set.manifest.as_deref().expect("complete set");
+/// Reads the manifest `name` (the archive dir's copy if there is one), with its list of
+/// changed files if `filelist`.
+pub fn read_manifest_named(ctx: &Context, name: &str, filelist: bool) -> Result<Manifest> {
     let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
         .map(|l| ctx.cache.path(&l))
         .filter(|p| p.exists());

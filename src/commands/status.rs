@@ -1,40 +1,21 @@
 //! `collection-status`: the chains, sets and stray files at the target.
 
 use crate::collection::{Chain, Collection};
-use crate::commands::Context;
+use crate::commands::dupview::{View, NOTHING_STRAY};
+use crate::commands::{changes, jsonstat, Context};
 use crate::error::{Error, Result};
 use crate::format::time::pretty;
 
-fn chain_text(c: &Chain) -> String {
-    let mut l = vec![
-        "-------------------------".to_string(),
-        format!("Chain start time: {}", pretty(c.start())),
-        format!("Chain end time: {}", pretty(c.end())),
-        format!("Number of contained backup sets: {}", c.incs.len() + 1),
-        format!(
-            "Total number of contained volumes: {}",
-            c.sets().map(|s| s.volumes.len()).sum::<usize>()
-        ),
-        format!(
-            "{:>20}   {:>30}   {:>15}",
-            "Type of backup set:", "Time:", "Num volumes:"
-        ),
-    ];
-    for s in c.sets() {
-        let kind = if s.times().is_full() {
-            "Full"
-        } else {
-            "Incremental"
-        };
-        l.push(format!(
-            "{:>20}   {:>30}   {:>15}",
-            kind,
-            pretty(s.times().end()),
-            s.volumes.len()
-        ));
-    }
-    l.push("-------------------------".to_string());
-    l.join("\n")
+/// What collection-status reports besides the chains.
+#[derive(Clone, Debug, Default)]
+pub struct StatusOptions {
+    /// `--file-changed PATH`: the sets of the current chain in which PATH changed.
+    pub file_changed: Option<String>,
+    /// `--show-changes-in-set N`: the files changed in the Nth set, counted back from the
+    /// latest (0); negative counts from the full set (-1), as Python indexes.
+    pub show_changes_in_set: Option<i64>,
+    /// `--jsonstat`: with `--show-changes-in-set`, the stored statistics as JSON.
+    pub jsonstat: bool,
 }
 
 /// The data lines of duplicity's collection-status record (`INFO 3`), which frontends
@@ -118,47 +99,79 @@ pub fn record_leftovers(col: &Collection) {
     }
 }
 
-pub fn run(ctx: &Context) -> Result<()> {
+/// Prints what duplicity 3.2.1 prints for collection-status (its warnings, the last full
+/// backup date, then the report, or the changes asked for), then ferrodup's check of each
+/// set's volumes against its manifest. Like duplicity, it reads the archive dir as it is,
+/// without syncing it.
+pub fn run(ctx: &Context, opts: &StatusOptions) -> Result<()> {
     let remote = ctx.backend.list()?;
-    ctx.sync_cache(&remote)?;
-    let col = Collection::from_names(&ctx.prefixes, &remote);
-    let mut l = Vec::new();
-    if let Some(c) = col.last_chain() {
-        l.push(format!("Last full backup date: {}", pretty(c.start())));
+    ctx.warn_unparsable(&remote);
+    let local = ctx.cache.names()?;
+    let view = View::new(&ctx.prefixes, &remote, &local);
+    for w in &view.warnings {
+        crate::log::out_warn(w);
+    }
+    crate::log::out_notice(&view.last_full_line());
+    if let (Some(n), true) = (opts.show_changes_in_set, opts.jsonstat) {
+        let col = Collection::from_names(&ctx.prefixes, &remote);
+        crate::log::out_line(&jsonstat::json(ctx, &col, n)?);
+    } else if let Some(n) = opts.show_changes_in_set {
+        changes::print_set_changes(ctx, &view, n)?;
+    } else if let Some(path) = &opts.file_changed {
+        changes::print_file_changes(ctx, &view, path)?;
     } else {
-        l.push("Last full backup date: none".to_string());
-    }
-    l.push("Collection Status".to_string());
-    l.push("-----------------".to_string());
-    l.push(format!(
-        "Connecting with backend: {}",
-        ctx.backend.describe()
-    ));
-    l.push(format!("Archive dir: {}", ctx.cache.dir.display()));
-    let n = col.chains.len();
-    let secondary = n.saturating_sub(1);
-    l.push(format!("\nFound {secondary} secondary backup chain(s)."));
-    for (i, c) in col.chains.iter().take(secondary).enumerate() {
-        l.push(format!("Secondary chain {} of {}:", i + 1, secondary));
-        l.push(chain_text(c));
-        l.push(String::new());
-    }
-    match col.last_chain() {
-        Some(c) => {
-            l.push("\nFound primary backup chain with matching signature chain:".to_string());
-            l.push(chain_text(c));
+        let mut lines = view.report(&ctx.cache.dir.display().to_string());
+        let damaged = check_damage(ctx, &remote);
+        if !damaged.is_empty() {
+            // ferrodup lists the damaged sets instead of saying all is well.
+            lines.retain(|l| l != NOTHING_STRAY);
+            lines.push(format!(
+                "Found {} damaged backup set(s): restoring from them fails.",
+                damaged.len()
+            ));
+            lines.extend(damaged.iter().cloned());
         }
-        None => l.push("No backup chains with active signatures found".to_string()),
+        // duplicity writes these records whatever the verbosity.
+        let col = Collection::from_names(&ctx.prefixes, &remote);
+        record_leftovers(&col);
+        crate::log::machine(
+            crate::log::NOTICE,
+            crate::log::info_code::GENERIC,
+            None,
+            &view.last_full_line(),
+        );
+        crate::log::machine(
+            crate::log::INFO,
+            crate::log::info_code::COLLECTION_STATUS,
+            Some(&record_data(&col)),
+            &lines.join("\n"),
+        );
+        for line in lines {
+            crate::log::out_line(&line);
+        }
+        if !damaged.is_empty() {
+            return Err(Error::corrupt(format!(
+                "{} backup set(s) are damaged (listed above): restore an earlier --time, or \
+                 run a full backup to start a sound chain",
+                damaged.len()
+            )));
+        }
     }
+    crate::log::out_notice("Duplicity backup complete.");
+    Ok(())
+}
+
+/// ferrodup's own check of each set's volumes against its manifest (duplicity's
+/// collection-status does not look): what is wrong with each damaged set.
+fn check_damage(ctx: &Context, remote: &[String]) -> Vec<String> {
+    let col = Collection::from_names(&ctx.prefixes, remote);
     let mut damaged = Vec::new();
+    let mut unchecked = Vec::new();
     for set in col.chains.iter().flat_map(|c| c.sets()) {
         let what = match crate::commands::restore::read_manifest(ctx, set) {
             Ok(m) => set.damage(&m).describe(),
             Err(e) => {
-                crate::log::warn(&format!(
-                    "cannot check the volumes of the backup set from {}: {e}",
-                    pretty(set.times().end())
-                ));
+                unchecked.push((set.times().end(), e));
                 continue;
             }
         };
@@ -169,49 +182,14 @@ pub fn run(ctx: &Context) -> Result<()> {
             ));
         }
     }
-    if !damaged.is_empty() {
-        l.push(format!(
-            "Found {} damaged backup set(s): restoring from them fails.",
-            damaged.len()
+    // One line for all: without the key, every encrypted manifest fails alike.
+    if let Some((t, e)) = unchecked.first() {
+        crate::log::warn(&format!(
+            "cannot check the volumes of {} backup set(s) against their manifests (the set \
+             from {}: {e})",
+            unchecked.len(),
+            pretty(*t)
         ));
-        l.extend(damaged.iter().cloned());
     }
-    if !col.orphaned_sets.is_empty() || !col.incomplete_sets.is_empty() {
-        l.push(format!(
-            "Also found {} backup set(s) not part of any chain,",
-            col.orphaned_sets.len()
-        ));
-        l.push(format!(
-            "and {} incomplete backup set(s).",
-            col.incomplete_sets.len()
-        ));
-        l.push(
-            "These may be deleted by running duplicity with the \"cleanup\" command.".to_string(),
-        );
-    } else if damaged.is_empty() {
-        l.push("No orphaned or incomplete backup sets found.".to_string());
-    }
-    record_leftovers(&col);
-    // duplicity writes these records whatever the verbosity.
-    crate::log::machine(
-        crate::log::NOTICE,
-        crate::log::info_code::GENERIC,
-        None,
-        &l[0],
-    );
-    crate::log::machine(
-        crate::log::INFO,
-        crate::log::info_code::COLLECTION_STATUS,
-        Some(&record_data(&col)),
-        &l[1..].join("\n"),
-    );
-    crate::outln!("{}", l.join("\n"));
-    if !damaged.is_empty() {
-        return Err(Error::corrupt(format!(
-            "{} backup set(s) are damaged (listed above): restore an earlier --time, or run a \
-             full backup to start a sound chain",
-            damaged.len()
-        )));
-    }
-    Ok(())
+    damaged
 }
