@@ -189,16 +189,6 @@ fn source_is_not_a_directory() {
 }
 
 #[test]
-fn time_before_first_backup() {
-    let work = chain();
-    assert_fails(
-        &restore(work.path(), &["-t", "1000"]),
-        3,
-        &["before the first backup"],
-    );
-}
-
-#[test]
 fn destination_exists_without_force() {
     let work = chain();
     let w = work.path();

@@ -25,10 +25,7 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         Error::corrupt("no signature files found at the target; run a full backup".to_string())
     })?;
     if time < chain.start() {
-        return Err(Error::input(format!(
-            "the requested time is before the first backup ({})",
-            crate::format::time::pretty(chain.start())
-        )));
+        crate::commands::restore::warn_before_first(time, chain.start());
     }
     let mut files = Vec::new();
     for name in chain.files_until(time) {
