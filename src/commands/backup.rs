@@ -96,13 +96,15 @@ pub fn has_chain(ctx: &Context) -> Result<bool> {
 pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let md = std::fs::metadata(&opts.source).map_err(|e| {
         Error::input(format!(
-            "cannot read source {}: {e}; give an existing directory to back up",
+            "cannot read source {}: {e}; give an existing directory or file to back up",
             opts.source.display()
         ))
     })?;
-    if !md.is_dir() {
+    // As duplicity, a single regular file may be the source: it is the root entry.
+    if !md.is_dir() && !md.is_file() {
         return Err(Error::input(format!(
-            "source {} is not a directory: give the directory to back up",
+            "source {} is not a directory nor a regular file: give the directory or file to \
+             back up",
             opts.source.display()
         )));
     }
@@ -840,7 +842,9 @@ impl Filelist {
 
     fn push(&mut self, kind: &str, index: &[u8]) -> Result<()> {
         self.count += 1;
-        let line = Manifest::filelist_line(kind, index);
+        // Only a single-file source has an entry at the root; duplicity lists it as `.`.
+        let shown: &[u8] = if index.is_empty() { b"." } else { index };
+        let line = Manifest::filelist_line(kind, shown);
         self.out
             .write_all(&line)
             .map_err(|e| Error::io(&self.path, e))
@@ -950,7 +954,7 @@ impl Engine<'_, '_> {
         if prev.index.is_empty() {
             return Ok(());
         }
-        let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index));
+        let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index, false));
         self.vol_member(&prev.index, None, &h, &[])?;
         let hs = Header::empty(entry::sig_name(DiffType::Deleted, &prev.index));
         self.sig_member(&hs, &[], &[])?;
@@ -987,7 +991,7 @@ impl Engine<'_, '_> {
             let n = read(&mut buf);
             total += n as u64;
             if n < CHUNK {
-                let mut h = e.header(entry::volume_name(difftype, &e.index));
+                let mut h = e.header(entry::volume_name(difftype, &e.index, false));
                 h.size = n as u64;
                 self.vol_member(&e.index, None, &h, &buf[..n])?;
                 return Ok(total);
@@ -1024,7 +1028,11 @@ impl Engine<'_, '_> {
         self.stats.source_files += 1;
         self.stats.delta_entries += 1;
         if e.kind != EntryType::Regular {
-            let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
+            let h = e.header(entry::volume_name(
+                DiffType::Snapshot,
+                &e.index,
+                e.kind == EntryType::Directory,
+            ));
             self.vol_member(&e.index, None, &h, &[])?;
             let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
             self.sig_member(&hs, &[], &[])?;
