@@ -186,11 +186,16 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         (Some(r), _) => r.set,
         (None, None) => SetTimes::Full(ctx.now),
         (None, Some((chain, _))) => {
-            if ctx.now <= chain.end() {
+            let now = if ctx.now == chain.end() {
+                wait_past(chain.end())
+            } else {
+                ctx.now
+            };
+            if now <= chain.end() {
                 return Err(Error::input(format!(
                     "the current time {} is not after the last backup {}; check the clock \
                      (or --current-time)",
-                    crate::format::time::to_string(ctx.now),
+                    crate::format::time::to_string(now),
                     crate::format::time::to_string(chain.end())
                 )));
             }
@@ -198,7 +203,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                 check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
             }
             check_chain_complete(ctx, chain)?;
-            SetTimes::Inc(chain.end(), ctx.now)
+            SetTimes::Inc(chain.end(), now)
         }
     };
     let overlay = match &prev_chain {
@@ -221,6 +226,21 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         ));
     }
     write_set(ctx, opts, set, overlay, resume)
+}
+
+/// An incremental started within the second of the last backup would share its time: as
+/// duplicity, it waits for the wall clock to pass that second (even after `--current-time`)
+/// and takes the wall-clock time, giving up after a few seconds (the clock is then wrong).
+fn wait_past(t: i64) -> i64 {
+    crate::log::info("The last backup was made within this second; waiting for the next one.");
+    for _ in 0..30 {
+        let now = crate::wall_clock();
+        if now > t {
+            return now;
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    crate::wall_clock()
 }
 
 /// Refuses to extend a chain that cannot be restored because a set misses volumes.
