@@ -160,7 +160,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     } else {
         Some(make_crypto(
             &cli,
-            matches!(command, Cmd::Restore(..) | Cmd::Verify(..)),
+            matches!(command, Cmd::Restore(..) | Cmd::Verify(..) | Cmd::List(..)),
         )?)
     };
     if cli.timeout == 0 {
@@ -239,7 +239,8 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 } else {
                     "GnuPG passphrase: "
                 };
-                let pass = prompt_passphrase(prompt, new_chain)?;
+                // As duplicity, every backup asks twice.
+                let pass = prompt_passphrase(prompt, true)?;
                 if let Some(c) = ctx.crypto.as_mut() {
                     c.passphrase = Some(pass);
                 }
