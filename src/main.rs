@@ -155,8 +155,10 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
         | Cmd::RemoveOlder(_, u)
         | Cmd::RemoveButN(_, u, _) => u.clone(),
     };
+    // With --no-encryption, `.gpg` files are still read with what is at hand (as duplicity,
+    // which decides by the file names); nothing is asked for.
     let crypto = if cli.no_encryption {
-        None
+        make_crypto(&cli, false).ok()
     } else {
         Some(make_crypto(
             &cli,
@@ -198,6 +200,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
         cache,
         tempdir: run_temp.path().to_path_buf(),
         compression: !cli.no_compression,
+        encrypt: !cli.no_encryption,
         crypto,
         now,
         dry_run: cli.dry_run,
@@ -228,10 +231,11 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
     };
     match command {
         Cmd::Backup(mode, source, _) => {
-            if ctx
-                .crypto
-                .as_ref()
-                .is_some_and(|c| c.passphrase.is_none() && c.is_symmetric())
+            if ctx.encrypt
+                && ctx
+                    .crypto
+                    .as_ref()
+                    .is_some_and(|c| c.passphrase.is_none() && c.is_symmetric())
             {
                 let new_chain = mode == Mode::Full || !backup::has_chain(&ctx)?;
                 let prompt = if new_chain {
@@ -263,7 +267,7 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 fail_on_volume: cli.fail_on_volume,
                 select: select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
-            if let Some(c) = &ctx.crypto {
+            if let Some(c) = ctx.crypto.as_ref().filter(|_| ctx.encrypt) {
                 c.check_for_writing()?;
             }
             let unread = backup::run(&ctx, &opts)?;

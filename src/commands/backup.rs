@@ -400,7 +400,7 @@ fn resumable(
             crate::format::time::pretty(times.end())
         )));
     }
-    if ctx.crypto.as_ref().is_some_and(|c| c.is_symmetric()) {
+    if ctx.encrypt && ctx.crypto.as_ref().is_some_and(|c| c.is_symmetric()) {
         // Volume 1 must open with this run's passphrase, or the set would mix two.
         let name = &set.volumes[&1];
         let tmp = ctx.temp_path("vol1")?;
