@@ -112,7 +112,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
-    let resume = plan_resume(ctx, opts, &col, &remote)?;
+    let resume = plan_resume(ctx, &col, &remote, &opts.source)?;
     let local = usable_cache(ctx, &col)?;
 
     let mut full = opts.mode == Mode::Full;
@@ -176,6 +176,12 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
             }),
         };
         full = r.set.is_full();
+        if opts.mode == Mode::Full && !full {
+            crate::log::notice(
+                "The last incremental backup was interrupted: resuming it (as duplicity does) \
+                 instead of starting a full backup; run the full backup again afterwards.",
+            );
+        }
         crate::log::notice(&format!(
             "Resuming the interrupted backup from {} after volume {}.",
             crate::format::time::pretty(r.set.end()),
@@ -282,9 +288,9 @@ const FOREIGN_GRACE: i64 = 24 * 3600;
 /// redone, as duplicity does); the rest are deleted, since nothing in them is restorable.
 fn plan_resume(
     ctx: &Context,
-    opts: &BackupOptions,
     col: &Collection,
     remote: &[String],
+    source: &Path,
 ) -> Result<Option<Resume>> {
     let cached = ctx.cache.names()?;
     let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
@@ -323,7 +329,7 @@ fn plan_resume(
         let mut delete: Vec<&String> = files.iter().collect();
         if resume.is_none() {
             if let Some(set) = col.incomplete_sets.iter().find(|s| s.times() == times) {
-                resume = resumable(ctx, opts, col, &local, set)?;
+                resume = resumable(ctx, col, &local, set, source)?;
             }
             if resume.is_some() {
                 // Its signature file, if stored, is remade: only the volumes are kept.
@@ -364,16 +370,18 @@ fn plan_resume(
 
 fn resumable(
     ctx: &Context,
-    opts: &BackupOptions,
     col: &Collection,
     local: &Collection,
     set: &crate::collection::BackupSet,
+    source: &Path,
 ) -> Result<Option<Resume>> {
     let times = set.times();
+    // As duplicity, an interrupted incremental is resumed even when a full backup is
+    // asked for (duplicity takes the interrupted set's type).
     if let SetTimes::Inc(start, _) = times {
         let chain_ok = col.last_chain().is_some_and(|c| c.end() == start);
         let sig_ok = local.sig_chains.iter().any(|s| s.end() == start);
-        if opts.mode == Mode::Full || !chain_ok || !sig_ok {
+        if !chain_ok || !sig_ok {
             return Ok(None);
         }
     }
@@ -384,11 +392,14 @@ fn resumable(
     let Ok(m) = Manifest::parse_reader(io::BufReader::new(f), false) else {
         return Ok(None);
     };
-    let mut contiguous = 0u32;
-    while set.volumes.contains_key(&(contiguous + 1)) && m.volumes.contains_key(&(contiguous + 1)) {
-        contiguous += 1;
-    }
-    let start_vol = contiguous.saturating_sub(1);
+    // As duplicity: the last of the volumes stored in sequence is redone (its storing may
+    // have been cut short), the ones before it are kept as far as the partial manifest
+    // lists them (a volume is listed only once stored). Where duplicity starts over because
+    // the manifest lists fewer, the listed ones are kept.
+    let run_from_1 = |has: &dyn Fn(u32) -> bool| (1..).take_while(|n| has(*n)).count() as u32;
+    let stored = run_from_1(&|n| set.volumes.contains_key(&n));
+    let listed = run_from_1(&|n| m.volumes.contains_key(&n));
+    let mut start_vol = stored.saturating_sub(1).min(listed);
     if start_vol == 0 {
         return Ok(None);
     }
@@ -417,6 +428,34 @@ fn resumable(
             )));
         }
     }
+    if !times.is_full() {
+        // A delta's bytes depend on how the tool that wrote it fed librsync (duplicity's
+        // literal runs are longer than ferrodup's), and on the file not having changed
+        // since: a delta cut between volumes is continued only when ferrodup makes the
+        // same cut chunk now; otherwise the resume starts before that file.
+        while start_vol > 0 && m.volumes[&start_vol].end_block.is_some() {
+            let continuable = match delta_cut(ctx, set, start_vol) {
+                Ok(None) => true,
+                Ok(Some((path, k, chunk))) => {
+                    same_delta(ctx, local, times, source, &path, k, &chunk).unwrap_or(false)
+                }
+                Err(_) => false,
+            };
+            if continuable {
+                break;
+            }
+            let cut = m.volumes[&start_vol].end.clone();
+            while start_vol > 0
+                && m.volumes[&start_vol].end == cut
+                && m.volumes[&start_vol].end_block.is_some()
+            {
+                start_vol -= 1;
+            }
+        }
+        if start_vol == 0 {
+            return Ok(None);
+        }
+    }
     let kept: Vec<VolumeInfo> = (1..=start_vol).map(|n| m.volumes[&n].clone()).collect();
     let last = kept.last().expect("start_vol >= 1");
     let skip_to = (last.end.clone(), last.end_block);
@@ -425,6 +464,85 @@ fn resumable(
         kept,
         skip_to,
     }))
+}
+
+/// A chunk of a delta: the path, the chunk number and its bytes.
+type DeltaChunk = (Vec<u8>, u64, Vec<u8>);
+
+/// The last member of volume `n` of `set` (read from the target) when it is a chunk of a
+/// delta.
+fn delta_cut(
+    ctx: &Context,
+    set: &crate::collection::BackupSet,
+    n: u32,
+) -> Result<Option<DeltaChunk>> {
+    let name = &set.volumes[&n];
+    let tmp = ctx.temp_path("resume-vol")?;
+    ctx.backend.get(name, &tmp)?;
+    let mut tar = tar::TarReader::new(ctx.open_stored(&tmp, name)?);
+    let bad = |e: io::Error| Error::corrupt(format!("volume {name}: {e}"));
+    let mut last = None;
+    while let Some(h) = tar.next_header().map_err(bad)? {
+        last = match entry::parse(&h.name) {
+            Some(e) if e.difftype == DiffType::Diff && e.chunk.is_some() => {
+                let mut data = Vec::new();
+                tar.read_to_end(&mut data).map_err(bad)?;
+                Some((e.index, e.chunk.unwrap_or(0), data))
+            }
+            _ => None,
+        };
+    }
+    Ok(last)
+}
+
+/// True if chunk `k` of ferrodup's delta of `path` now (the source file against its
+/// signature in the chain that the incremental `times` extends) is `chunk`.
+fn same_delta(
+    ctx: &Context,
+    local: &Collection,
+    times: SetTimes,
+    source: &Path,
+    path: &[u8],
+    k: u64,
+    chunk: &[u8],
+) -> Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let SetTimes::Inc(start, _) = times else {
+        return Ok(false);
+    };
+    let Some(sigs) = local.sig_chains.iter().rev().find(|s| s.end() == start) else {
+        return Ok(false);
+    };
+    let mut files = Vec::new();
+    for name in sigs.files_until(i64::MAX) {
+        let stored = codec::open_stored(&ctx.cache.path(name), name, None)?;
+        files.push((name.to_string(), stored));
+    }
+    let mut overlay = SigOverlay::new(files)?;
+    let old = loop {
+        match overlay.next_entry()? {
+            Some(e) if e.index == path => break e.signature,
+            Some(e) if cmp_index(&e.index, path) == Ordering::Less => {}
+            _ => return Ok(false),
+        }
+    };
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    let fs_path = if path.is_empty() {
+        source.to_path_buf()
+    } else {
+        source.join(std::ffi::OsStr::from_bytes(path))
+    };
+    let file = File::open(&fs_path).map_err(|e| Error::io(&fs_path, e))?;
+    let mut delta = librsync::Delta::new(file, &mut &old[..])
+        .map_err(|e| Error::corrupt(format!("{}: {e}", fs_path.display())))?;
+    let before = k.saturating_sub(1) * CHUNK as u64;
+    let skipped = io::copy(&mut (&mut delta).take(before), &mut io::sink())
+        .map_err(|e| Error::io(&fs_path, e))?;
+    let mut now = vec![0u8; CHUNK];
+    let n = read_full(&mut delta, &mut now).map_err(|e| Error::io(&fs_path, e))?;
+    Ok(skipped == before && now[..n] == *chunk)
 }
 
 fn hostname() -> String {
