@@ -483,3 +483,166 @@ fn a_backup_in_the_same_second_as_the_last_waits() {
         "after the waiting incremental",
     );
 }
+
+/// Starts duplicity with `args` (a `kind` backup, "full" or "inc") and kills it (SIGKILL)
+/// once its volume 3 is at the target `t`: an interrupted backup, as a reboot leaves it.
+fn duplicity_killed_after_volume_3(w: &Path, kind: &str, args: &[&str]) {
+    let set = format!("duplicity-{kind}.");
+    let mut c = cmd(&duplicity_bin(), w, None, args);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().expect("start duplicity");
+    let started = std::time::Instant::now();
+    while !target_files(&w.join("t"))
+        .iter()
+        .any(|n| n.starts_with(&set) && n.contains(".vol3."))
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "duplicity ended before storing volume 3"
+        );
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "duplicity stored no volume 3"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The options of the resume tests' backups.
+const RESUME: &[&str] = &[
+    "--no-encryption",
+    "--volsize",
+    "1",
+    "--archive-dir",
+    "ac",
+    "--name",
+    "n",
+];
+
+fn resume_args<'a>(kind: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![kind];
+    a.extend_from_slice(RESUME);
+    a.extend_from_slice(extra);
+    a
+}
+
+/// Backups interrupted after their third volume are resumed, not restarted, across the
+/// two tools: a full made by duplicity is resumed by ferrodup after volume 2 (volumes 1
+/// and 2 kept, as duplicity keeps them), and one made by ferrodup by duplicity; an
+/// interrupted incremental is resumed even when a full backup is asked for, with the same
+/// files as duplicity makes from the same state.
+#[test]
+fn interrupted_backups_are_resumed_across_the_tools() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let u = url(w, "t");
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/big"), edits::prng_bytes(1, 3_600_000)).unwrap();
+    std::fs::write(w.join("src/z"), "after the big file").unwrap();
+
+    // duplicity's interrupted full, resumed by ferrodup.
+    duplicity_killed_after_volume_3(w, "full", &resume_args("full", &["src", &u]));
+    let kept: Vec<(String, std::time::SystemTime)> = target_files(&w.join("t"))
+        .into_iter()
+        .filter(|n| n.contains(".vol1.") || n.contains(".vol2."))
+        .map(|n| {
+            let m = std::fs::metadata(w.join("t").join(&n))
+                .unwrap()
+                .modified()
+                .unwrap();
+            (n, m)
+        })
+        .collect();
+    assert_eq!(kept.len(), 2);
+    let r = fd(
+        w,
+        None,
+        &resume_args("full", &["--no-print-statistics", "src", &u]),
+    )
+    .ok();
+    assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
+    for (n, m) in &kept {
+        let now = std::fs::metadata(w.join("t").join(n))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(&now, m, "{n} was rewritten");
+    }
+    dup(w, None, &["restore", "--no-encryption", &u, "out1"]).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out1"),
+        "duplicity's full resumed by ferrodup",
+    );
+
+    // duplicity's interrupted incremental (of a new file); `full` resumes it, in both tools.
+    std::fs::write(w.join("src/new"), edits::prng_bytes(2, 3_600_000)).unwrap();
+    duplicity_killed_after_volume_3(w, "inc", &resume_args("inc", &["src", &u]));
+    copy_tree(&w.join("t"), &w.join("t2"));
+    copy_tree(&w.join("ac"), &w.join("ac2"));
+    let r = fd(
+        w,
+        None,
+        &resume_args("full", &["--no-print-statistics", "src", &u]),
+    )
+    .ok();
+    assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
+    let mut a = resume_args("full", &["src"]);
+    a[5] = "ac2";
+    let u2 = url(w, "t2");
+    a.push(&u2);
+    dup(w, None, &a).ok();
+    let files = target_files(&w.join("t"));
+    assert_eq!(files, target_files(&w.join("t2")));
+    assert_eq!(files.iter().filter(|n| n.ends_with(".manifest")).count(), 2);
+    assert!(files.iter().any(|n| n.contains(".vol4.")), "{files:?}");
+    fd(w, None, &["restore", "--no-encryption", &u2, "out2"]).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out2"),
+        "incremental resumed by duplicity",
+    );
+    dup(w, None, &["restore", "--no-encryption", &u, "out3"]).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out3"),
+        "incremental resumed by ferrodup",
+    );
+
+    // An interrupted incremental cut inside a delta (duplicity encodes deltas otherwise
+    // than ferrodup): ferrodup does not continue the delta, and the result restores.
+    std::fs::write(w.join("src/new"), edits::prng_bytes(3, 3_600_000)).unwrap();
+    duplicity_killed_after_volume_3(w, "inc", &resume_args("inc", &["src", &u]));
+    let r = fd(
+        w,
+        None,
+        &resume_args("inc", &["--no-print-statistics", "src", &u]),
+    )
+    .ok();
+    assert!(!r.stderr().contains("Resuming"), "{}", r.stderr());
+    dup(w, None, &["restore", "--no-encryption", &u, "out5"]).ok();
+    assert_same_tree(&w.join("src"), &w.join("out5"), "after a delta cut short");
+
+    // ferrodup's interrupted full, resumed by duplicity.
+    let u3 = url(w, "t3");
+    let mut a = resume_args("full", &["--no-print-statistics", "src", &u3]);
+    a[5] = "ac3";
+    let mut c = cmd(&ferrodup_bin(), w, None, &a);
+    c.env("FERRODUP_FAILPOINT", "volume-recorded:3");
+    let r = run(&mut c, "ferrodup killed after volume 3");
+    assert_ne!(r.code(), 0);
+    let mut a = resume_args("full", &["src"]);
+    a[5] = "ac3";
+    a.push(&u3);
+    let r = dup(w, None, &a).ok();
+    let said = format!("{}{}", r.stdout(), r.stderr());
+    assert!(said.contains("Restarting after volume 2"), "{said}");
+    fd(w, None, &["restore", "--no-encryption", &u3, "out4"]).ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out4"),
+        "ferrodup's full resumed by duplicity",
+    );
+}
