@@ -50,19 +50,16 @@ impl Outcome {
 /// Runs the configured command.
 pub fn run(config: Config) -> Result<Outcome> {
     crate::format::time::set_filename_separator(config.time_separator);
-    let crypto = config
-        .crypto
-        .as_ref()
-        .map(|c| {
-            make_crypto(
-                c,
-                matches!(
-                    config.command,
-                    Command::Restore { .. } | Command::Verify { .. }
-                ),
-            )
-        })
-        .transpose()?;
+    let reading = matches!(
+        config.command,
+        Command::Restore { .. } | Command::Verify { .. } | Command::List { .. }
+    );
+    let crypto = match &config.crypto {
+        Some(c) if config.encrypt => Some(make_crypto(c, reading)?),
+        // --no-encryption: `.gpg` files are read with what is at hand, nothing is asked.
+        Some(c) => make_crypto(c, false).ok(),
+        None => None,
+    };
     let cache = Cache::open(
         config.archive_dir.as_deref(),
         config.name.as_deref(),
@@ -85,6 +82,7 @@ pub fn run(config: Config) -> Result<Outcome> {
         cache,
         tempdir: run_temp.path().to_path_buf(),
         compression: config.compression,
+        encrypt: config.encrypt,
         crypto,
         now: config.now,
         dry_run: config.dry_run,
@@ -110,10 +108,11 @@ pub fn run(config: Config) -> Result<Outcome> {
         Command::Backup {
             mode, source, url, ..
         } => {
-            if ctx
-                .crypto
-                .as_ref()
-                .is_some_and(|c| c.passphrase.is_none() && c.is_symmetric())
+            if ctx.encrypt
+                && ctx
+                    .crypto
+                    .as_ref()
+                    .is_some_and(|c| c.passphrase.is_none() && c.is_symmetric())
             {
                 let new_chain = mode == Mode::Full || !backup::has_chain(&ctx)?;
                 let prompt = if new_chain {
@@ -121,7 +120,8 @@ pub fn run(config: Config) -> Result<Outcome> {
                 } else {
                     "GnuPG passphrase: "
                 };
-                let pass = prompt_passphrase(prompt, new_chain)?;
+                // As duplicity, every backup asks twice.
+                let pass = prompt_passphrase(prompt, true)?;
                 if let Some(c) = ctx.crypto.as_mut() {
                     c.passphrase = Some(pass);
                 }
@@ -149,7 +149,7 @@ pub fn run(config: Config) -> Result<Outcome> {
                 }),
                 select: config.select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
-            if let Some(c) = &ctx.crypto {
+            if let Some(c) = ctx.crypto.as_ref().filter(|_| ctx.encrypt) {
                 c.check_for_writing()?;
             }
             let unread = backup::run(&ctx, &opts)?;

@@ -154,9 +154,12 @@ impl Chain {
     pub fn sets(&self) -> impl Iterator<Item = &BackupSet> {
         std::iter::once(&self.full).chain(self.incs.iter())
     }
-    /// The sets needed to restore the state at time `t`.
+    /// The sets needed to restore the state at time `t`: the full set (even when `t` is
+    /// before it, as duplicity) and the incrementals up to `t`.
     pub fn sets_until(&self, t: i64) -> Vec<&BackupSet> {
-        self.sets().filter(|s| s.times().end() <= t).collect()
+        std::iter::once(&self.full)
+            .chain(self.incs.iter().filter(|s| s.times().end() <= t))
+            .collect()
     }
 }
 
@@ -173,12 +176,14 @@ impl SigChain {
     pub fn end(&self) -> i64 {
         self.files.last().map_or(0, |f| f.0.end())
     }
-    /// Signature files describing the state at time `t`.
+    /// Signature files describing the state at time `t`: the full one (even when `t` is
+    /// before it, as duplicity) and the incremental ones up to `t`.
     pub fn files_until(&self, t: i64) -> Vec<&str> {
         self.files
             .iter()
-            .filter(|(s, _)| s.end() <= t)
-            .map(|(_, n)| n.as_str())
+            .enumerate()
+            .filter(|(i, (s, _))| *i == 0 || s.end() <= t)
+            .map(|(_, (_, n))| n.as_str())
             .collect()
     }
 }
@@ -277,15 +282,20 @@ impl Collection {
     }
 
     /// The chain holding the state at time `t`: the one whose span contains `t`, else the
-    /// newest one ending before `t`. `None` when `t` is before every backup.
+    /// newest one ending before `t`, else (`t` is before every backup) the oldest one, as
+    /// duplicity. `None` when there is no chain.
     pub fn chain_at(&self, t: i64) -> Option<&Chain> {
         if let Some(c) = self.chains.iter().find(|c| c.start() <= t && t <= c.end()) {
             return Some(c);
         }
-        self.chains.iter().rev().find(|c| c.end() < t)
+        self.chains
+            .iter()
+            .rev()
+            .find(|c| c.end() < t)
+            .or(self.chains.first())
     }
 
-    /// The signature chain matching the state at time `t`.
+    /// The signature chain matching the state at time `t`, chosen as [`Self::chain_at`].
     pub fn sig_chain_at(&self, t: i64) -> Option<&SigChain> {
         if let Some(c) = self
             .sig_chains
@@ -294,7 +304,11 @@ impl Collection {
         {
             return Some(c);
         }
-        self.sig_chains.iter().rev().find(|c| c.end() < t)
+        self.sig_chains
+            .iter()
+            .rev()
+            .find(|c| c.end() < t)
+            .or(self.sig_chains.first())
     }
 
     pub fn last_chain(&self) -> Option<&Chain> {
@@ -350,8 +364,10 @@ mod tests {
         assert_eq!(c.sig_chains.len(), 1);
         assert_eq!(c.sig_chains[0].files.len(), 2);
         assert_eq!(c.chains[0].end(), 1704196800);
-        assert!(c.chain_at(1704110400 - 1).is_none());
+        assert_eq!(c.chain_at(1704110400 - 1).unwrap().start(), 1704110400);
         assert_eq!(c.chains[0].sets_until(1704110400).len(), 1);
+        assert_eq!(c.chains[0].sets_until(0).len(), 1);
+        assert_eq!(c.sig_chains[0].files_until(0).len(), 1);
         let stray = "duplicity-new-signatures.20240102T120000Z.to.20240103T120000Z.sigtar.gz";
         let mut with_stray = names.to_vec();
         with_stray.push(stray);

@@ -148,6 +148,8 @@ pub struct Config {
     pub prefixes: Prefixes,
     pub compression: bool,
     pub crypto: Option<CryptoConfig>,
+    /// New files are encrypted (not `--no-encryption`); `crypto` may still read `.gpg` ones.
+    pub encrypt: bool,
     pub dry_run: bool,
     pub force: bool,
     pub ignore_errors: bool,
@@ -332,8 +334,10 @@ impl Config {
                 now,
             },
         )?;
+        // With --no-encryption, `.gpg` files are still read with what is at hand (as
+        // duplicity, which decides by the file names); nothing is asked for.
         let crypto = if cli.no_encryption {
-            None
+            crypto_config(&cli).ok()
         } else {
             if cli.use_gpgsm {
                 return Err(Error::Unsupported(
@@ -412,6 +416,7 @@ impl Config {
             },
             compression: !cli.no_compression,
             crypto,
+            encrypt: !cli.no_encryption,
             dry_run: cli.dry_run,
             force: cli.force,
             ignore_errors: cli.ignore_errors,

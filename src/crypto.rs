@@ -931,47 +931,90 @@ impl Drop for GpgReader {
     }
 }
 
-/// Reads a passphrase from the terminal without echo (twice to confirm when `confirm`).
+/// Reads a line from `fd` (a terminal) with echo turned off, after writing `prompt` to `out`.
+fn read_hidden(
+    fd: i32,
+    input: &mut dyn io::BufRead,
+    out: &mut dyn Write,
+    prompt: &str,
+) -> Result<String> {
+    let _ = write!(out, "{prompt}");
+    let _ = out.flush();
+    // SAFETY: termios calls on a terminal fd with structs we own.
+    let old = unsafe {
+        let mut term: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(fd, &mut term);
+        let old = term;
+        term.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(fd, libc::TCSANOW, &term);
+        old
+    };
+    let mut line = String::new();
+    let res = input.read_line(&mut line);
+    // SAFETY: restores the settings read above.
+    unsafe {
+        libc::tcsetattr(fd, libc::TCSANOW, &old);
+    }
+    let _ = writeln!(out);
+    finish_line(res, line)
+}
+
+/// The passphrase in a line read with `res`; an error at the end of the input.
+fn finish_line(res: io::Result<usize>, line: String) -> Result<String> {
+    match res {
+        Ok(0) => Err(Error::usage(
+            "a passphrase is needed: set PASSPHRASE, or give it on standard input (twice for \
+             a backup, to confirm); the input ended first",
+        )),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(Error::Io(format!("reading the passphrase: {e}"))),
+    }
+}
+
+/// Reads one line after showing a prompt.
+type ReadLine = dyn FnMut(&str) -> Result<String>;
+
+/// Reads a passphrase as duplicity does (with Python's getpass): on the controlling
+/// terminal without echo; without one, from standard input, without echo if it is a
+/// terminal, else a line as it comes (a pipe: `echo secret | ferrodup restore ...`). The
+/// prompts go to the terminal, else to standard error; the passphrase is never shown. With
+/// `confirm` it is asked twice and both must match; an empty one is refused.
 pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<String> {
     use std::os::fd::AsRawFd;
-    // SAFETY: isatty has no preconditions.
-    if unsafe { libc::isatty(0) } != 1 {
-        return Err(Error::usage(
-            "a passphrase is needed: set PASSPHRASE (standard input is not a terminal)",
-        ));
-    }
+    use std::os::unix::fs::OpenOptionsExt;
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/tty")
-        .map_err(|_| {
-            Error::usage("a passphrase is needed: set PASSPHRASE (no terminal to ask on)")
-        })?;
-    let fd = tty.as_raw_fd();
-    let read_one = |p: &str| -> Result<String> {
-        let mut t = &tty;
-        let _ = write!(t, "{p}");
-        let _ = t.flush();
-        // SAFETY: termios calls on a valid terminal fd with structs we own.
-        let old = unsafe {
-            let mut term: libc::termios = std::mem::zeroed();
-            libc::tcgetattr(fd, &mut term);
-            let old = term;
-            term.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(fd, libc::TCSANOW, &term);
-            old
-        };
-        let mut line = String::new();
-        let res = io::BufRead::read_line(&mut BufReader::new(&tty), &mut line);
-        // SAFETY: restores the settings read above.
-        unsafe {
-            libc::tcsetattr(fd, libc::TCSANOW, &old);
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty");
+    let mut read_one: Box<ReadLine> = match tty {
+        Ok(tty) => {
+            let fd = tty.as_raw_fd();
+            let mut input = BufReader::new(
+                tty.try_clone()
+                    .map_err(|e| Error::Io(format!("/dev/tty: {e}")))?,
+            );
+            let mut out = tty;
+            Box::new(move |p| read_hidden(fd, &mut input, &mut out, p))
         }
-        let _ = writeln!(t);
-        res.map_err(|e| Error::Io(format!("reading the passphrase: {e}")))?;
-        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+        // SAFETY: isatty has no preconditions.
+        Err(_) if unsafe { libc::isatty(0) } == 1 => {
+            Box::new(|p| read_hidden(0, &mut io::stdin().lock(), &mut io::stderr(), p))
+        }
+        Err(_) => Box::new(|p| {
+            eprint!("{p}");
+            let mut line = String::new();
+            let res = io::stdin().read_line(&mut line);
+            eprintln!();
+            finish_line(res, line)
+        }),
     };
     let first = read_one(prompt)?;
+    if first.is_empty() {
+        return Err(Error::usage(
+            "the passphrase is empty: symmetric encryption needs one (or set PASSPHRASE)",
+        ));
+    }
     if confirm {
         let second = read_one("Retype passphrase to confirm: ")?;
         if first != second {

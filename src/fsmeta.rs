@@ -372,13 +372,14 @@ struct Frame {
 }
 
 impl Walk {
-    /// Starts a walk of `root`, which must be a directory.
+    /// Starts a walk of `root`, a directory or a regular file (then the only entry).
     pub fn new(root: &Path, follow_links: bool) -> Result<Self> {
         let top = SourceEntry::from_path(root, Vec::new(), true)?
-            .filter(|e| e.kind == EntryType::Directory)
+            .filter(|e| matches!(e.kind, EntryType::Directory | EntryType::Regular))
             .ok_or_else(|| {
                 Error::input(format!(
-                    "source {} is not a directory: give the directory to back up",
+                    "source {} is not a directory nor a regular file: give the directory or \
+                     file to back up",
                     root.display()
                 ))
             })?;

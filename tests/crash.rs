@@ -260,7 +260,8 @@ crash_tests! {
     manifest_cached: B("manifest-cached");
     end: B("backup-end");
     cache_sync_delete: B("sig-cached"), B("cache-delete");
-    leftover_delete: B("volume-stored:2"), B("leftover-delete:2");
+    // Two stored volumes are resumed (as by duplicity); one recorded volume is deleted.
+    leftover_delete: B("volume-recorded:1"), B("leftover-delete");
     stray_signature_delete: B("sig-stored"), B("leftover-delete");
     cache_partial_delete: B("volume-recorded:1"), B("cache-partial-delete");
     resume_delete: B("volume-recorded:3"), B("resume-delete");

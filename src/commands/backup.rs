@@ -99,13 +99,15 @@ pub fn has_chain(ctx: &Context) -> Result<bool> {
 pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let md = std::fs::metadata(&opts.source).map_err(|e| {
         Error::input(format!(
-            "cannot read source {}: {e}; give an existing directory to back up",
+            "cannot read source {}: {e}; give an existing directory or file to back up",
             opts.source.display()
         ))
     })?;
-    if !md.is_dir() {
+    // As duplicity, a single regular file may be the source: it is the root entry.
+    if !md.is_dir() && !md.is_file() {
         return Err(Error::input(format!(
-            "source {} is not a directory: give the directory to back up",
+            "source {} is not a directory nor a regular file: give the directory or file to \
+             back up",
             opts.source.display()
         )));
     }
@@ -114,7 +116,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
     crate::commands::status::log_collection(&col);
-    let resume = plan_resume(ctx, opts, &col, &remote)?;
+    let resume = plan_resume(ctx, &col, &remote, &opts.source)?;
     let local = usable_cache(ctx, &col)?;
 
     crate::log::notice(&match col.last_chain() {
@@ -181,6 +183,12 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
             }),
         };
         full = r.set.is_full();
+        if opts.mode == Mode::Full && !full {
+            crate::log::notice(
+                "The last incremental backup was interrupted: resuming it (as duplicity does) \
+                 instead of starting a full backup; run the full backup again afterwards.",
+            );
+        }
         crate::log::notice(&format!(
             "Resuming the interrupted backup from {} after volume {}.",
             crate::format::time::pretty(r.set.end()),
@@ -191,11 +199,16 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         (Some(r), _) => r.set,
         (None, None) => SetTimes::Full(ctx.now),
         (None, Some((chain, _))) => {
-            if ctx.now <= chain.end() {
+            let now = if ctx.now == chain.end() {
+                wait_past(chain.end())
+            } else {
+                ctx.now
+            };
+            if now <= chain.end() {
                 return Err(Error::input(format!(
                     "the current time {} is not after the last backup {}; check the clock \
                      (or --current-time)",
-                    crate::format::time::to_string(ctx.now),
+                    crate::format::time::to_string(now),
                     crate::format::time::to_string(chain.end())
                 )));
             }
@@ -203,7 +216,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                 check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
             }
             check_chain_complete(ctx, chain)?;
-            SetTimes::Inc(chain.end(), ctx.now)
+            SetTimes::Inc(chain.end(), now)
         }
     };
     let overlay = match &prev_chain {
@@ -303,6 +316,21 @@ fn log_change(code: u32, index: &[u8]) {
     );
 }
 
+/// An incremental started within the second of the last backup would share its time: as
+/// duplicity, it waits for the wall clock to pass that second (even after `--current-time`)
+/// and takes the wall-clock time, giving up after a few seconds (the clock is then wrong).
+fn wait_past(t: i64) -> i64 {
+    crate::log::info("The last backup was made within this second; waiting for the next one.");
+    for _ in 0..30 {
+        let now = crate::wall_clock();
+        if now > t {
+            return now;
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    crate::wall_clock()
+}
+
 /// Refuses to extend a chain that cannot be restored because a set misses volumes.
 fn check_chain_complete(ctx: &Context, chain: &Chain) -> Result<()> {
     for set in chain.sets() {
@@ -342,9 +370,9 @@ const FOREIGN_GRACE: i64 = 24 * 3600;
 /// redone, as duplicity does); the rest are deleted, since nothing in them is restorable.
 fn plan_resume(
     ctx: &Context,
-    opts: &BackupOptions,
     col: &Collection,
     remote: &[String],
+    source: &Path,
 ) -> Result<Option<Resume>> {
     let cached = ctx.cache.names()?;
     let newest = col.chains.last().map_or(i64::MIN, |c| c.end());
@@ -383,7 +411,7 @@ fn plan_resume(
         let mut delete: Vec<&String> = files.iter().collect();
         if resume.is_none() {
             if let Some(set) = col.incomplete_sets.iter().find(|s| s.times() == times) {
-                resume = resumable(ctx, opts, col, &local, set)?;
+                resume = resumable(ctx, col, &local, set, source)?;
             }
             if resume.is_some() {
                 // Its signature file, if stored, is remade: only the volumes are kept.
@@ -424,16 +452,18 @@ fn plan_resume(
 
 fn resumable(
     ctx: &Context,
-    opts: &BackupOptions,
     col: &Collection,
     local: &Collection,
     set: &crate::collection::BackupSet,
+    source: &Path,
 ) -> Result<Option<Resume>> {
     let times = set.times();
+    // As duplicity, an interrupted incremental is resumed even when a full backup is
+    // asked for (duplicity takes the interrupted set's type).
     if let SetTimes::Inc(start, _) = times {
         let chain_ok = col.last_chain().is_some_and(|c| c.end() == start);
         let sig_ok = local.sig_chains.iter().any(|s| s.end() == start);
-        if opts.mode == Mode::Full || !chain_ok || !sig_ok {
+        if !chain_ok || !sig_ok {
             return Ok(None);
         }
     }
@@ -444,11 +474,14 @@ fn resumable(
     let Ok(m) = Manifest::parse_reader(io::BufReader::new(f), false) else {
         return Ok(None);
     };
-    let mut contiguous = 0u32;
-    while set.volumes.contains_key(&(contiguous + 1)) && m.volumes.contains_key(&(contiguous + 1)) {
-        contiguous += 1;
-    }
-    let start_vol = contiguous.saturating_sub(1);
+    // As duplicity: the last of the volumes stored in sequence is redone (its storing may
+    // have been cut short), the ones before it are kept as far as the partial manifest
+    // lists them (a volume is listed only once stored). Where duplicity starts over because
+    // the manifest lists fewer, the listed ones are kept.
+    let run_from_1 = |has: &dyn Fn(u32) -> bool| (1..).take_while(|n| has(*n)).count() as u32;
+    let stored = run_from_1(&|n| set.volumes.contains_key(&n));
+    let listed = run_from_1(&|n| m.volumes.contains_key(&n));
+    let mut start_vol = stored.saturating_sub(1).min(listed);
     if start_vol == 0 {
         return Ok(None);
     }
@@ -460,7 +493,7 @@ fn resumable(
             crate::format::time::pretty(times.end())
         )));
     }
-    if ctx.crypto.as_ref().is_some_and(|c| c.is_symmetric()) {
+    if ctx.encrypt && ctx.crypto.as_ref().is_some_and(|c| c.is_symmetric()) {
         // Volume 1 must open with this run's passphrase, or the set would mix two.
         let name = &set.volumes[&1];
         let tmp = ctx.temp_path("vol1")?;
@@ -477,6 +510,34 @@ fn resumable(
             )));
         }
     }
+    if !times.is_full() {
+        // A delta's bytes depend on how the tool that wrote it fed librsync (duplicity's
+        // literal runs are longer than ferrodup's), and on the file not having changed
+        // since: a delta cut between volumes is continued only when ferrodup makes the
+        // same cut chunk now; otherwise the resume starts before that file.
+        while start_vol > 0 && m.volumes[&start_vol].end_block.is_some() {
+            let continuable = match delta_cut(ctx, set, start_vol) {
+                Ok(None) => true,
+                Ok(Some((path, k, chunk))) => {
+                    same_delta(ctx, local, times, source, &path, k, &chunk).unwrap_or(false)
+                }
+                Err(_) => false,
+            };
+            if continuable {
+                break;
+            }
+            let cut = m.volumes[&start_vol].end.clone();
+            while start_vol > 0
+                && m.volumes[&start_vol].end == cut
+                && m.volumes[&start_vol].end_block.is_some()
+            {
+                start_vol -= 1;
+            }
+        }
+        if start_vol == 0 {
+            return Ok(None);
+        }
+    }
     let kept: Vec<VolumeInfo> = (1..=start_vol).map(|n| m.volumes[&n].clone()).collect();
     let last = kept.last().expect("start_vol >= 1");
     let skip_to = (last.end.clone(), last.end_block);
@@ -485,6 +546,85 @@ fn resumable(
         kept,
         skip_to,
     }))
+}
+
+/// A chunk of a delta: the path, the chunk number and its bytes.
+type DeltaChunk = (Vec<u8>, u64, Vec<u8>);
+
+/// The last member of volume `n` of `set` (read from the target) when it is a chunk of a
+/// delta.
+fn delta_cut(
+    ctx: &Context,
+    set: &crate::collection::BackupSet,
+    n: u32,
+) -> Result<Option<DeltaChunk>> {
+    let name = &set.volumes[&n];
+    let tmp = ctx.temp_path("resume-vol")?;
+    ctx.backend.get(name, &tmp)?;
+    let mut tar = tar::TarReader::new(ctx.open_stored(&tmp, name)?);
+    let bad = |e: io::Error| Error::corrupt(format!("volume {name}: {e}"));
+    let mut last = None;
+    while let Some(h) = tar.next_header().map_err(bad)? {
+        last = match entry::parse(&h.name) {
+            Some(e) if e.difftype == DiffType::Diff && e.chunk.is_some() => {
+                let mut data = Vec::new();
+                tar.read_to_end(&mut data).map_err(bad)?;
+                Some((e.index, e.chunk.unwrap_or(0), data))
+            }
+            _ => None,
+        };
+    }
+    Ok(last)
+}
+
+/// True if chunk `k` of ferrodup's delta of `path` now (the source file against its
+/// signature in the chain that the incremental `times` extends) is `chunk`.
+fn same_delta(
+    ctx: &Context,
+    local: &Collection,
+    times: SetTimes,
+    source: &Path,
+    path: &[u8],
+    k: u64,
+    chunk: &[u8],
+) -> Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let SetTimes::Inc(start, _) = times else {
+        return Ok(false);
+    };
+    let Some(sigs) = local.sig_chains.iter().rev().find(|s| s.end() == start) else {
+        return Ok(false);
+    };
+    let mut files = Vec::new();
+    for name in sigs.files_until(i64::MAX) {
+        let stored = codec::open_stored(&ctx.cache.path(name), name, None)?;
+        files.push((name.to_string(), stored));
+    }
+    let mut overlay = SigOverlay::new(files)?;
+    let old = loop {
+        match overlay.next_entry()? {
+            Some(e) if e.index == path => break e.signature,
+            Some(e) if cmp_index(&e.index, path) == Ordering::Less => {}
+            _ => return Ok(false),
+        }
+    };
+    let Some(old) = old else {
+        return Ok(false);
+    };
+    let fs_path = if path.is_empty() {
+        source.to_path_buf()
+    } else {
+        source.join(std::ffi::OsStr::from_bytes(path))
+    };
+    let file = File::open(&fs_path).map_err(|e| Error::io(&fs_path, e))?;
+    let mut delta = librsync::Delta::new(file, &mut &old[..])
+        .map_err(|e| Error::corrupt(format!("{}: {e}", fs_path.display())))?;
+    let before = k.saturating_sub(1) * CHUNK as u64;
+    let skipped = io::copy(&mut (&mut delta).take(before), &mut io::sink())
+        .map_err(|e| Error::io(&fs_path, e))?;
+    let mut now = vec![0u8; CHUNK];
+    let n = read_full(&mut delta, &mut now).map_err(|e| Error::io(&fs_path, e))?;
+    Ok(skipped == before && now[..n] == *chunk)
 }
 
 fn hostname() -> String {
@@ -945,7 +1085,9 @@ impl Filelist {
             return Ok(());
         }
         self.count += 1;
-        let line = Manifest::filelist_line(kind, index);
+        // Only a single-file source has an entry at the root; duplicity lists it as `.`.
+        let shown: &[u8] = if index.is_empty() { b"." } else { index };
+        let line = Manifest::filelist_line(kind, shown);
         self.out
             .write_all(&line)
             .map_err(|e| Error::io(&self.path, e))
@@ -1056,7 +1198,7 @@ impl Engine<'_, '_> {
         if prev.index.is_empty() {
             return Ok(());
         }
-        let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index));
+        let h = Header::empty(entry::volume_name(DiffType::Deleted, &prev.index, false));
         self.vol_member(&prev.index, None, &h, &[])?;
         let hs = Header::empty(entry::sig_name(DiffType::Deleted, &prev.index));
         self.sig_member(&hs, &[], &[])?;
@@ -1093,7 +1235,7 @@ impl Engine<'_, '_> {
             let n = read(&mut buf);
             total += n as u64;
             if n < CHUNK {
-                let mut h = e.header(entry::volume_name(difftype, &e.index));
+                let mut h = e.header(entry::volume_name(difftype, &e.index, false));
                 h.size = n as u64;
                 self.vol_member(&e.index, None, &h, &buf[..n])?;
                 return Ok(total);
@@ -1132,7 +1274,11 @@ impl Engine<'_, '_> {
         self.stats.delta_entries += 1;
         if e.kind != EntryType::Regular {
             crate::progress::add_skipped(e.size);
-            let h = e.header(entry::volume_name(DiffType::Snapshot, &e.index));
+            let h = e.header(entry::volume_name(
+                DiffType::Snapshot,
+                &e.index,
+                e.kind == EntryType::Directory,
+            ));
             self.vol_member(&e.index, None, &h, &[])?;
             let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
             self.sig_member(&hs, &[], &[])?;

@@ -39,26 +39,17 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
             ctx.backend.describe()
         )));
     }
-    let chain = match (col.sig_chain_at(time), col.sig_chains.first()) {
-        (Some(c), _) => c,
-        (None, Some(oldest)) => {
-            crate::log::out_warn(&format!(
-                "No signature chain for the requested time. Using oldest available chain, \
-                 starting at time {}.",
-                crate::format::time::pretty(oldest.start())
-            ));
-            oldest
-        }
-        (None, None) => {
-            return Err(Error::corrupt(
-                "no signature files found at the target; run a full backup".to_string(),
-            ))
-        }
-    };
-    let mut names = chain.files_until(time);
-    if names.is_empty() {
-        names.push(chain.files[0].1.as_str());
+    let chain = col.sig_chain_at(time).ok_or_else(|| {
+        Error::corrupt("no signature files found at the target; run a full backup".to_string())
+    })?;
+    if time < chain.start() {
+        crate::log::out_warn(&format!(
+            "No signature chain for the requested time. Using oldest available chain, \
+             starting at time {}.",
+            crate::format::time::pretty(chain.start())
+        ));
     }
+    let names = chain.files_until(time);
     let mut files = Vec::new();
     for name in names {
         let local = crate::cache::Cache::local_name(&ctx.prefixes, name)

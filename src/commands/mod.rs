@@ -24,7 +24,9 @@ pub struct Context {
     /// This run's own temporary directory (see [`RunTemp`]).
     pub tempdir: PathBuf,
     pub compression: bool,
-    /// Encryption settings; `None` with `--no-encryption`.
+    /// New files are encrypted (not `--no-encryption`).
+    pub encrypt: bool,
+    /// Encryption settings, also used with `--no-encryption` to read `.gpg` files.
     pub crypto: Option<Crypto>,
     pub now: i64,
     pub dry_run: bool,
@@ -86,7 +88,7 @@ impl Context {
 
     /// How new volumes and signature files are stored.
     pub fn wrap(&self) -> Wrapping {
-        if self.crypto.is_some() {
+        if self.encrypt {
             Wrapping::Gpg
         } else if self.compression {
             Wrapping::Gzip

@@ -114,23 +114,29 @@ impl Write for LocalWriter<'_> {
     }
 }
 
-/// Picks the chain and sets for time `t`, with a clear error when there is none.
+/// Picks the chain and sets for time `t`, with a clear error when there is none. A time
+/// before the first backup gets the oldest chain's full set, with a warning, as duplicity.
 pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>> {
-    let first = col.chains.first().ok_or_else(|| {
+    let chain = col.chain_at(t).ok_or_else(|| {
         Error::input(format!(
             "no backup found at {} (check the URL and the --file-prefix options)",
             ctx.backend.describe()
         ))
     })?;
-    if t < first.start() {
-        return Err(Error::input(format!(
-            "the requested time {} is before the first backup ({}); choose a later --time",
-            crate::format::time::pretty(t),
-            crate::format::time::pretty(first.start())
-        )));
+    if t < chain.start() {
+        warn_before_first(t, chain.start());
     }
-    let chain = col.chain_at(t).expect("t is after the first chain");
     Ok(chain.sets_until(t).into_iter().cloned().collect())
+}
+
+/// The warning for a time before the first backup, which uses the oldest chain.
+pub fn warn_before_first(t: i64, first: i64) {
+    crate::log::warn(&format!(
+        "the requested time {} is before the first backup; using the oldest backup chain, \
+         from {}",
+        crate::format::time::pretty(t),
+        crate::format::time::pretty(first)
+    ));
 }
 
 /// Reads a set's manifest, from the archive dir when it is there.

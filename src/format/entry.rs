@@ -87,18 +87,19 @@ fn join(prefix: &str, index: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Member name inside a volume (the root is `snapshot/.`, completed to `snapshot/./` for
-/// directories by the tar writer).
-pub fn volume_name(difftype: DiffType, index: &[u8]) -> Vec<u8> {
-    if index.is_empty() {
-        join(difftype.word(), b".")
-    } else {
-        join(difftype.word(), index)
+/// Member name inside a volume. The root is `snapshot/.` when a directory (completed to
+/// `snapshot/./` by the tar writer), `snapshot/` when a single file is the source, as
+/// duplicity names it.
+pub fn volume_name(difftype: DiffType, index: &[u8], dir: bool) -> Vec<u8> {
+    match (index.is_empty(), dir) {
+        (true, true) => join(difftype.word(), b"."),
+        _ => join(difftype.word(), index),
     }
 }
 
-/// Member name of chunk `k` of a multivol payload.
+/// Member name of chunk `k` of a multivol payload (`multivol_snapshot/./k` for a root file).
 pub fn multivol_name(difftype: DiffType, index: &[u8], k: u64) -> Vec<u8> {
+    let index = if index.is_empty() { b"." } else { index };
     let mut v = join(&format!("multivol_{}", difftype.word()), index);
     v.push(b'/');
     v.extend_from_slice(k.to_string().as_bytes());
@@ -127,7 +128,14 @@ mod tests {
         );
         assert!(parse(b"snapshot/../etc/passwd").is_none());
         assert!(parse(b"snapshots/x").is_none());
-        assert_eq!(volume_name(DiffType::Snapshot, b""), b"snapshot/.");
+        assert_eq!(volume_name(DiffType::Snapshot, b"", true), b"snapshot/.");
+        assert_eq!(volume_name(DiffType::Diff, b"", false), b"diff/");
+        assert_eq!(volume_name(DiffType::Snapshot, b"a", false), b"snapshot/a");
+        assert_eq!(
+            multivol_name(DiffType::Snapshot, b"", 3),
+            b"multivol_snapshot/./3"
+        );
+        assert_eq!(parse(b"multivol_snapshot/./3").unwrap().index, b"");
         assert_eq!(sig_name(DiffType::Snapshot, b""), b"snapshot/");
         assert_eq!(
             multivol_name(DiffType::Snapshot, b"a b", 2),

@@ -103,10 +103,19 @@ pub fn assert_fails(r: &Run, code: i32, words: &[&str]) {
     }
 }
 
-/// Runs ferrodup with `args` in `cwd`.
+/// Runs ferrodup with `args` in `cwd`, without PASSPHRASE and without a controlling
+/// terminal (where it would ask for a passphrase, as duplicity does).
 pub fn ferrodup<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Run {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(ferrodup_bin());
     c.current_dir(cwd).args(args).env_remove("PASSPHRASE");
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
     run(&mut c, &describe("ferrodup", args))
 }
 
