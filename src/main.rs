@@ -330,6 +330,9 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
         (cli.s3_use_glacier_ir, "GLACIER_IR"),
         (cli.s3_use_deep_archive, "DEEP_ARCHIVE"),
     ]);
+    if cli.s3_use_multiprocessing {
+        return Err(Error::usage(backend::S3_USE_MULTIPROCESSING_REMOVED));
+    }
     Ok(backend::Options {
         tries: cli.num_retries,
         delay: Duration::from_secs(cli.backend_retry_delay),
@@ -341,8 +344,26 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             class,
             restore_days: cli.s3_restore_days,
             restore_tier: cli.s3_restore_tier.clone(),
+            sse: backend::Sse::from_options(
+                cli.s3_use_server_side_encryption,
+                cli.s3_use_server_side_kms_encryption,
+                cli.s3_kms_key_id.as_deref(),
+                cli.s3_kms_grant.as_deref(),
+            )?,
+            multipart_chunk: cli.s3_multipart_chunk_size << 20,
+            multipart_procs: cli.s3_multipart_max_procs,
+            unencrypted: cli.s3_unencrypted_connection,
         },
         ssh: backend::SshOptions::parse(cli.ssh_options.as_deref().unwrap_or(""))?,
+        swift: backend::SwiftOptions {
+            storage_policy: cli.swift_storage_policy.clone(),
+            segment_size: cli.mp_segment_size << 20,
+        },
+        tls: backend::TlsOptions {
+            cacert_file: cli.ssl_cacert_file.clone(),
+            cacert_path: cli.ssl_cacert_path.clone(),
+            no_check: cli.ssl_no_check_certificate,
+        },
     })
 }
 
