@@ -450,4 +450,41 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
     );
     assert_fails(&r, 2, &["--s3-kms-key-id"]);
     assert!(keys_with(&s, &bucket, "nokey", "").is_empty());
+
+    // A part that keeps failing fails the backup, and the upload is aborted: S3 keeps
+    // none of its parts.
+    let proxy = common::proxy::Proxy::start(&endpoint);
+    proxy.add(
+        common::proxy::rule("PUT", "partNumber=2", common::proxy::Fault::Status(500)).always(),
+    );
+    let r = call(
+        fd,
+        vec![
+            "full",
+            "--no-encryption",
+            "--s3-endpoint-url",
+            &proxy.url,
+            "--s3-multipart-chunk-size",
+            "5",
+            "--num-retries",
+            "2",
+            "--backend-retry-delay",
+            "0",
+            "--archive-dir",
+            "c6",
+            "src",
+            &format!("s3://{bucket}/failing"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+    );
+    assert_fails(&r, 5, &["part 2", "HTTP 500"]);
+    assert_eq!(proxy.hits(), vec![2], "part 2 was tried once per attempt");
+    let uploads = boto3(
+        &s,
+        &bucket,
+        "print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))",
+    );
+    assert_eq!(uploads.trim(), "0", "every multipart upload was aborted");
 }

@@ -651,6 +651,36 @@ fn storage_policy_and_segmented_uploads_as_static_large_objects() {
         "every file of the first set is deleted: {left:?}"
     );
 
+    // A Dynamic Large Object (python-swiftclient's CLI makes one by default) goes with
+    // its segments too: here an orphaned volume that cleanup deletes.
+    let orphan = "host1/duplicity-full.20200101T000000Z.vol1.difftar.gz";
+    run(
+        Command::new("swift")
+            .current_dir(w)
+            .args([
+                "-A",
+                &s["SWIFT_V1_AUTH_URL"],
+                "-U",
+                &s["SWIFT_V1_USER"],
+                "-K",
+                &s["SWIFT_V1_KEY"],
+            ])
+            .args(["upload", "-S", "1048576", "--object-name", orphan])
+            .args([container.as_str(), "src/big.bin"]),
+        "swift upload (DLO)",
+    )
+    .ok();
+    let dlo_segments = || {
+        swift_list(&s, &format!("{container}_segments"))
+            .into_iter()
+            .filter(|n| n.starts_with(orphan))
+            .count()
+    };
+    assert_eq!(dlo_segments(), 3, "the DLO has 3 segments");
+    fd(w, &v1, &["cleanup", "--force", "--archive-dir", "c", &url]).ok();
+    assert!(!swift_list(&s, &container).contains(&orphan.to_string()));
+    assert_eq!(dlo_segments(), 0, "the DLO's segments are deleted");
+
     // duplicity's segmented uploads (python-swiftclient's, with Keystone v3: its v1 path
     // does not segment) restore with ferrodup.
     let v3 = creds(&s, "SWIFT_", true);

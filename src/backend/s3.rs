@@ -863,6 +863,28 @@ mod tests {
     }
 
     #[test]
+    fn encryption_options_read_as_duplicity_reads_them() {
+        assert_eq!(Sse::from_options(false, false, None, None).unwrap(), None);
+        assert_eq!(
+            Sse::from_options(true, true, Some("k"), None).unwrap(),
+            Some(Sse::Aes256)
+        );
+        assert_eq!(
+            Sse::from_options(false, true, Some("k"), Some("id=g")).unwrap(),
+            Some(Sse::Kms {
+                key_id: "k".into(),
+                grant: Some("id=g".into())
+            })
+        );
+        assert_eq!(
+            Sse::from_options(false, false, Some("k"), None).unwrap(),
+            None
+        );
+        let e = Sse::from_options(false, true, None, None).unwrap_err();
+        assert!(e.to_string().contains("--s3-kms-key-id"), "{e}");
+    }
+
+    #[test]
     fn xml_fields() {
         let x = "<a><Key>x &amp; y</Key><IsTruncated>false</IsTruncated></a>";
         assert_eq!(xml_text(x, "Key").as_deref(), Some("x & y"));

@@ -972,3 +972,16 @@ impl Backend for Swift {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::url_decode;
+
+    #[test]
+    fn manifest_paths_decode() {
+        assert_eq!(url_decode("a%20b/c%2Fd").as_deref(), Some("a b/c/d"));
+        assert_eq!(url_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(url_decode("%zz").as_deref(), Some("%zz"));
+        assert_eq!(url_decode("%ff"), None);
+    }
+}
