@@ -344,12 +344,12 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             class,
             restore_days: cli.s3_restore_days,
             restore_tier: cli.s3_restore_tier.clone(),
-            sse: backend::Sse::from_options(
-                cli.s3_use_server_side_encryption,
-                cli.s3_use_server_side_kms_encryption,
-                cli.s3_kms_key_id.as_deref(),
-                cli.s3_kms_grant.as_deref(),
-            )?,
+            sse: backend::SseOptions {
+                aes: cli.s3_use_server_side_encryption,
+                kms: cli.s3_use_server_side_kms_encryption,
+                kms_key_id: cli.s3_kms_key_id.clone(),
+                kms_grant: cli.s3_kms_grant.clone(),
+            },
             multipart_chunk: cli.s3_multipart_chunk_size << 20,
             multipart_procs: cli.s3_multipart_max_procs,
             unencrypted: cli.s3_unencrypted_connection,

@@ -450,6 +450,26 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
     );
     assert_fails(&r, 2, &["--s3-kms-key-id"]);
     assert!(keys_with(&s, &bucket, "nokey", "").is_empty());
+    // As in duplicity, only s3:// reads the encryption options.
+    fd(
+        w,
+        &env,
+        &[
+            "full",
+            "--no-encryption",
+            "--s3-use-server-side-kms-encryption",
+            "src",
+            "file://local",
+        ],
+    )
+    .ok();
+    // duplicity 2.0.0 removed --s3-use-multiprocessing and refuses it.
+    let r = fd(
+        w,
+        &env,
+        &["full", "--s3-use-multiprocessing", "src", "file://local2"],
+    );
+    assert_fails(&r, 2, &["--s3-use-multiprocessing", "2.0.0"]);
 
     // A part that keeps failing fails the backup, and the upload is aborted: S3 keeps
     // none of its parts.

@@ -11,7 +11,7 @@ mod swift;
 pub use file::FileBackend;
 pub use multi::{Multi, MultiConfig};
 pub use retry::Retry;
-pub use s3::{S3Options, Sse, S3, S3_USE_MULTIPROCESSING_REMOVED};
+pub use s3::{S3Options, SseOptions, S3, S3_USE_MULTIPROCESSING_REMOVED};
 pub use sftp::{Sftp, SshOptions};
 pub use swift::{Swift, SwiftOptions};
 

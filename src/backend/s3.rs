@@ -37,8 +37,8 @@ pub struct S3Options {
     pub restore_days: u32,
     /// `--s3-restore-tier`: Expedited, Standard or Bulk.
     pub restore_tier: String,
-    /// Server-side encryption of every file stored.
-    pub sse: Option<Sse>,
+    /// Server-side encryption of every file stored, as the options ask for it.
+    pub sse: SseOptions,
     /// `--s3-multipart-chunk-size` in bytes: files of at least this size are uploaded as
     /// multipart uploads with parts of this size, as boto3 does: at least 5 MiB (S3's
     /// smallest part) and large enough for at most 10,000 parts (0: never).
@@ -49,9 +49,23 @@ pub struct S3Options {
     pub unencrypted: bool,
 }
 
+/// The server-side encryption options, read when an s3:// target is opened (as duplicity
+/// reads them: other targets ignore them).
+#[derive(Clone, Debug, Default)]
+pub struct SseOptions {
+    /// `--s3-use-server-side-encryption`.
+    pub aes: bool,
+    /// `--s3-use-server-side-kms-encryption`.
+    pub kms: bool,
+    /// `--s3-kms-key-id`.
+    pub kms_key_id: Option<String>,
+    /// `--s3-kms-grant`.
+    pub kms_grant: Option<String>,
+}
+
 /// S3 server-side encryption, as duplicity asks boto3 for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Sse {
+enum Sse {
     /// `--s3-use-server-side-encryption`: SSE-S3 (AES256, keys S3 manages).
     Aes256,
     /// `--s3-use-server-side-kms-encryption` with `--s3-kms-key-id` and optionally
@@ -70,16 +84,13 @@ pub const S3_USE_MULTIPROCESSING_REMOVED: &str =
 impl Sse {
     /// The encryption the options ask for, as duplicity reads them: SSE-S3 wins over
     /// SSE-KMS, which needs a key id; a key id or grant without SSE-KMS has no effect.
-    pub fn from_options(
-        aes: bool,
-        kms: bool,
-        key_id: Option<&str>,
-        grant: Option<&str>,
-    ) -> Result<Option<Sse>> {
-        if aes {
+    fn from_options(o: &SseOptions) -> Result<Option<Sse>> {
+        let key_id = o.kms_key_id.as_deref();
+        let grant = o.kms_grant.as_deref();
+        if o.aes {
             return Ok(Some(Sse::Aes256));
         }
-        if !kms {
+        if !o.kms {
             if key_id.is_some() || grant.is_some() {
                 crate::log::warn(
                     "--s3-kms-key-id and --s3-kms-grant have no effect without \
@@ -135,6 +146,8 @@ pub struct S3 {
     secret: String,
     token: Option<String>,
     opts: S3Options,
+    /// The server-side encryption every upload asks for.
+    sse: Option<Sse>,
     /// `Retry-After` of the last 429 or 503 answer.
     retry_after: super::RetryAfter,
 }
@@ -269,6 +282,7 @@ impl S3 {
             secret: need("AWS_SECRET_ACCESS_KEY")?,
             token: get("AWS_SESSION_TOKEN"),
             opts: opts.clone(),
+            sse: Sse::from_options(&opts.sse)?,
             retry_after: Default::default(),
         })
     }
@@ -764,7 +778,7 @@ impl Backend for S3 {
             _ => "STANDARD".to_string(),
         };
         let mut headers = vec![("x-amz-storage-class", class)];
-        if let Some(sse) = &self.opts.sse {
+        if let Some(sse) = &self.sse {
             headers.extend(sse.headers());
         }
         let len = std::fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
@@ -864,23 +878,32 @@ mod tests {
 
     #[test]
     fn encryption_options_read_as_duplicity_reads_them() {
-        assert_eq!(Sse::from_options(false, false, None, None).unwrap(), None);
+        let o = |aes, kms, key: Option<&str>, grant: Option<&str>| SseOptions {
+            aes,
+            kms,
+            kms_key_id: key.map(str::to_string),
+            kms_grant: grant.map(str::to_string),
+        };
         assert_eq!(
-            Sse::from_options(true, true, Some("k"), None).unwrap(),
+            Sse::from_options(&o(false, false, None, None)).unwrap(),
+            None
+        );
+        assert_eq!(
+            Sse::from_options(&o(true, true, Some("k"), None)).unwrap(),
             Some(Sse::Aes256)
         );
         assert_eq!(
-            Sse::from_options(false, true, Some("k"), Some("id=g")).unwrap(),
+            Sse::from_options(&o(false, true, Some("k"), Some("id=g"))).unwrap(),
             Some(Sse::Kms {
                 key_id: "k".into(),
                 grant: Some("id=g".into())
             })
         );
         assert_eq!(
-            Sse::from_options(false, false, Some("k"), None).unwrap(),
+            Sse::from_options(&o(false, false, Some("k"), None)).unwrap(),
             None
         );
-        let e = Sse::from_options(false, true, None, None).unwrap_err();
+        let e = Sse::from_options(&o(false, true, None, None)).unwrap_err();
         assert!(e.to_string().contains("--s3-kms-key-id"), "{e}");
     }
 
