@@ -416,6 +416,45 @@ pub struct Cli {
     /// collection-status: list the backup sets of the current chain in which PATH changed.
     #[arg(long, value_name = "PATH")]
     pub file_changed: Option<String>,
+
+    // Storage options (issue 9, part `storage`): TLS, S3 encryption and multipart, Swift.
+    /// HTTPS storage: trust the certificate authorities of this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_cacert_file: Option<PathBuf>,
+    /// HTTPS storage: trust the certificate authorities in the PEM files of this folder.
+    #[arg(long, value_name = "DIR")]
+    pub ssl_cacert_path: Option<PathBuf>,
+    /// HTTPS storage: do not check the server's certificate.
+    #[arg(long)]
+    pub ssl_no_check_certificate: bool,
+    /// S3: server-side encryption with keys S3 manages (SSE-S3, AES256).
+    #[arg(long)]
+    pub s3_use_server_side_encryption: bool,
+    /// S3: server-side encryption with a KMS key (SSE-KMS; needs --s3-kms-key-id).
+    #[arg(long)]
+    pub s3_use_server_side_kms_encryption: bool,
+    /// S3: the KMS key id for --s3-use-server-side-kms-encryption.
+    #[arg(long, value_name = "ID")]
+    pub s3_kms_key_id: Option<String>,
+    /// S3: grantee given full control of each object with SSE-KMS (e.g. id=...).
+    #[arg(long, value_name = "GRANT")]
+    pub s3_kms_grant: Option<String>,
+    /// S3: files of at least this size (MiB) are uploaded in parts of this size (at least 5).
+    #[arg(long, default_value_t = 20, value_name = "MIB")]
+    pub s3_multipart_chunk_size: u64,
+    /// S3: parts of one file uploaded at the same time.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub s3_multipart_max_procs: usize,
+    /// S3: plain HTTP to AWS instead of HTTPS (--s3-endpoint-url gives its own scheme).
+    #[arg(long)]
+    pub s3_unencrypted_connection: bool,
+    /// Swift: storage policy of the containers created (an existing one must have it).
+    #[arg(long, value_name = "POLICY")]
+    pub swift_storage_policy: Option<String>,
+    /// Swift: files larger than this (MiB) are stored as Static Large Objects of segments
+    /// of this size.
+    #[arg(long, default_value_t = 5120, value_name = "MIB")]
+    pub mp_segment_size: u64,
 }
 
 impl Cli {

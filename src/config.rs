@@ -515,10 +515,28 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             class,
             restore_days: cli.s3_restore_days,
             restore_tier: cli.s3_restore_tier.clone(),
+            sse: backend::SseOptions {
+                aes: cli.s3_use_server_side_encryption,
+                kms: cli.s3_use_server_side_kms_encryption,
+                kms_key_id: cli.s3_kms_key_id.clone(),
+                kms_grant: cli.s3_kms_grant.clone(),
+            },
+            multipart_chunk: cli.s3_multipart_chunk_size << 20,
+            multipart_procs: cli.s3_multipart_max_procs,
+            unencrypted: cli.s3_unencrypted_connection,
         },
         ssh: backend::SshOptions {
             askpass: cli.ssh_askpass,
             ..backend::SshOptions::parse(&joined_options(&cli.ssh_options))?
+        },
+        swift: backend::SwiftOptions {
+            storage_policy: cli.swift_storage_policy.clone(),
+            segment_size: cli.mp_segment_size << 20,
+        },
+        tls: backend::TlsOptions {
+            cacert_file: cli.ssl_cacert_file.clone(),
+            cacert_path: cli.ssl_cacert_path.clone(),
+            no_check: cli.ssl_no_check_certificate,
         },
     })
 }

@@ -304,3 +304,207 @@ fn s3_errors_are_one_clear_line() {
         &["--s3-restore-tier"],
     );
 }
+
+/// The names at the target whose name contains `part`.
+fn keys_with(s: &HashMap<String, String>, bucket: &str, prefix: &str, part: &str) -> Vec<String> {
+    boto3(
+        s,
+        bucket,
+        &format!(
+            "for o in s3.list_objects_v2(Bucket=bucket, Prefix='{prefix}/').get('Contents', []):\n    \
+             print(o['Key'])"
+        ),
+    )
+    .lines()
+    .filter(|k| k.contains(part))
+    .map(str::to_string)
+    .collect()
+}
+
+/// `ServerSideEncryption ETag SSEKMSKeyId` of an object, from moto's answer to HEAD.
+fn head_sse(s: &HashMap<String, String>, bucket: &str, key: &str) -> String {
+    boto3(
+        s,
+        bucket,
+        &format!(
+            "h = s3.head_object(Bucket=bucket, Key='{key}')\n\
+             print(h.get('ServerSideEncryption'), h['ETag'].strip('\"'), h.get('SSEKMSKeyId'))"
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
+    let s = service_env("s3");
+    let env = creds(&s);
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    // 11 MiB that gzip cannot shrink: one volume of three 5 MiB parts.
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(
+        w.join("src/big.bin"),
+        common::edits::prng_bytes(9, 11 << 20),
+    )
+    .unwrap();
+    std::fs::write(w.join("src/small.txt"), b"small\n").unwrap();
+    let e = ["--s3-endpoint-url", endpoint.as_str(), "--no-encryption"];
+    let with =
+        |extra: &[&str]| -> Vec<String> { e.iter().chain(extra).map(|a| a.to_string()).collect() };
+    let call = |f: Tool, a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        f(w, &env, &a)
+    };
+
+    // SSE-S3 with multipart: 5 MiB parts, two at a time.
+    let url = format!("s3://{bucket}/sse");
+    call(
+        fd,
+        with(&[
+            "full",
+            "--volsize",
+            "50",
+            "--s3-use-server-side-encryption",
+            "--s3-multipart-chunk-size",
+            "5",
+            "--s3-multipart-max-procs",
+            "2",
+            "--archive-dir",
+            "c1",
+            "src",
+            &url,
+        ]),
+    )
+    .ok();
+    let vols = keys_with(&s, &bucket, "sse", ".difftar");
+    assert_eq!(vols.len(), 1, "one volume: {vols:?}");
+    let head = head_sse(&s, &bucket, &vols[0]);
+    assert!(
+        head.starts_with("AES256 ") && head.contains("-3 "),
+        "the volume is an SSE-S3 object of 3 parts: {head}"
+    );
+    let manifest = &keys_with(&s, &bucket, "sse", ".manifest")[0];
+    let head = head_sse(&s, &bucket, manifest);
+    assert!(
+        head.starts_with("AES256 ") && !head.contains('-'),
+        "the manifest is one SSE-S3 object: {head}"
+    );
+    call(
+        fd,
+        with(&["restore", "--archive-dir", "c2", &url, "fd-out"]),
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("fd-out"), "ferrodup restore");
+    call(
+        dup,
+        with(&["restore", "--archive-dir", "c3", &url, "dup-out"]),
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("dup-out"), "duplicity restore");
+
+    // SSE-KMS with a grant; below the chunk size, one PUT per file.
+    let url = format!("s3://{bucket}/kms");
+    call(
+        fd,
+        with(&[
+            "full",
+            "--s3-use-server-side-kms-encryption",
+            "--s3-kms-key-id",
+            "fd-test-key",
+            "--s3-kms-grant",
+            "id=fd-test-grantee",
+            "--archive-dir",
+            "c4",
+            "src",
+            &url,
+        ]),
+    )
+    .ok();
+    let vol = &keys_with(&s, &bucket, "kms", ".difftar")[0];
+    let head = head_sse(&s, &bucket, vol);
+    assert!(
+        head.starts_with("aws:kms ")
+            && !head.split(' ').nth(1).unwrap_or("-").contains('-')
+            && head.ends_with(" fd-test-key"),
+        "the volume is one SSE-KMS object under the key: {head}"
+    );
+    call(
+        fd,
+        with(&["restore", "--archive-dir", "c5", &url, "kms-out"]),
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("kms-out"), "restore of SSE-KMS");
+
+    // SSE-KMS without its key stops before anything is stored.
+    let r = call(
+        fd,
+        with(&[
+            "full",
+            "--s3-use-server-side-kms-encryption",
+            "src",
+            &format!("s3://{bucket}/nokey"),
+        ]),
+    );
+    assert_fails(&r, 2, &["--s3-kms-key-id"]);
+    assert!(keys_with(&s, &bucket, "nokey", "").is_empty());
+    // As in duplicity, only s3:// reads the encryption options.
+    fd(
+        w,
+        &env,
+        &[
+            "full",
+            "--no-encryption",
+            "--s3-use-server-side-kms-encryption",
+            "src",
+            "file://local",
+        ],
+    )
+    .ok();
+    // duplicity 2.0.0 removed --s3-use-multiprocessing and refuses it.
+    let r = fd(
+        w,
+        &env,
+        &["full", "--s3-use-multiprocessing", "src", "file://local2"],
+    );
+    assert_fails(&r, 2, &["--s3-use-multiprocessing", "2.0.0"]);
+
+    // A part that keeps failing fails the backup, and the upload is aborted: S3 keeps
+    // none of its parts.
+    let proxy = common::proxy::Proxy::start(&endpoint);
+    proxy.add(
+        common::proxy::rule("PUT", "partNumber=2", common::proxy::Fault::Status(500)).always(),
+    );
+    let r = call(
+        fd,
+        vec![
+            "full",
+            "--no-encryption",
+            "--s3-endpoint-url",
+            &proxy.url,
+            "--s3-multipart-chunk-size",
+            "5",
+            "--num-retries",
+            "2",
+            "--backend-retry-delay",
+            "0",
+            "--archive-dir",
+            "c6",
+            "src",
+            &format!("s3://{bucket}/failing"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect(),
+    );
+    assert_fails(&r, 5, &["part 2", "HTTP 500"]);
+    assert_eq!(proxy.hits(), vec![2], "part 2 was tried once per attempt");
+    let uploads = boto3(
+        &s,
+        &bucket,
+        "print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))",
+    );
+    assert_eq!(uploads.trim(), "0", "every multipart upload was aborted");
+}

@@ -533,3 +533,229 @@ fn swift_errors_are_one_clear_line() {
         &["storage policy", &plain],
     );
 }
+
+#[test]
+fn storage_policy_and_segmented_uploads_as_static_large_objects() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let v1 = creds(&s, "SWIFT_", false);
+    // 3 MiB that gzip cannot shrink: one volume of four 1 MiB segments.
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/big.bin"), edits::prng_bytes(5, 3 << 20)).unwrap();
+    std::fs::write(w.join("src/small.txt"), b"small\n").unwrap();
+    let container = unique("slo");
+    let url = format!("swift://{container}/host1");
+    let backup = |t: i64, extra: &[&str]| {
+        let t = t.to_string();
+        let mut a = vec![
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--current-time",
+            &t,
+            "--mp-segment-size",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        a.extend(["src", url.as_str()]);
+        fd(w, &v1, &a)
+    };
+    backup(T1, &["--swift-storage-policy", "Policy-0"]).ok();
+    assert!(
+        swift_stat(&s, &container).contains("Policy-0"),
+        "the container has the policy asked for"
+    );
+    let segments_of = |vol: &str| -> Vec<String> {
+        swift_list(&s, &format!("{container}_segments"))
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("host1/{vol}/slo/")))
+            .collect()
+    };
+    let names = swift_list(&s, &container);
+    let vol1 = names
+        .iter()
+        .find(|n| n.contains(".difftar"))
+        .unwrap()
+        .trim_start_matches("host1/")
+        .to_string();
+    assert_eq!(segments_of(&vol1).len(), 4, "segments of {vol1}");
+    assert!(
+        names.iter().all(|n| !n.contains("/slo/")),
+        "segments stay out of the backup container: {names:?}"
+    );
+    fd(
+        w,
+        &v1,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            &url,
+            "fd-out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("fd-out"),
+        "ferrodup restore of an SLO",
+    );
+    dup(
+        w,
+        &v1,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "d",
+            &url,
+            "dup-out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("dup-out"),
+        "duplicity restore of an SLO",
+    );
+
+    // Another policy than the container's is refused, as duplicity refuses it.
+    let r = backup(T2, &["--swift-storage-policy", "PCA"]);
+    assert_fails(&r, 2, &[&container, "Policy-0", "PCA"]);
+
+    // Deleting a set deletes the segments of its volumes too.
+    backup(T2, &[]).ok();
+    fd(
+        w,
+        &v1,
+        &[
+            "remove-all-but-n-full",
+            "1",
+            "--force",
+            "--archive-dir",
+            "c",
+            &url,
+        ],
+    )
+    .ok();
+    assert!(
+        segments_of(&vol1).is_empty(),
+        "segments of {vol1} are deleted"
+    );
+    let left = swift_list(&s, &container);
+    assert!(
+        names.iter().all(|n| !left.contains(n)),
+        "every file of the first set is deleted: {left:?}"
+    );
+
+    // A Dynamic Large Object (python-swiftclient's CLI makes one by default) goes with
+    // its segments too: here an orphaned volume that cleanup deletes.
+    let orphan = "host1/duplicity-full.20200101T000000Z.vol1.difftar.gz";
+    run(
+        Command::new("swift")
+            .current_dir(w)
+            .args([
+                "-A",
+                &s["SWIFT_V1_AUTH_URL"],
+                "-U",
+                &s["SWIFT_V1_USER"],
+                "-K",
+                &s["SWIFT_V1_KEY"],
+            ])
+            .args(["upload", "-S", "1048576", "--object-name", orphan])
+            .args([container.as_str(), "src/big.bin"]),
+        "swift upload (DLO)",
+    )
+    .ok();
+    let dlo_segments = || {
+        swift_list(&s, &format!("{container}_segments"))
+            .into_iter()
+            .filter(|n| n.starts_with(orphan))
+            .count()
+    };
+    assert_eq!(dlo_segments(), 3, "the DLO has 3 segments");
+    fd(w, &v1, &["cleanup", "--force", "--archive-dir", "c", &url]).ok();
+    assert!(!swift_list(&s, &container).contains(&orphan.to_string()));
+    assert_eq!(dlo_segments(), 0, "the DLO's segments are deleted");
+
+    // duplicity's segmented uploads (python-swiftclient's, with Keystone v3: its v1 path
+    // does not segment) restore with ferrodup.
+    let v3 = creds(&s, "SWIFT_", true);
+    let dup_container = unique("dupslo");
+    let url = format!("swift://{dup_container}");
+    dup(
+        w,
+        &v3,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "d2",
+            "--num-retries",
+            "1",
+            "--mp-segment-size",
+            "1",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let k = service_env("keystone");
+    let segments = run(
+        Command::new("swift")
+            .envs(k.iter().filter(|(n, _)| n.starts_with("OS_")))
+            .args([
+                "--auth-version",
+                "3",
+                "list",
+                &format!("{dup_container}_segments"),
+            ]),
+        "swift list (v3)",
+    )
+    .ok()
+    .stdout();
+    assert!(
+        segments.contains("/slo/"),
+        "duplicity made an SLO: {segments}"
+    );
+    fd(
+        w,
+        &v3,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "c2",
+            &url,
+            "from-dup",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("from-dup"),
+        "restore of duplicity's SLO",
+    );
+
+    // A new container gets the policy asked for.
+    let cold = unique("policy");
+    fd(
+        w,
+        &v1,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c3",
+            "--swift-storage-policy",
+            "PCA",
+            "src",
+            &format!("swift://{cold}"),
+        ],
+    )
+    .ok();
+    assert!(swift_stat(&s, &cold).contains("PCA"));
+}

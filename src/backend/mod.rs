@@ -11,13 +11,13 @@ mod swift;
 pub use file::FileBackend;
 pub use multi::{Multi, MultiConfig};
 pub use retry::Retry;
-pub use s3::{S3Options, S3};
+pub use s3::{S3Options, SseOptions, S3};
 pub use sftp::{Sftp, SshOptions};
-pub use swift::Swift;
+pub use swift::{Swift, SwiftOptions};
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A place that stores backup files by name.
@@ -58,6 +58,19 @@ pub struct Options {
     pub timeout: Duration,
     pub s3: S3Options,
     pub ssh: SshOptions,
+    pub swift: SwiftOptions,
+    pub tls: TlsOptions,
+}
+
+/// How HTTPS storage (Swift, S3) checks the server's certificate.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// `--ssl-cacert-file`: a PEM bundle of the certificate authorities to trust.
+    pub cacert_file: Option<PathBuf>,
+    /// `--ssl-cacert-path`: a folder of PEM files of certificate authorities to trust.
+    pub cacert_path: Option<PathBuf>,
+    /// `--ssl-no-check-certificate`: accept any certificate.
+    pub no_check: bool,
 }
 
 /// Opens the backend for a target URL.
@@ -95,9 +108,9 @@ fn open_store(
             }
             Box::new(FileBackend::new(rest)?)
         }
-        "swift" => Box::new(Swift::open("swift", rest, settings, opts.timeout)?),
-        "pca" => Box::new(Swift::open("pca", rest, settings, opts.timeout)?),
-        "s3" => Box::new(S3::open(rest, settings, &opts.s3, opts.timeout)?),
+        "swift" => Box::new(Swift::open("swift", rest, settings, opts)?),
+        "pca" => Box::new(Swift::open("pca", rest, settings, opts)?),
+        "s3" => Box::new(S3::open(rest, settings, opts)?),
         "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh, opts.timeout)?),
         other => {
             return Err(Error::usage(format!(
@@ -144,16 +157,124 @@ pub fn redact(text: &str) -> String {
 
 /// An HTTP client for storage: a connection must open, and an open connection must move
 /// data, within `timeout`, so that a stalled server fails the try instead of hanging;
-/// answers with error statuses are returned, not raised.
-fn http_agent(timeout: Duration) -> ureq::Agent {
+/// answers with error statuses are returned, not raised. HTTPS trusts the certificate
+/// authorities of `--ssl-cacert-file`/`--ssl-cacert-path`, else those of the bundle
+/// `ca_env` names (a variable the store's usual client reads, such as `AWS_CA_BUNDLE`),
+/// else the built-in web roots; `--ssl-no-check-certificate` or `insecure` checks nothing.
+fn http_agent(
+    timeout: Duration,
+    tls: &TlsOptions,
+    ca_env: Option<(&str, String)>,
+    insecure: bool,
+) -> Result<ureq::Agent> {
+    use ureq::tls::{RootCerts, TlsConfig};
     let t = Some(timeout.max(Duration::from_millis(100)));
-    ureq::Agent::config_builder()
+    let mut certs = Vec::new();
+    if let Some(file) = &tls.cacert_file {
+        certs.extend(read_ca_file(file, "--ssl-cacert-file")?);
+    }
+    if let Some(dir) = &tls.cacert_path {
+        certs.extend(read_ca_dir(dir)?);
+    }
+    if tls.cacert_file.is_none() && tls.cacert_path.is_none() {
+        if let Some((var, file)) = ca_env {
+            certs.extend(read_ca_file(Path::new(&file), var)?);
+        }
+    }
+    let roots = if certs.is_empty() {
+        RootCerts::WebPki
+    } else {
+        RootCerts::new_with_certs(&certs)
+    };
+    let tls = TlsConfig::builder()
+        .root_certs(roots)
+        .disable_verification(tls.no_check || insecure)
+        .build();
+    Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(t)
         .timeout_per_read(t)
         .timeout_per_write(t)
+        .tls_config(tls)
         .build()
-        .into()
+        .into())
+}
+
+/// The certificates of a PEM file; `what` names the option or variable that gave it.
+fn read_ca_file(file: &Path, what: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem = std::fs::read(file).map_err(|e| {
+        Error::usage(format!(
+            "{what} {}: {e}; give a readable PEM file of certificate authorities",
+            file.display()
+        ))
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::usage(format!(
+                    "{what} {}: not a PEM certificate file ({e})",
+                    file.display()
+                )))
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::usage(format!(
+            "{what} {}: no certificate in it; give a PEM file with \
+             -----BEGIN CERTIFICATE----- blocks",
+            file.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The certificates of every PEM file in a folder (`--ssl-cacert-path`); files that hold
+/// none (such as OpenSSL's `.r0` CRL links or notes) are skipped.
+fn read_ca_dir(dir: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let what = "--ssl-cacert-path";
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::usage(format!(
+            "{what} {}: {e}; give a folder of PEM certificate files",
+            dir.display()
+        ))
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    let mut certs = Vec::new();
+    for p in paths {
+        if let Ok(found) = read_ca_file(&p, what) {
+            certs.extend(found);
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::usage(format!(
+            "{what} {}: no PEM certificate in this folder",
+            dir.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// An error for a request that got no answer. A certificate the client does not trust is
+/// a setting to fix, not a failure to retry: its message names the options that fix it.
+fn transport_error(e: ureq::Error, what: &str) -> Error {
+    let text = redact(&format!("{what}: {e}"));
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("invalid peer certificate") || lower.contains("certificate verify") {
+        Error::usage(format!(
+            "{text}: the server's TLS certificate is not trusted; give its certificate \
+             authority with --ssl-cacert-file FILE or --ssl-cacert-path DIR, or stop \
+             checking with --ssl-no-check-certificate"
+        ))
+    } else {
+        Error::backend(text)
+    }
 }
 
 /// An answer's `Retry-After`, in seconds.

@@ -37,6 +37,93 @@ pub struct S3Options {
     pub restore_days: u32,
     /// `--s3-restore-tier`: Expedited, Standard or Bulk.
     pub restore_tier: String,
+    /// Server-side encryption of every file stored, as the options ask for it.
+    pub sse: SseOptions,
+    /// `--s3-multipart-chunk-size` in bytes: files of at least this size are uploaded as
+    /// multipart uploads with parts of this size, as boto3 does: at least 5 MiB (S3's
+    /// smallest part) and large enough for at most 10,000 parts (0: never).
+    pub multipart_chunk: u64,
+    /// `--s3-multipart-max-procs`: parts uploaded at the same time (at least 1).
+    pub multipart_procs: usize,
+    /// `--s3-unencrypted-connection`: plain HTTP to AWS (an endpoint URL says its scheme).
+    pub unencrypted: bool,
+}
+
+/// The server-side encryption options, read when an s3:// target is opened (as duplicity
+/// reads them: other targets ignore them).
+#[derive(Clone, Debug, Default)]
+pub struct SseOptions {
+    /// `--s3-use-server-side-encryption`.
+    pub aes: bool,
+    /// `--s3-use-server-side-kms-encryption`.
+    pub kms: bool,
+    /// `--s3-kms-key-id`.
+    pub kms_key_id: Option<String>,
+    /// `--s3-kms-grant`.
+    pub kms_grant: Option<String>,
+}
+
+/// S3 server-side encryption, as duplicity asks boto3 for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Sse {
+    /// `--s3-use-server-side-encryption`: SSE-S3 (AES256, keys S3 manages).
+    Aes256,
+    /// `--s3-use-server-side-kms-encryption` with `--s3-kms-key-id` and optionally
+    /// `--s3-kms-grant` (a grantee given full control of each object).
+    Kms {
+        key_id: String,
+        grant: Option<String>,
+    },
+}
+
+impl Sse {
+    /// The encryption the options ask for, as duplicity reads them: SSE-S3 wins over
+    /// SSE-KMS, which needs a key id; a key id or grant without SSE-KMS has no effect.
+    fn from_options(o: &SseOptions) -> Result<Option<Sse>> {
+        let key_id = o.kms_key_id.as_deref();
+        let grant = o.kms_grant.as_deref();
+        if o.aes {
+            return Ok(Some(Sse::Aes256));
+        }
+        if !o.kms {
+            if key_id.is_some() || grant.is_some() {
+                crate::log::warn(
+                    "--s3-kms-key-id and --s3-kms-grant have no effect without \
+                     --s3-use-server-side-kms-encryption (as in duplicity)",
+                );
+            }
+            return Ok(None);
+        }
+        match key_id.filter(|k| !k.is_empty()) {
+            Some(k) => Ok(Some(Sse::Kms {
+                key_id: k.to_string(),
+                grant: grant.filter(|g| !g.is_empty()).map(str::to_string),
+            })),
+            None => Err(Error::usage(
+                "--s3-use-server-side-kms-encryption needs the key: give --s3-kms-key-id ID",
+            )),
+        }
+    }
+
+    /// The request headers that ask for this encryption.
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Sse::Aes256 => vec![("x-amz-server-side-encryption", "AES256".into())],
+            Sse::Kms { key_id, grant } => {
+                let mut h = vec![
+                    ("x-amz-server-side-encryption", "aws:kms".to_string()),
+                    (
+                        "x-amz-server-side-encryption-aws-kms-key-id",
+                        key_id.clone(),
+                    ),
+                ];
+                if let Some(g) = grant {
+                    h.push(("x-amz-grant-full-control", g.clone()));
+                }
+                h
+            }
+        }
+    }
 }
 
 /// An S3 bucket (and key prefix) holding backup files.
@@ -54,9 +141,16 @@ pub struct S3 {
     secret: String,
     token: Option<String>,
     opts: S3Options,
+    /// The server-side encryption every upload asks for.
+    sse: Option<Sse>,
     /// `Retry-After` of the last 429 or 503 answer.
     retry_after: super::RetryAfter,
 }
+
+/// S3's smallest part of a multipart upload (but the last).
+const MIN_PART: u64 = 5 << 20;
+/// S3's largest number of parts of a multipart upload.
+const MAX_PARTS: u64 = 10_000;
 
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -105,9 +199,9 @@ impl S3 {
     pub fn open(
         rest: &str,
         settings: &HashMap<String, String>,
-        opts: &S3Options,
-        timeout: Duration,
+        backend_opts: &super::Options,
     ) -> Result<S3> {
+        let opts = &backend_opts.s3;
         let get = |k: &str| {
             settings
                 .get(k)
@@ -142,7 +236,10 @@ impl S3 {
         let (base, bucket_path) = match &opts.endpoint {
             Some(e) => (e.trim_end_matches('/').to_string(), format!("/{bucket}")),
             None => (
-                format!("https://{bucket}.s3.{region}.amazonaws.com"),
+                format!(
+                    "{}://{bucket}.s3.{region}.amazonaws.com",
+                    if opts.unencrypted { "http" } else { "https" }
+                ),
                 String::new(),
             ),
         };
@@ -164,7 +261,12 @@ impl S3 {
             )));
         }
         Ok(S3 {
-            agent: super::http_agent(timeout),
+            agent: super::http_agent(
+                backend_opts.timeout,
+                &backend_opts.tls,
+                get("AWS_CA_BUNDLE").map(|f| ("AWS_CA_BUNDLE", f)),
+                false,
+            )?,
             base,
             host,
             bucket_path,
@@ -175,6 +277,7 @@ impl S3 {
             secret: need("AWS_SECRET_ACCESS_KEY")?,
             token: get("AWS_SESSION_TOKEN"),
             opts: opts.clone(),
+            sse: Sse::from_options(&opts.sse)?,
             retry_after: Default::default(),
         })
     }
@@ -187,7 +290,7 @@ impl S3 {
         query: &[(&str, &str)],
         extra: &[(&str, String)],
         body: Option<(&Path, &str)>,
-        small_body: Option<&str>,
+        small_body: Option<&[u8]>,
     ) -> Result<Response<Body>> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -197,7 +300,7 @@ impl S3 {
         let date = &amz_date[..8];
         let payload_hash = match (body, small_body) {
             (Some((_, h)), _) => h.to_string(),
-            (None, Some(b)) => crate::codec::hex(&Sha256::digest(b.as_bytes())),
+            (None, Some(b)) => crate::codec::hex(&Sha256::digest(b)),
             (None, None) => EMPTY_SHA256.to_string(),
         };
         let mut q: Vec<(String, String)> = query
@@ -282,12 +385,12 @@ impl S3 {
                         let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
                         req.send(f)
                     }
-                    None => req.send(small_body.unwrap_or("")),
+                    None => req.send(small_body.unwrap_or_default()),
                 }
             }
-            _ => with_body(self.agent.post(&url)).send(small_body.unwrap_or("")),
+            _ => with_body(self.agent.post(&url)).send(small_body.unwrap_or_default()),
         };
-        r.map_err(|e| Error::backend(super::redact(&format!("{what}: {e}"))))
+        r.map_err(|e| super::transport_error(e, &what))
     }
 
     fn key_path(&self, name: &str) -> String {
@@ -342,6 +445,182 @@ impl S3 {
         }
     }
 
+    /// Uploads `src` (`len` bytes) as a multipart upload: parts of `--s3-multipart-chunk-size`
+    /// (the last one shorter), at most `--s3-multipart-max-procs` at a time. A failed
+    /// upload is aborted, so that S3 keeps (and bills) none of its parts.
+    fn put_multipart(
+        &self,
+        src: &Path,
+        name: &str,
+        len: u64,
+        headers: &[(&str, String)],
+    ) -> Result<()> {
+        let what = format!("uploading {name} to {} (multipart)", self.describe());
+        let key = self.key_path(name);
+        let mut r = self.send("POST", &key, &[("uploads", "")], headers, None, Some(b""))?;
+        if !r.status().is_success() {
+            return Err(self.failure(&what, &mut r));
+        }
+        let xml = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|e| Error::backend(format!("{what}: {e}")))?;
+        let upload_id = xml_text(&xml, "UploadId")
+            .ok_or_else(|| Error::backend(format!("{what}: S3 answered no UploadId")))?;
+        let result = self
+            .upload_parts(src, len, &key, &upload_id, &what)
+            .and_then(|etags| self.complete_multipart(&key, &upload_id, &etags, &what));
+        if result.is_err() {
+            // Best effort: the upload failed already, and its error is what to report.
+            if let Ok(mut r) = self.send(
+                "DELETE",
+                &key,
+                &[("uploadId", upload_id.as_str())],
+                &[],
+                None,
+                None,
+            ) {
+                if !r.status().is_success() {
+                    crate::log::warn(
+                        &self
+                            .failure(&format!("aborting {what}"), &mut r)
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    /// Uploads the parts of `src`, `--s3-multipart-max-procs` threads each taking the next
+    /// part not yet sent; returns the ETag of every part, in order.
+    fn upload_parts(
+        &self,
+        src: &Path,
+        len: u64,
+        key: &str,
+        upload_id: &str,
+        what: &str,
+    ) -> Result<Vec<String>> {
+        let chunk = self
+            .opts
+            .multipart_chunk
+            .max(MIN_PART)
+            .max(len.div_ceil(MAX_PARTS));
+        let parts = len.div_ceil(chunk).max(1) as usize;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let etags = std::sync::Mutex::new(vec![String::new(); parts]);
+        let workers = self.opts.multipart_procs.clamp(1, parts);
+        let part = |k: usize| -> Result<String> {
+            use std::io::{Read, Seek, SeekFrom};
+            let start = k as u64 * chunk;
+            let size = chunk.min(len - start);
+            let mut f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(src, e))?;
+            let mut buf = Vec::with_capacity(size as usize);
+            f.take(size)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(src, e))?;
+            let number = (k + 1).to_string();
+            let mut r = self.send(
+                "PUT",
+                key,
+                &[("partNumber", number.as_str()), ("uploadId", upload_id)],
+                &[],
+                None,
+                Some(&buf),
+            )?;
+            if !r.status().is_success() {
+                return Err(self.failure(&format!("{what}: part {number}"), &mut r));
+            }
+            r.headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .ok_or_else(|| Error::backend(format!("{what}: part {number} got no ETag")))
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        use std::sync::atomic::Ordering;
+                        while !failed.load(Ordering::SeqCst) {
+                            let k = next.fetch_add(1, Ordering::SeqCst);
+                            if k >= parts {
+                                break;
+                            }
+                            match part(k) {
+                                Ok(etag) => {
+                                    etags.lock().unwrap_or_else(|e| e.into_inner())[k] = etag
+                                }
+                                Err(e) => {
+                                    failed.store(true, Ordering::SeqCst);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::backend(format!("{what}: a part upload stopped")))
+                })
+            })
+        })?;
+        Ok(etags.into_inner().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Completes a multipart upload from the ETags of its parts. S3 may answer 200 and
+    /// still report an error in the body.
+    fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+        what: &str,
+    ) -> Result<()> {
+        let mut body = String::from("<CompleteMultipartUpload>");
+        for (k, etag) in etags.iter().enumerate() {
+            body.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                k + 1,
+                etag.replace('&', "&amp;").replace('"', "&quot;")
+            ));
+        }
+        body.push_str("</CompleteMultipartUpload>");
+        let mut r = self.send(
+            "POST",
+            key,
+            &[("uploadId", upload_id)],
+            &[],
+            None,
+            Some(body.as_bytes()),
+        )?;
+        if !r.status().is_success() {
+            return Err(self.failure(what, &mut r));
+        }
+        let answer = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|e| Error::backend(format!("{what}: {e}")))?;
+        if answer.contains("<Error>") {
+            return Err(Error::backend(format!(
+                "{what}: completing the upload failed: {} {}",
+                xml_text(&answer, "Code").unwrap_or_default(),
+                xml_text(&answer, "Message").unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// HEAD of an object: its storage class and whether a restored copy is readable, is
     /// being made, or neither.
     fn head(&self, name: &str) -> Result<Option<(u64, String, Restore)>> {
@@ -388,7 +667,7 @@ impl S3 {
             &[("restore", "")],
             &[],
             None,
-            Some(&body),
+            Some(body.as_bytes()),
         )?;
         match r.status().as_u16() {
             200..=299 | 409 => Ok(()),
@@ -488,18 +767,27 @@ impl Backend for S3 {
     }
 
     fn put(&self, src: &Path, name: &str) -> Result<()> {
-        let hash = crate::codec::file_digest::<Sha256>(src)?;
         let class = match (&self.opts.class, &self.opts.volume_class) {
             (Some(c), _) => c.clone(),
             (None, Some(c)) if name.contains(".difftar") => c.clone(),
             _ => "STANDARD".to_string(),
         };
+        let mut headers = vec![("x-amz-storage-class", class)];
+        if let Some(sse) = &self.sse {
+            headers.extend(sse.headers());
+        }
+        let len = std::fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
+        let chunk = self.opts.multipart_chunk;
+        if chunk > 0 && len >= chunk {
+            return self.put_multipart(src, name, len, &headers);
+        }
+        let hash = crate::codec::file_digest::<Sha256>(src)?;
         let what = format!("uploading {name} to {}", self.describe());
         let mut r = self.send(
             "PUT",
             &self.key_path(name),
             &[],
-            &[("x-amz-storage-class", class)],
+            &headers,
             Some((src, &hash)),
             None,
         )?;
@@ -581,6 +869,37 @@ mod tests {
             crate::codec::hex(&hmac(&key, sts)),
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
+    }
+
+    #[test]
+    fn encryption_options_read_as_duplicity_reads_them() {
+        let o = |aes, kms, key: Option<&str>, grant: Option<&str>| SseOptions {
+            aes,
+            kms,
+            kms_key_id: key.map(str::to_string),
+            kms_grant: grant.map(str::to_string),
+        };
+        assert_eq!(
+            Sse::from_options(&o(false, false, None, None)).unwrap(),
+            None
+        );
+        assert_eq!(
+            Sse::from_options(&o(true, true, Some("k"), None)).unwrap(),
+            Some(Sse::Aes256)
+        );
+        assert_eq!(
+            Sse::from_options(&o(false, true, Some("k"), Some("id=g"))).unwrap(),
+            Some(Sse::Kms {
+                key_id: "k".into(),
+                grant: Some("id=g".into())
+            })
+        );
+        assert_eq!(
+            Sse::from_options(&o(false, false, Some("k"), None)).unwrap(),
+            None
+        );
+        let e = Sse::from_options(&o(false, true, None, None)).unwrap_err();
+        assert!(e.to_string().contains("--s3-kms-key-id"), "{e}");
     }
 
     #[test]

@@ -27,6 +27,17 @@ use ureq::Body;
 /// The storage policy OVH gives PCA containers.
 const PCA_POLICY: &str = "PCA";
 
+/// Swift settings from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct SwiftOptions {
+    /// `--swift-storage-policy`: the policy of the containers ferrodup creates; an existing
+    /// container with another policy is refused.
+    pub storage_policy: Option<String>,
+    /// `--mp-segment-size` in bytes: files larger than this are stored as Static Large
+    /// Objects of segments of this size (0: never).
+    pub segment_size: u64,
+}
+
 enum Auth {
     Preauth {
         url: String,
@@ -59,6 +70,10 @@ pub struct Swift {
     /// Object name prefix (`dir/`), or empty.
     prefix: String,
     pca: bool,
+    /// The storage policy containers must have (PCA for pca://).
+    policy: Option<String>,
+    /// Segment size of large uploads in bytes (0: none).
+    segment_size: u64,
     session: Mutex<Option<Session>>,
     container_ready: OnceLock<()>,
     /// Longest wait between two looks at an unsealing object.
@@ -79,8 +94,32 @@ fn percent(s: &str) -> String {
     out
 }
 
+/// `s` with its `%XX` escapes decoded, or `None` if that is not UTF-8.
+fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn http_error(e: ureq::Error, what: &str) -> Error {
-    Error::backend(super::redact(&format!("{what}: {e}")))
+    super::transport_error(e, what)
 }
 
 impl Swift {
@@ -89,7 +128,7 @@ impl Swift {
         scheme: &'static str,
         rest: &str,
         settings: &HashMap<String, String>,
-        timeout: Duration,
+        opts: &super::Options,
     ) -> Result<Swift> {
         let pca = scheme == "pca";
         let var = if pca { "PCA_" } else { "SWIFT_" };
@@ -184,7 +223,31 @@ impl Swift {
                 }
             }
         };
-        let agent = super::http_agent(timeout);
+        // python-swiftclient's variables for a CA bundle and for not checking certificates.
+        let plain = |k: &str| {
+            settings
+                .get(k)
+                .cloned()
+                .or_else(|| std::env::var(k).ok())
+                .filter(|v| !v.is_empty())
+        };
+        let insecure = plain("SWIFTCLIENT_INSECURE").is_some_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on" | "t" | "y"
+            )
+        });
+        let agent = super::http_agent(
+            opts.timeout,
+            &opts.tls,
+            plain("OS_CACERT").map(|f| ("OS_CACERT", f)),
+            insecure,
+        )?;
+        let policy = if pca {
+            Some(PCA_POLICY.to_string())
+        } else {
+            opts.swift.storage_policy.clone()
+        };
         let max_poll = get("UNSEAL_POLL")
             .and_then(|s| s.parse().ok())
             .map(Duration::from_secs)
@@ -196,6 +259,8 @@ impl Swift {
             container,
             prefix,
             pca,
+            policy,
+            segment_size: if pca { 0 } else { opts.swift.segment_size },
             session: Mutex::new(None),
             container_ready: OnceLock::new(),
             max_poll,
@@ -397,11 +462,19 @@ impl Swift {
         if self.container_ready.get().is_some() {
             return Ok(());
         }
-        let what = format!("checking container {}", self.container);
+        self.ensure_named_container(&self.container)?;
+        let _ = self.container_ready.set(());
+        Ok(())
+    }
+
+    /// Creates `container` with the storage policy asked for, or checks that it has it.
+    fn ensure_named_container(&self, container: &str) -> Result<()> {
+        let url = |s: &Session| format!("{}/{}", s.storage_url, percent(container));
+        let what = format!("checking container {container}");
         let mut r = self.with_session(
             |s| {
                 self.agent
-                    .head(self.container_url(s))
+                    .head(url(s))
                     .header("X-Auth-Token", &s.token)
                     .call()
             },
@@ -414,37 +487,142 @@ impl Swift {
                     .get("x-storage-policy")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                if self.pca && policy != PCA_POLICY {
-                    return Err(Error::usage(format!(
-                        "container {} has storage policy {policy:?}, not {PCA_POLICY}: a pca:// \
-                         target must be a Public Cloud Archive container",
-                        self.container
-                    )));
+                match &self.policy {
+                    Some(want) if self.pca && policy != want => Err(Error::usage(format!(
+                        "container {container} has storage policy {policy:?}, not {want}: a \
+                         pca:// target must be a Public Cloud Archive container"
+                    ))),
+                    Some(want) if policy != want => Err(Error::usage(format!(
+                        "container {container} exists with storage policy {policy:?}, not \
+                         {want:?} as --swift-storage-policy asks: give its policy or another \
+                         container"
+                    ))),
+                    _ => Ok(()),
                 }
             }
             404 => {
-                let what = format!("creating container {}", self.container);
+                let what = format!("creating container {container}");
                 let mut r = self.with_session(
                     |s| {
-                        let mut req = self
-                            .agent
-                            .put(self.container_url(s))
-                            .header("X-Auth-Token", &s.token);
-                        if self.pca {
-                            req = req.header("X-Storage-Policy", PCA_POLICY);
+                        let mut req = self.agent.put(url(s)).header("X-Auth-Token", &s.token);
+                        if let Some(policy) = &self.policy {
+                            req = req.header("X-Storage-Policy", policy);
                         }
                         req.send_empty()
                     },
                     &what,
                 )?;
-                if !r.status().is_success() {
-                    return Err(self.unexpected(&what, &mut r));
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(self.unexpected(&what, &mut r))
                 }
             }
-            _ => return Err(self.unexpected(&what, &mut r)),
+            _ => Err(self.unexpected(&what, &mut r)),
         }
-        let _ = self.container_ready.set(());
-        Ok(())
+    }
+
+    /// Uploads one object from `len` bytes of `src` at `start`, with its MD5 as ETag (so
+    /// that Swift refuses a damaged body); returns the MD5.
+    fn put_object(
+        &self,
+        url: impl Fn(&Session) -> String,
+        src: &Path,
+        start: u64,
+        len: u64,
+        what: &str,
+    ) -> Result<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let open = || -> Result<std::io::Take<std::fs::File>> {
+            let mut f = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(src, e))?;
+            Ok(f.take(len))
+        };
+        let mut md5 = <Md5 as md5::Digest>::new();
+        std::io::copy(&mut open()?, &mut DigestWriter(&mut md5)).map_err(|e| Error::io(src, e))?;
+        let etag = crate::codec::hex(&md5::Digest::finalize(md5));
+        let body = open()?;
+        let mut r = self.with_session(
+            |s| {
+                // Each try (one more after re-authenticating) sends the part from its start.
+                let mut f = body.get_ref().try_clone().map_err(ureq::Error::Io)?;
+                f.seek(SeekFrom::Start(start)).map_err(ureq::Error::Io)?;
+                self.agent
+                    .put(url(s))
+                    .header("X-Auth-Token", &s.token)
+                    .header("ETag", &etag)
+                    .header("Content-Length", len.to_string())
+                    .send(ureq::SendBody::from_owned_reader(f.take(len)))
+            },
+            what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 => Ok(etag),
+            422 => Err(Error::backend(format!(
+                "{what}: the server received different bytes than were sent (MD5 mismatch)"
+            ))),
+            _ => Err(self.unexpected(what, &mut r)),
+        }
+    }
+
+    /// Uploads `src` as a Static Large Object, as python-swiftclient does: segments of
+    /// `--mp-segment-size` in `<container>_segments` named
+    /// `<object>/slo/<mtime>/<size>/<segment size>/<8-digit index>`, then the manifest.
+    fn put_slo(&self, src: &Path, name: &str, len: u64) -> Result<()> {
+        let seg_container = format!("{}_segments", self.container);
+        self.ensure_named_container(&seg_container)?;
+        let object = format!("{}{name}", self.prefix);
+        let mtime = std::fs::metadata(src)
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::io(src, e))?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mtime = format!("{mtime:.6}");
+        let size = self.segment_size;
+        let mut manifest = Vec::new();
+        let mut start = 0;
+        let mut index = 0;
+        while start < len {
+            let n = size.min(len - start);
+            let seg = format!("{object}/slo/{mtime}/{len}/{size}/{index:08}");
+            let what = format!("uploading segment {index} of {name} to {}", self.describe());
+            let seg_url = |s: &Session| {
+                format!(
+                    "{}/{}/{}",
+                    s.storage_url,
+                    percent(&seg_container),
+                    percent(&seg)
+                )
+            };
+            let etag = self.put_object(seg_url, src, start, n, &what)?;
+            manifest.push(serde_json::json!({
+                "path": format!("/{seg_container}/{seg}"),
+                "etag": etag,
+                "size_bytes": n,
+            }));
+            start += n;
+            index += 1;
+        }
+        let what = format!("uploading the manifest of {name} to {}", self.describe());
+        let body = serde_json::Value::Array(manifest).to_string();
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .put(self.object_url(s, name))
+                    .query("multipart-manifest", "put")
+                    .header("X-Auth-Token", &s.token)
+                    .header("X-Object-Meta-Mtime", &mtime)
+                    .send(body.as_bytes())
+            },
+            &what,
+        )?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.unexpected(&what, &mut r))
+        }
     }
 
     /// The objects under the prefix, with their PCA retrieval state when asked for.
@@ -504,12 +682,83 @@ impl Swift {
         }
     }
 
+    /// Deletes the segments of a Dynamic Large Object: the objects under `manifest`
+    /// (`container/prefix`, URL-encoded).
+    fn delete_dlo_segments(&self, manifest: &str, what: &str) -> Result<()> {
+        let (container, prefix) = manifest.split_once('/').unwrap_or((manifest, ""));
+        let decode = |t: &str| {
+            url_decode(t).ok_or_else(|| {
+                Error::backend(format!(
+                    "{what}: the large object's manifest {manifest:?} is not a path"
+                ))
+            })
+        };
+        let (container, prefix) = (decode(container)?, decode(prefix)?);
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .get(format!("{}/{}", s.storage_url, percent(&container)))
+                    .header("X-Auth-Token", &s.token)
+                    .query("format", "json")
+                    .query("prefix", &prefix)
+                    .call()
+            },
+            what,
+        )?;
+        if r.status().as_u16() == 404 {
+            return Ok(());
+        }
+        if !r.status().is_success() {
+            return Err(self.unexpected(what, &mut r));
+        }
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| http_error(e, what))?;
+        let listing: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        for seg in listing.iter().filter_map(|o| o["name"].as_str()) {
+            let mut r = self.with_session(
+                |s| {
+                    self.agent
+                        .delete(format!(
+                            "{}/{}/{}",
+                            s.storage_url,
+                            percent(&container),
+                            percent(seg)
+                        ))
+                        .header("X-Auth-Token", &s.token)
+                        .call()
+                },
+                what,
+            )?;
+            if !matches!(r.status().as_u16(), 200..=299 | 404) {
+                return Err(self.unexpected(what, &mut r));
+            }
+        }
+        Ok(())
+    }
+
     /// How long to wait before looking again at an object that is unsealing.
     fn retry_after(&self, r: &Response<Body>) -> Duration {
         super::retry_after_secs(r)
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(self.max_poll)
             .min(self.max_poll)
+    }
+}
+
+/// Feeds what is written to a digest.
+struct DigestWriter<'a>(&'a mut Md5);
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        md5::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -567,43 +816,82 @@ impl Backend for Swift {
 
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         self.ensure_container()?;
-        let etag = crate::codec::file_digest::<Md5>(src)?;
-        let what = format!("uploading {name} to {}", self.describe());
-        let file = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-        let mut r = self.with_session(
-            |s| {
-                // Each try (one more after re-authenticating) sends the file from its start.
-                let mut f = file.try_clone().map_err(ureq::Error::Io)?;
-                std::io::Seek::rewind(&mut f).map_err(ureq::Error::Io)?;
-                self.agent
-                    .put(self.object_url(s, name))
-                    .header("X-Auth-Token", &s.token)
-                    .header("ETag", &etag)
-                    .send(f)
-            },
-            &what,
-        )?;
-        match r.status().as_u16() {
-            200..=299 => Ok(()),
-            422 => Err(Error::backend(format!(
-                "{what}: the server received different bytes than were sent (MD5 mismatch)"
-            ))),
-            _ => Err(self.unexpected(&what, &mut r)),
+        let len = std::fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
+        if self.segment_size > 0 && len > self.segment_size {
+            return self.put_slo(src, name, len);
         }
+        let what = format!("uploading {name} to {}", self.describe());
+        self.put_object(|s| self.object_url(s, name), src, 0, len, &what)
+            .map(|_| ())
     }
 
+    /// Deletes an object; a large object goes with its segments, as python-swiftclient
+    /// deletes it: a Static Large Object with `?multipart-manifest=delete`, the segments
+    /// of a Dynamic Large Object one by one before its manifest.
     fn delete(&self, name: &str) -> Result<()> {
         let what = format!("deleting {name} from {}", self.describe());
         let mut r = self.with_session(
             |s| {
                 self.agent
-                    .delete(self.object_url(s, name))
+                    .head(self.object_url(s, name))
+                    .query("multipart-manifest", "get")
                     .header("X-Auth-Token", &s.token)
                     .call()
             },
             &what,
         )?;
+        let header = |k: &str| {
+            r.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let slo = header("x-static-large-object").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let dlo = header("x-object-manifest");
         match r.status().as_u16() {
+            200..=299 => {}
+            404 => return Ok(()),
+            _ => return Err(self.unexpected(&what, &mut r)),
+        }
+        if let Some(dlo) = dlo {
+            self.delete_dlo_segments(&dlo, &what)?;
+        }
+        let mut r = self.with_session(
+            |s| {
+                let mut req = self
+                    .agent
+                    .delete(self.object_url(s, name))
+                    .header("X-Auth-Token", &s.token);
+                if slo {
+                    req = req
+                        .query("multipart-manifest", "delete")
+                        .header("Accept", "application/json");
+                }
+                req.call()
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 if slo => {
+                // Swift answers 200 and reports how the bulk delete went in the body.
+                let text = r
+                    .body_mut()
+                    .with_config()
+                    .limit(1 << 20)
+                    .read_to_string()
+                    .map_err(|e| http_error(e, &what))?;
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                let status = doc["Response Status"].as_str().unwrap_or("");
+                let errors = doc["Errors"].as_array().map_or(0, Vec::len);
+                if (status.starts_with('2') || status.starts_with("404")) && errors == 0 {
+                    Ok(())
+                } else {
+                    Err(Error::backend(format!(
+                        "{what}: deleting the large object and its segments failed: {status} {}",
+                        doc["Errors"]
+                    )))
+                }
+            }
             200..=299 | 404 => Ok(()),
             _ => Err(self.unexpected(&what, &mut r)),
         }
@@ -682,5 +970,18 @@ impl Backend for Swift {
                 format!("/{}", self.prefix.trim_end_matches('/'))
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_decode;
+
+    #[test]
+    fn manifest_paths_decode() {
+        assert_eq!(url_decode("a%20b/c%2Fd").as_deref(), Some("a b/c/d"));
+        assert_eq!(url_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(url_decode("%zz").as_deref(), Some("%zz"));
+        assert_eq!(url_decode("%ff"), None);
     }
 }

@@ -325,3 +325,4 @@ pub fn pax_header(len: usize) -> Vec<u8> {
 pub mod edits;
 pub mod proxy;
 pub mod services;
+pub mod tls;
