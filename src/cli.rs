@@ -238,6 +238,16 @@ pub struct Cli {
     /// Pretend the current time is this (epoch seconds or a time string).
     #[arg(long, hide = true, value_name = "TIME")]
     pub current_time: Option<String>,
+
+    // Parallel uploads (issue 9: --concurrency, --asynchronous-upload).
+    /// Volumes uploaded at once during a backup (default 4, at most 64; 0 or 1: one at a
+    /// time, still while the next volume is made).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub concurrency: Option<i64>,
+    /// duplicity's former option for uploading a volume while making the next, which
+    /// ferrodup always does (replaced by --concurrency).
+    #[arg(long)]
+    pub asynchronous_upload: bool,
 }
 
 /// The selection options in the order they were given (the order is their meaning).

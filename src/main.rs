@@ -260,6 +260,10 @@ fn run(cli: Cli, select_opts: Vec<(Opt, String)>) -> Result<i32> {
                 copy_links: cli.copy_links,
                 print_statistics: !cli.no_print_statistics,
                 fail_on_volume: cli.fail_on_volume,
+                concurrency: ferrodup::commands::upload::concurrency(
+                    cli.concurrency,
+                    cli.asynchronous_upload,
+                ),
                 select: select.unwrap_or_else(|| Arc::new(Selection::none())),
             };
             if let Some(c) = &ctx.crypto {
