@@ -336,6 +336,103 @@ mod tests {
         assert!(slots.acquire().is_none());
     }
 
+    /// Gives the uploader volumes 1..=n in `order` (volume `bad` failing to be made) and
+    /// returns its result, the volume numbers the manifest lists and the temporary files
+    /// left.
+    fn uploads(
+        order: &[u32],
+        bad: Option<u32>,
+        fail_on_volume: Option<u32>,
+    ) -> (Result<u32>, Vec<u32>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let backend = crate::backend::FileBackend::new(target.to_str().unwrap()).unwrap();
+        let man_path = dir.path().join("manifest");
+        let manifest = File::create(&man_path).unwrap();
+        let slots = Slots::new(order.len());
+        let result = thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel();
+            let settings = Settings {
+                concurrency: 3,
+                dry_run: false,
+                fail_on_volume,
+                first_volume: 0,
+            };
+            let mut up = Uploader::start(scope, &backend, manifest, settings, rx, slots.clone());
+            // Every slot is taken first: a failure closes them.
+            let vols: Vec<(u32, Result<FinishedVolume>)> = order
+                .iter()
+                .map(|&n| {
+                    let path = dir.path().join(format!("tmp{n}"));
+                    if bad == Some(n) {
+                        return (n, Err(Error::backend(format!("volume {n} broke"))));
+                    }
+                    std::fs::write(&path, vec![n as u8; n as usize]).unwrap();
+                    let v = FinishedVolume {
+                        path,
+                        name: format!("vol{n}"),
+                        size: n as u64,
+                        info: VolumeInfo {
+                            number: n,
+                            start: Vec::new(),
+                            start_block: None,
+                            end: Vec::new(),
+                            end_block: None,
+                            hashes: Vec::new(),
+                        },
+                        slot: slots.acquire().unwrap(),
+                    };
+                    (n, Ok(v))
+                })
+                .collect();
+            for v in vols {
+                tx.send(v).unwrap();
+            }
+            drop(tx);
+            up.join().map(|(_, _, last)| last)
+        });
+        let text = std::fs::read_to_string(&man_path).unwrap();
+        let listed = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("Volume "))
+            .map(|l| l.trim_end_matches(':').parse().unwrap())
+            .collect();
+        let left = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("tmp")
+            })
+            .count();
+        (result, listed, left)
+    }
+
+    #[test]
+    fn the_manifest_lists_volumes_in_order_whatever_order_they_finish_in() {
+        let (result, listed, left) = uploads(&[3, 1, 2, 6, 5, 4], None, None);
+        assert_eq!(result.unwrap(), 6);
+        assert_eq!(listed, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_failure_records_only_the_volumes_before_it_and_is_reported() {
+        let (result, listed, left) = uploads(&[2, 1, 4, 3, 5, 6], Some(3), None);
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("volume 3 broke"), "{err}");
+        assert_eq!(listed, [1, 2]);
+        assert_eq!(left, 0);
+
+        let (result, listed, left) = uploads(&[1, 2, 3, 4], None, Some(2));
+        assert!(result.is_err());
+        assert_eq!(listed, [1, 2]);
+        assert_eq!(left, 0);
+    }
+
     #[test]
     fn concurrency_defaults_and_is_kept_between_1_and_the_maximum() {
         assert_eq!(concurrency(None, false), DEFAULT_CONCURRENCY);
