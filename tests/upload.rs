@@ -2,7 +2,8 @@
 //! the real Swift (behind the test proxy, which counts the uploads in flight) restore byte
 //! for byte with ferrodup and with the real duplicity, the manifest lists the volumes in
 //! order, the uploads in flight reach N and never more, and a volume whose upload fails
-//! leaves a set that the next run resumes.
+//! leaves a set that the next run resumes. With N = 1, uploads still overlap making the
+//! next volumes, and at most N + 3 volumes are in the temporary folder.
 
 mod common;
 
@@ -118,6 +119,80 @@ fn file_target_with_concurrency_4_restores_and_duplicity_reads_it_asynchronous_u
         &w.join("dout"),
         &w.join("src"),
         "duplicity restore",
+    );
+}
+
+/// Volume numbers of the files under `dir` named like ferrodup's spooled volumes
+/// (`ferrodup-PID-volN`, and `.stored` while compressed).
+fn spooled(dir: &Path, found: &mut std::collections::BTreeSet<u32>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if e.file_type().unwrap().is_dir() {
+            spooled(&e.path(), found);
+        } else if let Some((_, n)) = name.split_once("-vol") {
+            found.insert(n.split('.').next().unwrap().parse().unwrap());
+        }
+    }
+}
+
+/// With `--concurrency 1` volumes are stored while later ones are made, and the volumes in
+/// flight stay within 1 + 3: the run is stopped (SIGSTOP) as volume 8 is cut.
+#[test]
+fn with_concurrency_1_uploads_overlap_making_and_in_flight_volumes_are_bounded() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_source(w, 4);
+    std::fs::create_dir(w.join("tmp")).unwrap();
+    let url = format!("file://{}/target", w.display());
+    let mut child = std::process::Command::new(ferrodup_bin())
+        .current_dir(w)
+        .env("FERRODUP_FAILPOINT", "volume-cut:8:stop")
+        .args([
+            "full",
+            "--no-encryption",
+            "--concurrency",
+            "1",
+            "--volsize",
+            "1",
+            "--tempdir",
+            "tmp",
+            "--archive-dir",
+            "cache",
+        ])
+        .arg(w.join("src"))
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let stopped = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        let s = std::fs::read_to_string(&stat).unwrap_or_default();
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('T'))
+    });
+    let stored = std::fs::read_dir(w.join("target")).map_or(0, |d| {
+        d.filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".difftar.gz")
+        })
+        .count()
+    });
+    let mut in_flight = std::collections::BTreeSet::new();
+    spooled(&w.join("tmp"), &mut in_flight);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(stopped, "ferrodup never reached volume-cut:8");
+    assert!(
+        stored >= 8 - 4,
+        "{stored} volumes stored while volume 8 was made"
+    );
+    assert!(
+        in_flight.contains(&8) && in_flight.len() <= 4,
+        "volumes in the temporary folder: {in_flight:?}"
     );
 }
 
