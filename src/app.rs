@@ -141,11 +141,10 @@ pub fn run(config: Config) -> Result<Outcome> {
                 files_changed: b.files_changed,
                 fail_on_volume: b.fail_on_volume,
                 progress: b.progress,
+                concurrency: b.concurrency,
                 jsonstat: config.jsonstat.then_some(JsonstatOptions {
                     target: url,
-                    // Uploads are not split into duplicity's --concurrency workers: its
-                    // default, 0.
-                    concurrency: 0,
+                    concurrency: b.concurrency_given,
                 }),
                 select: config.select.unwrap_or_else(|| Arc::new(Selection::none())),
             };

@@ -455,6 +455,16 @@ pub struct Cli {
     /// of this size.
     #[arg(long, default_value_t = 5120, value_name = "MIB")]
     pub mp_segment_size: u64,
+
+    // Parallel uploads (issue 9: --concurrency, --asynchronous-upload).
+    /// Volumes uploaded at once during a backup (default 4, at most 64; 0 or 1: one at a
+    /// time, still while the next volume is made).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub concurrency: Option<i64>,
+    /// duplicity's former option for uploading a volume while making the next, which
+    /// ferrodup always does (replaced by --concurrency).
+    #[arg(long)]
+    pub asynchronous_upload: bool,
 }
 
 impl Cli {

@@ -119,6 +119,10 @@ pub struct BackupConfig {
     pub fail_on_volume: Option<u32>,
     /// `--progress`: a progress line this often.
     pub progress: Option<std::time::Duration>,
+    /// Volumes uploaded at once (`--concurrency`, `--asynchronous-upload`).
+    pub concurrency: usize,
+    /// `--concurrency` as given (duplicity's default 0), which `--jsonstat` reports.
+    pub concurrency_given: u64,
 }
 
 /// Restore, verify and list settings.
@@ -396,6 +400,11 @@ impl Config {
             print_statistics: !cli.no_print_statistics,
             files_changed: !cli.no_files_changed,
             fail_on_volume: cli.fail_on_volume,
+            concurrency_given: cli.concurrency.unwrap_or(0).max(0) as u64,
+            concurrency: crate::commands::upload::concurrency(
+                cli.concurrency,
+                cli.asynchronous_upload,
+            ),
             progress: cli
                 .progress
                 .then(|| std::time::Duration::from_secs(cli.progress_rate.max(1))),

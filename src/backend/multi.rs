@@ -10,7 +10,9 @@
 //! URL: `multi:///path/to/config.json?mode=mirror&onfail=abort&subpath=x`. With
 //! `onfail=continue` (the default) a store that fails is skipped while another can do the
 //! work; with `onfail=abort` the first failure stops the command. Each store has its own
-//! retries.
+//! retries. In mirror mode a file is uploaded to its stores in parallel; with
+//! `onfail=abort` a failure is reported once every store has answered, naming the first
+//! failing store in config order.
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -272,6 +274,27 @@ impl Multi {
         })
     }
 
+    /// Uploads to every store at once; the results are in store order.
+    fn put_everywhere(stores: &[&Store], src: &Path, name: &str, len: u64) -> Vec<Result<()>> {
+        if let [only] = stores {
+            return vec![Self::put_checked(only, src, name, len)];
+        }
+        std::thread::scope(|scope| {
+            let uploads: Vec<_> = stores
+                .iter()
+                .map(|s| scope.spawn(move || Self::put_checked(s, src, name, len)))
+                .collect();
+            uploads
+                .into_iter()
+                .map(|u| {
+                    u.join().unwrap_or_else(|_| {
+                        Err(Error::backend(format!("the upload of {name} panicked")))
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn put_checked(store: &Store, src: &Path, name: &str, len: u64) -> Result<()> {
         store.backend.put(src, name)?;
         match store.backend.size(name)? {
@@ -330,13 +353,16 @@ impl Backend for Multi {
         let stores = self.eligible(name);
         match self.mode {
             Mode::Stripe => {
-                let start = self.cursor.load(Ordering::SeqCst);
+                // Taken and advanced at once, so that parallel uploads go to the stores in
+                // turn too.
+                let start = self.cursor.fetch_add(1, Ordering::SeqCst);
                 let mut last = None;
                 for k in 0..stores.len() {
                     let s = stores[(start + k) % stores.len()];
                     match Self::put_checked(s, src, name, len) {
                         Ok(()) => {
-                            self.cursor.store(start + k + 1, Ordering::SeqCst);
+                            // The next file goes to the store after the one that took it.
+                            self.cursor.fetch_add(k, Ordering::SeqCst);
                             return Ok(());
                         }
                         Err(e) if self.abort => {
@@ -354,10 +380,11 @@ impl Backend for Multi {
                 Err(last.unwrap_or_else(|| Error::backend("no store to upload to")))
             }
             Mode::Mirror => {
+                let results = Self::put_everywhere(&stores, src, name, len);
                 let mut stored = 0;
                 let mut last = None;
-                for s in &stores {
-                    match Self::put_checked(s, src, name, len) {
+                for (s, result) in stores.iter().zip(results) {
+                    match result {
                         Ok(()) => stored += 1,
                         Err(e) if self.abort => {
                             return Err(Self::aborted(s, &format!("uploading {name}"), e))

@@ -1,12 +1,15 @@
 //! Full and incremental backups: walk the source in duplicity's order, compare it with the
 //! previous signatures, and write difftar volumes, a signature file and a manifest.
 //!
-//! The work is a pipeline: this thread walks, reads, diffs and compresses while an upload
-//! thread sends finished volumes to the target and records them in the partial manifest.
+//! The work is a pipeline: this thread walks, reads and diffs, workers compress or encrypt
+//! finished volumes, and upload threads send up to `--concurrency` of them to the target
+//! at once while a recorder appends them, in order, to the partial manifest (see
+//! [`upload`]).
 
 use crate::backend::Backend;
 use crate::codec::{self, StoredWriter};
 use crate::collection::{Chain, Collection};
+use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -26,7 +29,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
@@ -58,6 +61,8 @@ pub struct BackupOptions {
     pub files_changed: bool,
     /// Testing aid (duplicity's hidden option): fail right after storing this volume.
     pub fail_on_volume: Option<u32>,
+    /// Volumes uploaded at once (`--concurrency`; see [`upload::concurrency`]).
+    pub concurrency: usize,
     /// What to back up of the source (`--include`, `--exclude`, ...).
     pub select: Arc<Selection>,
     /// `--progress`: a progress line this often.
@@ -697,13 +702,6 @@ fn localdir(source: &Path) -> Vec<u8> {
     trimmed.to_vec()
 }
 
-struct FinishedVolume {
-    path: PathBuf,
-    name: String,
-    size: u64,
-    info: VolumeInfo,
-}
-
 /// A volume's plain tar data, spooled to a temporary file, waiting to be compressed or
 /// encrypted by a worker.
 struct VolumeJob {
@@ -711,6 +709,7 @@ struct VolumeJob {
     plain_len: u64,
     info: VolumeInfo,
     name: String,
+    slot: Slot,
 }
 
 /// Compression ratio seen so far (stored bytes per plain byte), so that volumes, which
@@ -769,107 +768,8 @@ fn store_volume(
         name: job.name,
         size,
         info,
+        slot: job.slot,
     })
-}
-
-/// Uploads finished volumes in volume order (workers finish them in any order) and appends
-/// each to the partial manifest once stored.
-struct Uploader<'s> {
-    handle: Option<thread::ScopedJoinHandle<'s, Result<(File, u64, u32)>>>,
-    failed: Arc<AtomicBool>,
-}
-
-impl<'s> Uploader<'s> {
-    #[allow(clippy::too_many_arguments)]
-    fn start<'e: 's>(
-        scope: &'s thread::Scope<'s, 'e>,
-        backend: &'e dyn Backend,
-        mut manifest: File,
-        dry_run: bool,
-        fail_on_volume: Option<u32>,
-        done: mpsc::Receiver<(u32, Result<FinishedVolume>)>,
-        first_volume: u32,
-    ) -> Self {
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
-        let handle = scope.spawn(move || -> Result<(File, u64, u32)> {
-            let mut next = first_volume + 1;
-            let mut pending: BTreeMap<u32, Result<FinishedVolume>> = BTreeMap::new();
-            let mut stored = 0u64;
-            let result = (|| -> Result<()> {
-                for (n, v) in done {
-                    pending.insert(n, v);
-                    while let Some(v) = pending.remove(&next) {
-                        let v = v?;
-                        if !dry_run {
-                            failpoint::hit("volume-put");
-                            backend.put(&v.path, &v.name)?;
-                            match backend.size(&v.name)? {
-                                Some(s) if s == v.size => {}
-                                other => {
-                                    return Err(Error::backend(format!(
-                                        "{} was corrupted during upload (stored size {:?}, \
-                                         expected {}); check the target and run the backup again",
-                                        v.name, other, v.size
-                                    )))
-                                }
-                            }
-                            failpoint::hit("volume-stored");
-                            manifest
-                                .write_all(&v.info.to_text())
-                                .and_then(|_| manifest.flush())
-                                .map_err(|e| Error::Io(format!("writing partial manifest: {e}")))?;
-                            failpoint::hit("volume-recorded");
-                        }
-                        stored += v.size;
-                        crate::progress::add_stored(v.size);
-                        let _ = std::fs::remove_file(&v.path);
-                        // The control line carries the source bytes done so far, which
-                        // deja-dup compares with the total of a --dry-run.
-                        crate::log::log(
-                            crate::log::INFO,
-                            info_code::PROGRESS,
-                            Some(&crate::progress::done().to_string()),
-                            &format!("Processed volume {}", v.info.number),
-                        );
-                        if fail_on_volume == Some(v.info.number) {
-                            return Err(Error::backend(format!(
-                                "stopping after volume {} as asked by --fail-on-volume",
-                                v.info.number
-                            )));
-                        }
-                        next += 1;
-                    }
-                }
-                Ok(())
-            })();
-            for v in pending.into_values().flatten() {
-                let _ = std::fs::remove_file(&v.path);
-            }
-            if let Err(e) = result {
-                flag.store(true, AtomicOrdering::Relaxed);
-                return Err(e);
-            }
-            Ok((manifest, stored, next - 1))
-        });
-        Uploader {
-            handle: Some(handle),
-            failed,
-        }
-    }
-
-    /// Waits for the uploads; returns the manifest file, the stored bytes and the number of
-    /// the last volume stored.
-    fn join(&mut self) -> Result<(File, u64, u32)> {
-        match self.handle.take() {
-            Some(h) => h
-                .join()
-                .map_err(|_| Error::backend("the upload thread panicked".to_string()))?,
-            None => Err(Error::backend(
-                "the upload thread already stopped".to_string(),
-            )),
-        }
-    }
 }
 
 /// Cuts the tar stream into volumes the way duplicity does, spooling each volume's plain
@@ -879,7 +779,8 @@ struct VolumeWriter<'a, 's> {
     set: SetTimes,
     wrap: Wrapping,
     target: u64,
-    cur: Option<(BufWriter<File>, PathBuf)>,
+    /// The volume being written, its spool file and its place in flight.
+    cur: Option<(BufWriter<File>, PathBuf, Slot)>,
     tar_offset: u64,
     number: u32,
     start: Option<Position>,
@@ -920,7 +821,7 @@ impl VolumeWriter<'_, '_> {
             self.open()?;
             self.start = Some((index.to_vec(), block));
         }
-        let (w, path) = self.cur.as_mut().expect("opened above");
+        let (w, path, _) = self.cur.as_mut().expect("opened above");
         for p in parts {
             w.write_all(p).map_err(|e| Error::io(path, e))?;
             self.tar_offset += p.len() as u64;
@@ -947,7 +848,7 @@ impl VolumeWriter<'_, '_> {
             return Ok(self.skip_to.is_some());
         }
         if self.number == m.number && m.open {
-            let (w, path) = self.cur.as_mut().expect("the marked volume is still open");
+            let (w, path, _) = self.cur.as_mut().expect("the marked volume is still open");
             w.flush()
                 .and_then(|_| w.get_mut().set_len(m.offset))
                 .and_then(|_| w.get_mut().seek(io::SeekFrom::Start(m.offset)))
@@ -957,7 +858,7 @@ impl VolumeWriter<'_, '_> {
             return Ok(true);
         }
         if self.number == m.number + 1 && !m.open {
-            if let Some((_, path)) = self.cur.take() {
+            if let Some((_, path, _)) = self.cur.take() {
                 let _ = std::fs::remove_file(path);
             }
             self.number = m.number;
@@ -970,9 +871,9 @@ impl VolumeWriter<'_, '_> {
     }
 
     fn open(&mut self) -> Result<()> {
-        if self.uploader.failed.load(AtomicOrdering::Relaxed) {
+        let Some(slot) = self.uploader.slot() else {
             return Err(self.stop());
-        }
+        };
         self.number += 1;
         let path = self.ctx.tempdir.join(format!(
             "ferrodup-{}-vol{}",
@@ -980,7 +881,7 @@ impl VolumeWriter<'_, '_> {
             self.number
         ));
         let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        self.cur = Some((BufWriter::with_capacity(256 * 1024, f), path));
+        self.cur = Some((BufWriter::with_capacity(256 * 1024, f), path, slot));
         self.tar_offset = 0;
         Ok(())
     }
@@ -988,7 +889,7 @@ impl VolumeWriter<'_, '_> {
     /// The upload side failed: stop feeding it and return its error.
     fn stop(&mut self) -> Error {
         self.jobs = None;
-        if let Some((_, path)) = self.cur.take() {
+        if let Some((_, path, _)) = self.cur.take() {
             let _ = std::fs::remove_file(path);
         }
         match self.uploader.join() {
@@ -998,7 +899,7 @@ impl VolumeWriter<'_, '_> {
     }
 
     fn close(&mut self) -> Result<()> {
-        let Some((mut w, path)) = self.cur.take() else {
+        let Some((mut w, path, slot)) = self.cur.take() else {
             return Ok(());
         };
         let footer = tar::volume_footer(self.tar_offset);
@@ -1022,6 +923,7 @@ impl VolumeWriter<'_, '_> {
                 hashes: Vec::new(),
             },
             name: self.ctx.prefixes.volume(self.set, self.number, self.wrap),
+            slot,
         };
         let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
         if sent != Some(true) {
@@ -1467,15 +1369,14 @@ fn write_set(
             });
         }
         drop(done_tx);
-        let uploader = Uploader::start(
-            scope,
-            backend,
-            man_file,
-            ctx.dry_run,
-            opts.fail_on_volume,
-            done_rx,
+        let settings = upload::Settings {
+            concurrency: opts.concurrency,
+            dry_run: ctx.dry_run,
+            fail_on_volume: opts.fail_on_volume,
             first_volume,
-        );
+        };
+        let slots = Slots::new(opts.concurrency.max(1) + upload::EXTRA_SLOTS);
+        let uploader = Uploader::start(scope, backend, man_file, settings, done_rx, slots);
         run_engine(
             ctx,
             opts,

@@ -8,6 +8,7 @@ pub mod list;
 pub mod remove;
 pub mod restore;
 pub mod status;
+pub mod upload;
 
 use crate::backend::Backend;
 use crate::cache::{Cache, FileLock};

@@ -3,8 +3,11 @@
 //! S3 signatures still hold) on a fresh upstream connection, one request per client
 //! connection, and applies the first matching rule of its script: answer an error status
 //! (with `Retry-After`), reset the connection, cut the response body short under its full
-//! Content-Length, stall in the middle of the body until the proxy is dropped, or delay.
+//! Content-Length, stall in the middle of the body until the proxy is dropped, or delay
+//! (a rule that delays every request adds latency). It counts the requests of each method
+//! in flight at once (one request per connection, so that is also the connections).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -82,6 +85,8 @@ struct Script {
     rules: Vec<Rule>,
     /// `METHOD target` of every request, in order, with the fault applied.
     log: Vec<String>,
+    /// Requests of each method in flight now, and the most at once so far.
+    in_flight: HashMap<String, (usize, usize)>,
 }
 
 impl Script {
@@ -166,6 +171,12 @@ impl Proxy {
             .iter()
             .map(|r| r.hits)
             .collect()
+    }
+
+    /// The most requests of `method` (GET, PUT...) that were in flight at once.
+    pub fn peak(&self, method: &str) -> usize {
+        let s = self.script.lock().unwrap();
+        s.in_flight.get(method).map_or(0, |&(_, peak)| peak)
     }
 
     /// Every request so far, as `METHOD target Some(fault)|None`.
@@ -271,6 +282,34 @@ fn reset(conn: &TcpStream) {
     }
 }
 
+/// Counts a request in flight until dropped.
+struct InFlight<'a> {
+    script: &'a Mutex<Script>,
+    method: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(script: &'a Mutex<Script>, method: &str) -> Self {
+        let mut s = script.lock().unwrap();
+        let (now, peak) = s.in_flight.entry(method.to_string()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        InFlight {
+            script,
+            method: method.to_string(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut s = self.script.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((now, _)) = s.in_flight.get_mut(&self.method) {
+            *now -= 1;
+        }
+    }
+}
+
 fn serve(
     conn: TcpStream,
     upstream: &str,
@@ -290,6 +329,7 @@ fn serve(
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("").to_string();
     let fault = script.lock().unwrap().pick(&method, &target);
+    let _counted = InFlight::new(script, &method);
     let answer = |out: &mut TcpStream, status: u16, retry_after: Option<u64>| {
         let text = format!("fault injected by the test proxy: HTTP {status}\n");
         let text = if method == "HEAD" { "" } else { text.as_str() };
