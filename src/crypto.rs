@@ -4,7 +4,7 @@
 //! key files (`--gpg-key-file`) or the GnuPG home; a secret key that only gpg's agent holds
 //! is used through the `gpg` binary.
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use pgp::composed::{
     DecryptionOptions, Deserializable, Edata, Esk, Message, MessageBuilder, SignedPublicKey,
     SignedSecretKey, TheRing,
@@ -499,7 +499,8 @@ impl Crypto {
                 } else {
                     "wrong passphrase or missing secret key"
                 };
-                return Err(Error::Input(format!("cannot decrypt {name}: {e} ({hint})")));
+                return Err(Error::input(format!("cannot decrypt {name}: {e} ({hint})"))
+                    .with_code(Code::GpgFailed));
             }
         };
         let msg = if decrypted.is_compressed() {
@@ -536,9 +537,12 @@ impl Crypto {
         c.stdin(Stdio::from(file))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| Error::Io(format!("cannot run {}: {e}", self.gpg_binary.display())))?;
+        let mut child = c.spawn().map_err(|e| {
+            Error::new(
+                Kind::Io,
+                format!("cannot run {}: {e}", self.gpg_binary.display()),
+            )
+        })?;
         let stdout = child.stdout.take().expect("piped");
         Ok(Box::new(GpgReader {
             child,
@@ -828,13 +832,10 @@ impl Read for PgpReader {
             self.done = true;
             if let Some(key) = &self.verify {
                 if !self.msg.is_signed() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not signed, but --sign-key asks for signatures",
-                            self.name
-                        ),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed, but --sign-key asks for signatures",
+                        self.name
+                    )));
                 }
                 let ok = self.msg.verify(&key.primary_key).is_ok()
                     || key
@@ -842,15 +843,23 @@ impl Read for PgpReader {
                         .iter()
                         .any(|s| self.msg.verify(&s.key).is_ok());
                 if !ok {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not signed by the --sign-key key", self.name),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed by the --sign-key key",
+                        self.name
+                    )));
                 }
             }
         }
         Ok(n)
     }
+}
+
+/// A volume that lacks the signature --sign-key asks for, as a read error that keeps
+/// duplicity's status for it.
+fn unsigned(msg: String) -> io::Error {
+    Error::corrupt(msg)
+        .with_code(Code::UnsignedVolume)
+        .into_io()
 }
 
 /// Data decrypted by the gpg binary; its exit status (and, when signing is required, the
@@ -900,10 +909,10 @@ impl Read for GpgReader {
                             v.split_whitespace().next().unwrap_or("")
                         ),
                     };
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not signed by {}: {why}", self.name, signer.spec),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed by {}: {why}",
+                        self.name, signer.spec
+                    )));
                 }
             }
         }
@@ -957,7 +966,7 @@ pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<String> {
             libc::tcsetattr(fd, libc::TCSANOW, &old);
         }
         let _ = writeln!(t);
-        res.map_err(|e| Error::Io(format!("reading the passphrase: {e}")))?;
+        res.map_err(|e| Error::new(Kind::Io, format!("reading the passphrase: {e}")))?;
         Ok(line.trim_end_matches(['\n', '\r']).to_string())
     };
     let first = read_one(prompt)?;

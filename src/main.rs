@@ -7,7 +7,7 @@ use ferrodup::commands::remove::Scope;
 use ferrodup::commands::restore::{normalize_path, PathFilter, Request};
 use ferrodup::commands::{backup, list, remove, restore, status, Context, RunTemp};
 use ferrodup::crypto::{apply_gpg_options, prompt_passphrase, Crypto, Keyring};
-use ferrodup::error::{Error, Result};
+use ferrodup::error::{Code, Error, Result};
 use ferrodup::format::naming::Prefixes;
 use ferrodup::format::time;
 use ferrodup::fsmeta::OwnerPolicy;
@@ -25,7 +25,12 @@ fn main() {
     let (cli, select) = match parsed {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // duplicity 3.2.1 reports argparse's errors as its own command-line errors.
+            let code = if e.use_stderr() {
+                Code::UserError as i32
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

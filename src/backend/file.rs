@@ -2,7 +2,7 @@
 //! so a crash never leaves a half-written file under a real name.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -89,6 +89,7 @@ impl Backend for FileBackend {
                     "{} is missing from the target: the backup set is incomplete",
                     src.display()
                 ))
+                .with_code(Code::Generic)
             } else {
                 Error::io(&src, e)
             }

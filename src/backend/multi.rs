@@ -13,7 +13,7 @@
 //! retries.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -322,6 +322,7 @@ impl Backend for Multi {
                 "{name} is missing from every store of {}: the backup set is incomplete",
                 self.describe()
             ))
+            .with_code(Code::Generic)
         }))
     }
 
