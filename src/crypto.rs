@@ -820,13 +820,10 @@ impl Read for PgpReader {
             return Ok(0);
         }
         let n = self.msg.read(buf).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: decryption failed ({e}); the file is corrupt or tampered with",
-                    self.name
-                ),
-            )
+            gpg_failed(format!(
+                "{}: decryption failed ({e}); the file is corrupt or tampered with",
+                self.name
+            ))
         })?;
         if n == 0 && !buf.is_empty() {
             self.done = true;
@@ -852,6 +849,12 @@ impl Read for PgpReader {
         }
         Ok(n)
     }
+}
+
+/// Data that does not decrypt, as a read error that keeps duplicity's status for it (its
+/// gpg process fails).
+fn gpg_failed(msg: String) -> io::Error {
+    Error::corrupt(msg).with_code(Code::GpgFailed).into_io()
 }
 
 /// A volume that lacks the signature --sign-key asks for, as a read error that keeps
@@ -891,10 +894,10 @@ impl Read for GpgReader {
                     .rfind(|l| !l.starts_with("[GNUPG:]"))
                     .unwrap_or("")
                     .to_string();
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("gpg could not decrypt {}: {last}", self.name),
-                ));
+                return Err(gpg_failed(format!(
+                    "gpg could not decrypt {}: {last}",
+                    self.name
+                )));
             }
             if let Some(signer) = &self.signer {
                 let signatures: Vec<&str> = err

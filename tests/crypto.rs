@@ -540,7 +540,7 @@ fn wrong_passphrase_tampering_and_secrecy() {
         Some(PASS),
         &["restore", "--archive-dir", "tc", &url(w), "tampered"],
     );
-    assert_eq!(r.code(), 21, "{}", r.stderr());
+    assert_eq!(r.code(), 31, "{}", r.stderr());
     assert!(r.stderr().contains("vol2.difftar.gpg"), "{}", r.stderr());
 }
 

@@ -285,7 +285,7 @@ fn unwritable_target_fails_fast() {
             &target,
         ],
     );
-    assert_fails(&r, 30, &["blocker"]);
+    assert_fails(&r, 50, &["blocker"]);
     assert!(
         started.elapsed().as_secs() < 20,
         "local errors must not be retried"

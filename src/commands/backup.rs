@@ -8,7 +8,7 @@ use crate::backend::Backend;
 use crate::codec::{self, StoredWriter};
 use crate::collection::{Chain, Collection};
 use crate::commands::Context;
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, Kind as ErrorKind, Result};
 use crate::failpoint;
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
@@ -598,7 +598,7 @@ impl<'s> Uploader<'s> {
                                 .and_then(|_| manifest.flush())
                                 .map_err(|e| {
                                     Error::new(
-                                        crate::error::Kind::Io,
+                                        ErrorKind::Io,
                                         format!("writing partial manifest: {e}"),
                                     )
                                 })?;

@@ -177,7 +177,8 @@ impl SetStream {
     fn corrupt(&self, e: io::Error) -> Error {
         let name = self.volume.as_ref().map_or("?", |v| v.name.as_str());
         let e = match Error::from_io(e) {
-            Ok(carried) => return carried.reword(|m| format!("volume {name}: {m}")),
+            // It names the volume already.
+            Ok(carried) => return carried,
             Err(e) => e,
         };
         Error::corrupt(format!(
