@@ -5,7 +5,7 @@
 use crate::backend::Backend;
 use crate::codec;
 use crate::crypto::Crypto;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::format::naming::{Kind, Prefixes, Wrapping};
 use md5::{Digest, Md5};
 use std::collections::HashSet;
@@ -97,7 +97,9 @@ impl Cache {
             None => codec::hex(&Md5::digest(url.as_bytes())),
         };
         let dir = base.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // duplicity checks the archive dir with the command line, so it reports one it
+        // cannot create as a command-line error.
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e).with_code(Code::UserError))?;
         Ok(Cache { dir })
     }
 

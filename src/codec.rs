@@ -1,7 +1,7 @@
 //! Stream wrappers for stored files: gzip or OpenPGP, chosen by file name.
 
 use crate::crypto::{Crypto, PgpWriter};
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::format::naming::Wrapping;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -18,9 +18,10 @@ pub fn open_stored(
     crypto: Option<&Crypto>,
 ) -> Result<Box<dyn Read + Send>> {
     if name.ends_with(".p7m") {
-        return Err(Error::Unsupported(format!(
-            "{name} was written with --use-gpgsm, which ferrodup does not support"
-        )));
+        return Err(Error::new(
+            Kind::Unsupported,
+            format!("{name} was written with --use-gpgsm, which ferrodup does not support"),
+        ));
     }
     if name.ends_with(".gpg") || name.ends_with(".g") {
         return match crypto {
@@ -176,12 +177,19 @@ pub fn store(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
+                let e = match Error::from_io(e) {
+                    Ok(carried) => return Err(carried),
+                    Err(e) => e,
+                };
                 return Err(match e.kind() {
                     io::ErrorKind::InvalidData
                     | io::ErrorKind::InvalidInput
                     | io::ErrorKind::UnexpectedEof => Error::corrupt(e.to_string()),
-                    _ => Error::Io(format!("reading the data for {}: {e}", dest.display())),
-                })
+                    _ => Error::new(
+                        Kind::Io,
+                        format!("reading the data for {}: {e}", dest.display()),
+                    ),
+                });
             }
         };
         w.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;

@@ -10,7 +10,7 @@ use crate::commands::backup::Mode;
 use crate::commands::remove::Scope;
 use crate::commands::restore::normalize_path;
 use crate::crypto::apply_gpg_options;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::format::naming::Prefixes;
 use crate::format::time;
 use crate::fsmeta::OwnerPolicy;
@@ -344,10 +344,10 @@ impl Config {
             crypto_config(&cli).ok()
         } else {
             if cli.use_gpgsm {
-                return Err(Error::Unsupported(
+                return Err(Error::new(
+                    Kind::Unsupported,
                     "--use-gpgsm: ferrodup cannot encrypt or decrypt with gpgsm (PKCS#7); \
-                     leave it out to use OpenPGP"
-                        .into(),
+                     leave it out to use OpenPGP",
                 ));
             }
             Some(crypto_config(&cli)?)

@@ -4,7 +4,7 @@
 //! key files (`--gpg-key-file`) or the GnuPG home; a secret key that only gpg's agent holds
 //! is used through the `gpg` binary.
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use pgp::composed::{
     DecryptionOptions, Deserializable, Edata, Esk, Message, MessageBuilder, SignedPublicKey,
     SignedSecretKey, TheRing,
@@ -508,7 +508,8 @@ impl Crypto {
                 } else {
                     "wrong passphrase or missing secret key"
                 };
-                return Err(Error::Input(format!("cannot decrypt {name}: {e} ({hint})")));
+                return Err(Error::input(format!("cannot decrypt {name}: {e} ({hint})"))
+                    .with_code(Code::GpgFailed));
             }
         };
         let msg = if decrypted.is_compressed() {
@@ -545,9 +546,12 @@ impl Crypto {
         c.stdin(Stdio::from(file))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| Error::Io(format!("cannot run {}: {e}", self.gpg_binary.display())))?;
+        let mut child = c.spawn().map_err(|e| {
+            Error::new(
+                Kind::Io,
+                format!("cannot run {}: {e}", self.gpg_binary.display()),
+            )
+        })?;
         let stdout = child.stdout.take().expect("piped");
         Ok(Box::new(GpgReader {
             child,
@@ -827,25 +831,19 @@ impl Read for PgpReader {
             return Ok(0);
         }
         let n = self.msg.read(buf).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: decryption failed ({e}); the file is corrupt or tampered with",
-                    self.name
-                ),
-            )
+            gpg_failed(format!(
+                "{}: decryption failed ({e}); the file is corrupt or tampered with",
+                self.name
+            ))
         })?;
         if n == 0 && !buf.is_empty() {
             self.done = true;
             if let Some(key) = &self.verify {
                 if !self.msg.is_signed() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not signed, but --sign-key asks for signatures",
-                            self.name
-                        ),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed, but --sign-key asks for signatures",
+                        self.name
+                    )));
                 }
                 let ok = self.msg.verify(&key.primary_key).is_ok()
                     || key
@@ -853,15 +851,29 @@ impl Read for PgpReader {
                         .iter()
                         .any(|s| self.msg.verify(&s.key).is_ok());
                 if !ok {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not signed by the --sign-key key", self.name),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed by the --sign-key key",
+                        self.name
+                    )));
                 }
             }
         }
         Ok(n)
     }
+}
+
+/// Data that does not decrypt, as a read error that keeps duplicity's status for it (its
+/// gpg process fails).
+fn gpg_failed(msg: String) -> io::Error {
+    Error::corrupt(msg).with_code(Code::GpgFailed).into_io()
+}
+
+/// A volume that lacks the signature --sign-key asks for, as a read error that keeps
+/// duplicity's status for it.
+fn unsigned(msg: String) -> io::Error {
+    Error::corrupt(msg)
+        .with_code(Code::UnsignedVolume)
+        .into_io()
 }
 
 /// Data decrypted by the gpg binary; its exit status (and, when signing is required, the
@@ -893,10 +905,10 @@ impl Read for GpgReader {
                     .rfind(|l| !l.starts_with("[GNUPG:]"))
                     .unwrap_or("")
                     .to_string();
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("gpg could not decrypt {}: {last}", self.name),
-                ));
+                return Err(gpg_failed(format!(
+                    "gpg could not decrypt {}: {last}",
+                    self.name
+                )));
             }
             if let Some(signer) = &self.signer {
                 let signatures: Vec<&str> = err
@@ -911,10 +923,10 @@ impl Read for GpgReader {
                             v.split_whitespace().next().unwrap_or("")
                         ),
                     };
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not signed by {}: {why}", self.name, signer.spec),
-                    ));
+                    return Err(unsigned(format!(
+                        "{} is not signed by {}: {why}",
+                        self.name, signer.spec
+                    )));
                 }
             }
         }
@@ -967,7 +979,7 @@ fn finish_line(res: io::Result<usize>, line: String) -> Result<String> {
              a backup, to confirm); the input ended first",
         )),
         Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
-        Err(e) => Err(Error::Io(format!("reading the passphrase: {e}"))),
+        Err(e) => Err(Error::new(Kind::Io, format!("reading the passphrase: {e}"))),
     }
 }
 
@@ -992,7 +1004,7 @@ pub fn prompt_passphrase(prompt: &str, confirm: bool) -> Result<String> {
             let fd = tty.as_raw_fd();
             let mut input = BufReader::new(
                 tty.try_clone()
-                    .map_err(|e| Error::Io(format!("/dev/tty: {e}")))?,
+                    .map_err(|e| Error::new(Kind::Io, format!("/dev/tty: {e}")))?,
             );
             let mut out = tty;
             Box::new(move |p| read_hidden(fd, &mut input, &mut out, p))

@@ -119,7 +119,7 @@ fn interrupted_full_backup_resumes_with_its_timestamp() {
             "x",
         ],
     );
-    assert_eq!(r.code(), 3);
+    assert_eq!(r.code(), 30);
 
     let r = backup(w, "full", T1 + 5000, &["--volsize", "1"]).ok();
     assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
@@ -419,7 +419,7 @@ fn options_anywhere_equals_form_and_abbreviations() {
     assert!(!w.join("out2/sub/deeper").exists());
     // An ambiguous abbreviation is an error.
     let r = ferrodup(w, &["--file-prefix-a", "x", "--no", "ls", &u]);
-    assert_eq!(r.code(), 2);
+    assert_eq!(r.code(), 23);
 }
 
 #[test]
@@ -561,7 +561,7 @@ fn restore_reads_only_the_volumes_it_needs() {
             "all",
         ],
     );
-    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert_eq!(r.code(), 1, "{}", r.stderr());
 }
 
 #[test]

@@ -335,7 +335,7 @@ fn a_second_run_is_refused_at_once_and_a_killed_runs_lock_does_not_block() {
         assert!(started.elapsed().as_secs() < 5, "{} waited", r.what);
         assert_fails(
             &r,
-            3,
+            23,
             &["another ferrodup or duplicity run", "cache/n/lockfile"],
         );
     }
@@ -413,7 +413,7 @@ fn duplicity_holding_the_lock_blocks_ferrodup() {
     }
     d.kill().unwrap();
     d.wait().unwrap();
-    assert_fails(&r, 3, &["another ferrodup or duplicity run"]);
+    assert_fails(&r, 23, &["another ferrodup or duplicity run"]);
     // Its lock died with it.
     fdup(w, None, &status_args(&u)).ok();
 }

@@ -471,7 +471,7 @@ fn wrong_passphrase_tampering_and_secrecy() {
         Some("not-the-passphrase"),
         &["restore", "--archive-dir", "wp", &url(w), "wp-out"],
     );
-    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert_eq!(r.code(), 31, "{}", r.stderr());
     assert!(r.stderr().contains("wrong passphrase"), "{}", r.stderr());
     assert!(!w.join("wp-out").exists());
     // The passphrase appears in no output and no file ferrodup wrote.
@@ -542,7 +542,7 @@ fn wrong_passphrase_tampering_and_secrecy() {
         Some(PASS),
         &["restore", "--archive-dir", "tc", &url(w), "tampered"],
     );
-    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert_eq!(r.code(), 31, "{}", r.stderr());
     assert!(r.stderr().contains("vol2.difftar.gpg"), "{}", r.stderr());
 }
 
@@ -828,7 +828,7 @@ fn encrypted_resume_checks_the_passphrase() {
     };
     assert_ne!(run_with(PASS, &["--fail-on-volume", "3"]).code(), 0);
     let r = run_with("another-passphrase", &[]);
-    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert_eq!(r.code(), 23, "{}", r.stderr());
     assert!(r.stderr().contains("another passphrase"), "{}", r.stderr());
     let r = run_with(PASS, &[]).ok();
     assert!(r.stderr().contains("Resuming"), "{}", r.stderr());
@@ -868,5 +868,5 @@ fn gpg_path_checks_who_signed() {
             "other-out",
         ],
     );
-    assert_fails(&r, 4, &["is not signed by", &other, &fpr]);
+    assert_fails(&r, 22, &["is not signed by", &other, &fpr]);
 }

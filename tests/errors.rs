@@ -53,7 +53,7 @@ const VOL2: &str = "target/duplicity-full.20240101T120000Z.vol2.difftar.gz";
 fn missing_volume() {
     let work = chain();
     std::fs::remove_file(work.path().join(VOL2)).unwrap();
-    assert_fails(&restore(work.path(), &[]), 4, &["volume 2", "missing"]);
+    assert_fails(&restore(work.path(), &[]), 1, &["volume 2", "missing"]);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn truncated_volume() {
     let p = work.path().join(VOL2);
     let data = std::fs::read(&p).unwrap();
     std::fs::write(&p, &data[..data.len() / 2]).unwrap();
-    assert_fails(&restore(work.path(), &[]), 4, &["vol2.difftar.gz", "SHA1"]);
+    assert_fails(&restore(work.path(), &[]), 21, &["vol2.difftar.gz", "SHA1"]);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn corrupted_volume_fails_its_hash() {
     std::fs::write(&p, &data).unwrap();
     assert_fails(
         &restore(work.path(), &[]),
-        4,
+        21,
         &["vol2.difftar.gz", "corrupt"],
     );
 }
@@ -99,7 +99,7 @@ fn corrupted_volume_with_matching_hash_is_still_caught() {
     let at = lines.iter().position(|l| l == "Volume 2:").unwrap();
     lines[at + 3] = format!("    Hash SHA1 {hex}");
     std::fs::write(&man, lines.join("\n") + "\n").unwrap();
-    assert_fails(&restore(w, &[]), 4, &["vol2.difftar.gz"]);
+    assert_fails(&restore(w, &[]), 30, &["vol2.difftar.gz"]);
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn missing_full_manifest_means_no_backup() {
     let work = chain();
     let w = work.path();
     std::fs::remove_file(w.join("target/duplicity-full.20240101T120000Z.manifest")).unwrap();
-    assert_fails(&restore(w, &[]), 3, &["no backup found"]);
+    assert_fails(&restore(w, &[]), 30, &["no backup found"]);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn corrupt_manifest() {
         "Volume x:\nnonsense\n",
     )
     .unwrap();
-    assert_fails(&restore(w, &[]), 4, &["manifest", "corrupt"]);
+    assert_fails(&restore(w, &[]), 30, &["manifest", "corrupt"]);
 }
 
 #[test]
@@ -146,14 +146,14 @@ fn corrupt_signature_file() {
             &url,
         ],
     );
-    assert_fails(&r, 4, &["new-signatures", "corrupt"]);
+    assert_fails(&r, 30, &["new-signatures", "corrupt"]);
 }
 
 #[test]
 fn target_without_backup() {
     let work = tempfile::tempdir().unwrap();
     std::fs::create_dir(work.path().join("target")).unwrap();
-    assert_fails(&restore(work.path(), &[]), 3, &["no backup found"]);
+    assert_fails(&restore(work.path(), &[]), 30, &["no backup found"]);
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn source_is_not_a_directory() {
             &url,
         ],
     );
-    assert_fails(&r, 3, &["sock", "not a directory nor a regular file"]);
+    assert_fails(&r, 23, &["sock", "not a directory nor a regular file"]);
     let r = ferrodup(
         w,
         &[
@@ -186,7 +186,7 @@ fn source_is_not_a_directory() {
             &url,
         ],
     );
-    assert_fails(&r, 3, &["nowhere"]);
+    assert_fails(&r, 23, &["nowhere"]);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn destination_exists_without_force() {
     std::fs::remove_dir_all(w.join("out")).unwrap();
     std::fs::create_dir(w.join("out")).unwrap();
     std::fs::write(w.join("out/stray"), "x").unwrap();
-    assert_fails(&restore(w, &[]), 3, &["out", "--force"]);
+    assert_fails(&restore(w, &[]), 11, &["out", "--force"]);
     std::fs::remove_file(w.join("out/stray")).unwrap();
     restore(w, &["--force"]).ok();
     assert_same_tree(
@@ -215,7 +215,7 @@ fn unknown_scheme_and_bad_options() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let r = ferrodup(w, &["restore", "gopher://x/y", "out"]);
-    assert_fails(&r, 2, &["gopher"]);
+    assert_fails(&r, 23, &["gopher"]);
     let r = ferrodup(
         w,
         &[
@@ -226,9 +226,9 @@ fn unknown_scheme_and_bad_options() {
             "out",
         ],
     );
-    assert_fails(&r, 2, &["--time"]);
+    assert_fails(&r, 23, &["--time"]);
     let r = ferrodup(w, &["full", "src"]);
-    assert_fails(&r, 2, &["usage"]);
+    assert_fails(&r, 23, &["usage"]);
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn encryption_without_passphrase_is_refused() {
     std::fs::create_dir(w.join("src")).unwrap();
     let target = format!("file://{}/never-written", w.display());
     let r = ferrodup(w, &["full", "src", &target]);
-    assert_fails(&r, 2, &["PASSPHRASE"]);
+    assert_fails(&r, 23, &["PASSPHRASE"]);
     assert!(!w.join("never-written").exists());
 }
 
@@ -247,7 +247,7 @@ fn restore_path_not_in_backup() {
     let work = chain();
     assert_fails(
         &restore(work.path(), &["-r", "no/such/path"]),
-        3,
+        19,
         &["no/such/path", "not found"],
     );
 }
@@ -276,7 +276,7 @@ fn unwritable_target_fails_fast() {
             &target,
         ],
     );
-    assert_fails(&r, 6, &["blocker"]);
+    assert_fails(&r, 50, &["blocker"]);
     assert!(
         started.elapsed().as_secs() < 20,
         "local errors must not be retried"
@@ -320,7 +320,7 @@ fn verify_needs_an_existing_directory() {
     let w = work.path();
     let url = format!("file://{}/target", w.display());
     let r = ferrodup(w, &["verify", "--archive-dir", "v", &url, "no-such-dir"]);
-    assert_fails(&r, 3, &["no-such-dir", "does not exist"]);
+    assert_fails(&r, 23, &["no-such-dir", "does not exist"]);
 }
 
 #[test]
@@ -329,10 +329,10 @@ fn selection_options_the_command_cannot_use() {
     let w = work.path();
     let url = format!("file://{}/target", w.display());
     let r = restore(w, &["--path-to-restore", "a", "--exclude", "b"]);
-    assert_fails(&r, 2, &["--path-to-restore", "selection"]);
+    assert_fails(&r, 23, &["--path-to-restore", "selection"]);
     assert!(!w.join("out").exists());
     let r = restore(w, &["--exclude-if-present", ".nobackup"]);
-    assert_fails(&r, 2, &["--exclude-if-present", "restore"]);
+    assert_fails(&r, 23, &["--exclude-if-present", "restore"]);
     let list = |extra: &[&str]| {
         let mut a = vec![
             "list-current-files",
@@ -347,9 +347,9 @@ fn selection_options_the_command_cannot_use() {
         ferrodup(w, &a)
     };
     let r = list(&["--files-from", "x"]);
-    assert_fails(&r, 2, &["--files-from", "list-current-files"]);
+    assert_fails(&r, 23, &["--files-from", "list-current-files"]);
     let r = list(&["--exclude-regexp", "a(?=b)"]);
-    assert_fails(&r, 2, &["--exclude-regexp", "look-around"]);
+    assert_fails(&r, 30, &["--exclude-regexp", "look-around"]);
     let r = restore(w, &["--include", "nothing-like-this", "--exclude", "**"]);
-    assert_fails(&r, 3, &["selection", "nothing restored"]);
+    assert_fails(&r, 23, &["selection", "nothing restored"]);
 }

@@ -127,7 +127,7 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
     let r = restore_run(w, &[], "out");
     assert_fails(
         &r,
-        4,
+        1,
         &["incomplete", &format!("volume {}", vols - 1), "missing"],
     );
     assert!(
@@ -135,7 +135,7 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
         "nothing is restored before the error"
     );
     let st = status_run(w);
-    assert_fails(&st, 4, &["damaged"]);
+    assert_fails(&st, 30, &["damaged"]);
     assert!(
         st.stdout().contains(&format!("volume {} listed", vols - 1)),
         "{}",
@@ -148,7 +148,7 @@ fn a_volume_missing_from_the_target_fails_restore_and_status() {
     );
     // The chain is not extended: an incremental on it could not be restored.
     let r = backup(w, "incremental", T2, &["--volsize", "1"]);
-    assert_fails(&r, 4, &["incomplete", "run a full backup"]);
+    assert_fails(&r, 30, &["incomplete", "run a full backup"]);
 
     // A path in the volumes that are there still restores.
     restore_run(w, &["-r", "a.txt"], "a-only").ok();
@@ -189,9 +189,9 @@ fn a_set_cut_short_fails_restore_and_status() {
         std::fs::write(&m, format!("{}{}", &text[..cut], &rest[filelist..])).unwrap();
     }
     let r = restore_run(w, &[], "out");
-    assert_fails(&r, 4, &["incomplete", "ends inside big.bin"]);
+    assert_fails(&r, 1, &["incomplete", "ends inside big.bin"]);
     let st = status_run(w);
-    assert_fails(&st, 4, &["damaged"]);
+    assert_fails(&st, 30, &["damaged"]);
     assert!(
         st.stdout().contains("ends inside big.bin"),
         "{}",

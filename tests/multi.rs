@@ -448,7 +448,7 @@ fn bad_configs_get_one_clear_error() {
             &["full", "--no-encryption", "--archive-dir", "c", "src", &url],
         );
         let err = r.stderr();
-        assert_eq!(r.code(), 2, "{url}: {err}");
+        assert_eq!(r.code(), 23, "{url}: {err}");
         assert_eq!(err.lines().count(), 1, "{url}: one line: {err}");
         assert!(err.contains(w1) && err.contains(w2), "{url}: {err}");
     }

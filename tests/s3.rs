@@ -275,7 +275,7 @@ fn s3_errors_are_one_clear_line() {
         ];
         a.extend_from_slice(extra);
         a.extend_from_slice(&["src", url]);
-        assert_fails(&fd(w, &env, &a), 2, words);
+        assert_fails(&fd(w, &env, &a), 23, words);
     };
     let mut wrong = creds(&s);
     wrong[1].1.push('x');

@@ -852,11 +852,13 @@ fn run_all<T: Sync>(jobs: &[T], f: impl Fn(usize, &T) -> Result<(), String> + Sy
     failures.into_inner().unwrap()
 }
 
-fn one_line_error(r: &Run) -> Result<(), String> {
+/// ferrodup refused with one error line and the status duplicity gave.
+fn one_line_error(r: &Run, dup: &Run) -> Result<(), String> {
     let err = r.stderr();
-    if r.code() != 2 || err.lines().count() != 1 || !err.starts_with("ferrodup: ") {
+    if r.code() != dup.code() || err.lines().count() != 1 || !err.starts_with("ferrodup: ") {
         return Err(format!(
-            "expected one usage error line (status 2), got status {}: {err}",
+            "expected one error line with duplicity's status {}, got status {}: {err}",
+            dup.code(),
             r.code()
         ));
     }
@@ -943,7 +945,7 @@ fn backups_select_what_duplicity_selects() {
                     "{name}: ferrodup wrote to the target before refusing"
                 ));
             }
-            return one_line_error(fer).map_err(|e| format!("{name}: {e}"));
+            return one_line_error(fer, dup).map_err(|e| format!("{name}: {e}"));
         }
         if dup.code() != 0 {
             return Err(format!("{name}: duplicity failed: {}", dup.stderr()));
@@ -1049,7 +1051,7 @@ fn restores_select_what_duplicity_selects() {
                     "{name}: ferrodup wrote to the target before refusing"
                 ));
             }
-            return one_line_error(fer).map_err(|e| format!("{name}: {e}"));
+            return one_line_error(fer, dup).map_err(|e| format!("{name}: {e}"));
         }
         if dup.code() != 0 {
             if fer.code() == 0 {

@@ -216,7 +216,7 @@ fn sftp_refuses_unknown_or_changed_host_keys_and_bad_logins() {
                 &url,
             ],
         );
-        assert_fails(&r, 2, words);
+        assert_fails(&r, 23, words);
     };
     let empty = w.join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();

@@ -496,21 +496,21 @@ fn swift_errors_are_one_clear_line() {
     let mut wrong = creds(&s, "SWIFT_", true);
     wrong.retain(|(k, _)| k != "SWIFT_PASSWORD");
     wrong.push(("SWIFT_PASSWORD".into(), "not-the-password".into()));
-    check(wrong, "swift://x", 2, &["refused", "SWIFT_PASSWORD"]);
+    check(wrong, "swift://x", 38, &["refused", "SWIFT_PASSWORD"]);
     let mut missing = creds(&s, "SWIFT_", true);
     missing.retain(|(k, _)| k != "SWIFT_AUTHURL");
-    check(missing, "swift://x", 2, &["SWIFT_AUTHURL"]);
+    check(missing, "swift://x", 23, &["SWIFT_AUTHURL"]);
     let mut down = creds(&s, "SWIFT_", false);
     down.retain(|(k, _)| k != "SWIFT_AUTHURL");
     down.push((
         "SWIFT_AUTHURL".into(),
         "http://127.0.0.1:9/auth/v1.0".into(),
     ));
-    check(down, "swift://x", 5, &["127.0.0.1:9"]);
+    check(down, "swift://x", 38, &["127.0.0.1:9"]);
     let mut v2 = creds(&s, "PCA_", false);
     v2.retain(|(k, _)| k != "PCA_AUTHVERSION");
     v2.push(("PCA_AUTHVERSION".into(), "2".into()));
-    check(v2, "pca://x", 2, &["PCA_AUTHVERSION"]);
+    check(v2, "pca://x", 23, &["PCA_AUTHVERSION"]);
     // A pca:// target on a container without the PCA policy is refused.
     let plain = unique("plain");
     fd(
@@ -529,7 +529,7 @@ fn swift_errors_are_one_clear_line() {
     check(
         creds(&s, "PCA_", false),
         &format!("pca://{plain}"),
-        2,
+        23,
         &["storage policy", &plain],
     );
 }

@@ -2,7 +2,7 @@
 //! so a crash never leaves a half-written file under a real name.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,8 +31,20 @@ impl FileBackend {
     }
 
     fn ensure_dir(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+        fs::create_dir_all(&self.dir).map_err(|e| store_error(&self.dir, e))
     }
+}
+
+/// A failure on the target folder, with the status duplicity gives a local store's errors
+/// (permission denied, not found, no space, or any other backend error).
+fn store_error(path: &Path, e: std::io::Error) -> Error {
+    let code = match e.raw_os_error() {
+        Some(libc::EACCES) => Code::BackendPermissionDenied,
+        Some(libc::ENOENT) => Code::BackendNotFound,
+        Some(libc::ENOSPC) => Code::BackendNoSpace,
+        _ => Code::BackendError,
+    };
+    Error::io(path, e).with_code(code)
 }
 
 impl Backend for FileBackend {
@@ -40,11 +52,11 @@ impl Backend for FileBackend {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.dir, e)),
+            Err(e) => return Err(store_error(&self.dir, e)),
         };
         let mut names = Vec::new();
         for ent in rd {
-            let ent = ent.map_err(|e| Error::io(&self.dir, e))?;
+            let ent = ent.map_err(|e| store_error(&self.dir, e))?;
             let Ok(name) = ent.file_name().into_string() else {
                 continue;
             };
@@ -53,7 +65,7 @@ impl Backend for FileBackend {
             }
             // Not followed: a fifo would block a read, a directory fail it and a link to
             // a device never end it.
-            let kind = ent.file_type().map_err(|e| Error::io(&ent.path(), e))?;
+            let kind = ent.file_type().map_err(|e| store_error(&ent.path(), e))?;
             if !kind.is_file() {
                 crate::log::warn(&format!(
                     "{}: skipping {name:?}, which is not a regular file",
@@ -89,8 +101,9 @@ impl Backend for FileBackend {
                     "{} is missing from the target: the backup set is incomplete",
                     src.display()
                 ))
+                .with_code(Code::Generic)
             } else {
-                Error::io(&src, e)
+                store_error(&src, e)
             }
         })?;
         let mut out = fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
@@ -112,7 +125,7 @@ impl Backend for FileBackend {
         })();
         result.map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            Error::io(&self.path(name), e)
+            store_error(&self.path(name), e)
         })
     }
 
@@ -120,7 +133,7 @@ impl Backend for FileBackend {
         match fs::remove_file(self.path(name)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&self.path(name), e)),
+            Err(e) => Err(store_error(&self.path(name), e)),
         }
     }
 
@@ -128,7 +141,7 @@ impl Backend for FileBackend {
         match fs::metadata(self.path(name)) {
             Ok(md) => Ok(Some(md.len())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&self.path(name), e)),
+            Err(e) => Err(store_error(&self.path(name), e)),
         }
     }
 

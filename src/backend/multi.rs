@@ -15,7 +15,7 @@
 //! failing store in config order.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -345,6 +345,7 @@ impl Backend for Multi {
                 "{name} is missing from every store of {}: the backup set is incomplete",
                 self.describe()
             ))
+            .with_code(Code::Generic)
         }))
     }
 

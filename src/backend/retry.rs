@@ -6,7 +6,7 @@
 //! bad settings, and local file-system errors (permission denied, disk full).
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Kind, Result};
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,17 +36,11 @@ impl<B: Backend> Retry<B> {
             self.inner.take_retry_after();
             match f() {
                 Ok(v) => return Ok(v),
-                Err(
-                    e @ (Error::Corrupt(_)
-                    | Error::Usage(_)
-                    | Error::Input(_)
-                    | Error::Io(_)
-                    | Error::Unsupported(_)),
-                ) => return Err(e),
+                Err(e) if e.kind() != Kind::Backend => return Err(e),
                 Err(e) if attempt >= self.tries => {
-                    return Err(Error::backend(format!(
-                        "{what} failed after {attempt} attempt(s): {e}"
-                    )))
+                    return Err(
+                        e.reword(|m| format!("{what} failed after {attempt} attempt(s): {m}"))
+                    )
                 }
                 Err(e) => {
                     let wait = match self.inner.take_retry_after() {

@@ -13,7 +13,7 @@
 //! ([`Backend::prepare_download`]) and downloads each one as soon as it is back.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -742,7 +742,8 @@ impl Backend for S3 {
                     return Err(Error::corrupt(format!(
                         "{name} is missing from {}: the backup set is incomplete",
                         self.describe()
-                    )))
+                    ))
+                    .with_code(Code::Generic))
                 }
                 403 => {
                     let e = self.failure(&what, &mut r);

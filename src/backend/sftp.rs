@@ -9,7 +9,7 @@
 //! connection never leaves a partial file under a real name.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use russh_sftp::client::SftpSession;
 use std::collections::HashMap;
@@ -211,7 +211,7 @@ impl Sftp {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Io(format!("cannot start the SSH runtime: {e}")))?;
+            .map_err(|e| Error::new(Kind::Io, format!("cannot start the SSH runtime: {e}")))?;
         Ok(Sftp {
             rt,
             user,
@@ -347,7 +347,7 @@ impl Sftp {
                 }
             };
             let r = f(&conn.sftp).await;
-            if matches!(r, Err(Error::Backend(_))) {
+            if matches!(&r, Err(e) if e.kind() == Kind::Backend) {
                 *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
             r
@@ -382,7 +382,8 @@ impl Backend for Sftp {
                     return Err(Error::corrupt(format!(
                         "{name} is missing from {}: the backup set is incomplete",
                         self.describe()
-                    )))
+                    ))
+                    .with_code(Code::Generic))
                 }
                 Err(e) => return Err(sftp_error(&what, e)),
             };

@@ -15,7 +15,7 @@
 //! Swift refuses a body that arrives damaged.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use md5::Md5;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -396,7 +396,12 @@ impl Swift {
             let session = {
                 let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
                 if guard.is_none() {
-                    *guard = Some(self.authenticate()?);
+                    // duplicity reports a failed Swift login, refused or unreachable, as a
+                    // failed connection.
+                    let session = self
+                        .authenticate()
+                        .map_err(|e| e.with_code(Code::ConnectionFailed))?;
+                    *guard = Some(session);
                 }
                 let s = guard.as_ref().expect("session");
                 Session {
@@ -798,7 +803,8 @@ impl Backend for Swift {
                     return Err(Error::corrupt(format!(
                         "{name} is missing from {}: the backup set is incomplete",
                         self.describe()
-                    )))
+                    ))
+                    .with_code(Code::Generic))
                 }
                 429 if self.pca => {
                     let wait = self.retry_after(&r);

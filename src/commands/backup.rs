@@ -11,7 +11,7 @@ use crate::codec::{self, StoredWriter};
 use crate::collection::{Chain, Collection};
 use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
 use crate::commands::Context;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::failpoint;
 use crate::format::entry::{self, DiffType};
 use crate::format::manifest::{cmp_index, Manifest, VolumeInfo};
@@ -99,6 +99,17 @@ pub fn has_chain(ctx: &Context) -> Result<bool> {
         .is_some())
 }
 
+/// An explicit `incremental` with no signature chain to extend: duplicity refuses it
+/// rather than switching to a full backup.
+fn no_sigs_for_incremental(ctx: &Context) -> Error {
+    Error::input(format!(
+        "no signatures of a previous backup at {}, so there is nothing to add an incremental \
+         to: run a full backup (or `backup`, which starts one when needed)",
+        ctx.backend.describe()
+    ))
+    .with_code(Code::IncWithoutSigs)
+}
+
 /// Runs `full`, `incremental` or `backup`; returns how many files could not be read
 /// completely (each was named in a warning, and none is recorded as complete).
 pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
@@ -136,6 +147,9 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     if !full {
         match col.last_chain() {
             None => {
+                if opts.mode == Mode::Incremental {
+                    return Err(no_sigs_for_incremental(ctx));
+                }
                 crate::log::notice("No signatures found, switching to full backup.");
                 full = true;
             }
@@ -163,11 +177,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                     match sig {
                         Some(s) => prev_chain = Some((chain, s.clone())),
                         None if opts.mode == Mode::Incremental => {
-                            return Err(Error::corrupt(format!(
-                                "no signature files match the last backup chain at {}; \
-                                 run cleanup or a full backup",
-                                ctx.backend.describe()
-                            )))
+                            return Err(no_sigs_for_incremental(ctx))
                         }
                         None => {
                             crate::log::notice("No signatures found, switching to full backup.");
@@ -668,7 +678,8 @@ fn check_source_match(
             return Err(Error::input(format!(
                 "backup source host has changed (current {host:?}, previous {h:?}); use \
                  --allow-source-mismatch if this is intended"
-            )));
+            ))
+            .with_code(Code::HostnameMismatch));
         }
     }
     let dir = localdir(source);
@@ -684,7 +695,8 @@ fn check_source_match(
                  --allow-source-mismatch if this is intended",
                 String::from_utf8_lossy(&dir),
                 String::from_utf8_lossy(d)
-            )));
+            ))
+            .with_code(Code::SourcePathMismatch));
         }
     }
     Ok(())

@@ -5,7 +5,7 @@ use crate::collection::Collection;
 use crate::commands::dupview::View;
 use crate::commands::restore::PathFilter;
 use crate::commands::Context;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use crate::format::tar::EntryType;
 use crate::select::{Candidate, Decision, TreeFilter};
 use crate::sigstate::SigOverlay;
@@ -37,7 +37,8 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         return Err(Error::input(format!(
             "no backup found at {} (check the URL and the --file-prefix options)",
             ctx.backend.describe()
-        )));
+        ))
+        .with_code(Code::Exception));
     }
     let chain = col.sig_chain_at(time).ok_or_else(|| {
         Error::corrupt("no signature files found at the target; run a full backup".to_string())
@@ -132,7 +133,7 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
         }
     }
     out.flush()
-        .map_err(|e| Error::Io(format!("writing to standard output: {e}")))?;
+        .map_err(|e| Error::new(Kind::Io, format!("writing to standard output: {e}")))?;
     drop(out);
     crate::log::out_notice("Duplicity backup complete.");
     Ok(())

@@ -13,7 +13,7 @@ pub mod upload;
 use crate::backend::Backend;
 use crate::cache::{Cache, FileLock};
 use crate::crypto::Crypto;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::format::naming::{Prefixes, Wrapping};
 use std::path::{Path, PathBuf};
 
@@ -138,7 +138,7 @@ impl RunTemp {
             .into_parts();
         let lock = FileLock::try_lock_file(file)
             .map_err(io)?
-            .ok_or_else(|| Error::Io(format!("{}: cannot lock it", tmp.display())))?;
+            .ok_or_else(|| Error::new(Kind::Io, format!("{}: cannot lock it", tmp.display())))?;
         let path = loop {
             let path = base.join(format!("{RUN_PREFIX}{:016x}.lock", rand::random::<u64>()));
             match rustix::fs::renameat_with(

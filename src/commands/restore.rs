@@ -7,7 +7,7 @@ use crate::codec;
 use crate::collection::{BackupSet, Collection, Damage};
 use crate::commands::Context;
 use crate::dest::{self, Dest, DestFile, DirFd};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use crate::format::entry::{self, DiffType, EntryName};
 use crate::format::manifest::{cmp_index, Manifest};
 use crate::format::tar::{EntryType, Header, TarReader};
@@ -105,12 +105,12 @@ impl Write for LocalWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file
             .write(buf)
-            .map_err(|e| io::Error::other(ErrorBox(Error::io(self.path, e))))
+            .map_err(|e| Error::io(self.path, e).into_io())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file
             .flush()
-            .map_err(|e| io::Error::other(ErrorBox(Error::io(self.path, e))))
+            .map_err(|e| Error::io(self.path, e).into_io())
     }
 }
 
@@ -122,6 +122,7 @@ pub fn sets_at(ctx: &Context, col: &Collection, t: i64) -> Result<Vec<BackupSet>
             "no backup found at {} (check the URL and the --file-prefix options)",
             ctx.backend.describe()
         ))
+        .with_code(Code::Exception)
     })?;
     if t < chain.start() {
         warn_before_first(t, chain.start());
@@ -194,6 +195,11 @@ struct SetStream {
 impl SetStream {
     fn corrupt(&self, e: io::Error) -> Error {
         let name = self.volume.as_ref().map_or("?", |v| v.name.as_str());
+        let e = match Error::from_io(e) {
+            // It names the volume already.
+            Ok(carried) => return carried,
+            Err(e) => e,
+        };
         Error::corrupt(format!(
             "volume {name} is corrupt or truncated ({e}); restore an earlier --time or use \
              --ignore-errors to skip what cannot be read"
@@ -272,32 +278,13 @@ impl SetStream {
     }
 
     fn skip_payload(&mut self) -> Result<()> {
-        io::copy(&mut Payload(self), &mut io::sink()).map_err(|e| match e.into_inner() {
-            Some(inner) => match inner.downcast::<ErrorBox>() {
-                Ok(b) => b.0,
-                Err(other) => Error::corrupt(other.to_string()),
-            },
-            None => Error::corrupt("volume read error".to_string()),
-        })?;
+        io::copy(&mut Payload(self), &mut io::sink()).map_err(unbox)?;
         Ok(())
     }
 }
 
-#[derive(Debug)]
-struct ErrorBox(Error);
-impl std::fmt::Display for ErrorBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-impl std::error::Error for ErrorBox {}
-
 fn unbox(e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|r| r.is::<ErrorBox>()) {
-        let inner = e.into_inner().expect("checked");
-        return inner.downcast::<ErrorBox>().expect("checked").0;
-    }
-    Error::corrupt(format!("bad data in a volume: {e}"))
+    Error::from_io(e).unwrap_or_else(|e| Error::corrupt(format!("bad data in a volume: {e}")))
 }
 
 /// The current logical entry's data, across multivol chunks and volumes.
@@ -316,7 +303,7 @@ impl Read for Payload<'_> {
             };
             let n = match tar.read(buf) {
                 Ok(n) => n,
-                Err(e) => return Err(io::Error::other(ErrorBox(s.corrupt(e)))),
+                Err(e) => return Err(s.corrupt(e).into_io()),
             };
             if n > 0 || buf.is_empty() {
                 return Ok(n);
@@ -324,7 +311,7 @@ impl Read for Payload<'_> {
             let Some((index, difftype, next)) = s.multivol.clone() else {
                 return Ok(0);
             };
-            let m = s.next_member().map_err(|e| io::Error::other(ErrorBox(e)))?;
+            let m = s.next_member().map_err(Error::into_io)?;
             match m {
                 Some((name, h))
                     if name.chunk == Some(next)
@@ -430,6 +417,7 @@ fn spawn_fetcher<'s>(
                          restore an earlier --time or run cleanup",
                         crate::format::time::pretty(set.times().end())
                     ))
+                    .with_code(Code::Generic)
                 })?;
                 let path = ctx.temp_path("volume")?;
                 backend.get(&name, &path)?;
@@ -452,7 +440,8 @@ fn spawn_fetcher<'s>(
                             }
                             return Err(Error::corrupt(format!(
                                 "{msg}; restore an earlier --time or use --ignore-errors"
-                            )));
+                            ))
+                            .with_code(Code::MismatchedHash));
                         }
                     }
                 }
@@ -503,9 +492,11 @@ pub fn replay(
                 damage.describe()
             );
             if !ctx.ignore_errors {
+                // duplicity's fatal error for a missing volume has no code of its own.
                 return Err(Error::corrupt(format!(
                     "{what}; restore an earlier --time, or use --ignore-errors to restore the rest"
-                )));
+                ))
+                .with_code(Code::Generic));
             }
             crate::log::warn(&format!(
                 "{what}; restoring the rest (--ignore-errors): what was in the missing \
@@ -653,10 +644,9 @@ fn merge(
                         Ok(None) => {}
                         // With --ignore-errors a path that cannot be rebuilt (its data sat in
                         // a skipped volume) is left out, loudly.
-                        Err(e @ Error::Corrupt(_)) if ignore_errors => crate::log::warn(&format!(
-                            "{} not restored: {e}",
-                            String::from_utf8_lossy(&index)
-                        )),
+                        Err(e) if e.kind() == Kind::Corrupt && ignore_errors => crate::log::warn(
+                            &format!("{} not restored: {e}", String::from_utf8_lossy(&index)),
+                        ),
                         Err(e) => return Err(e),
                     }
                 }
@@ -721,7 +711,7 @@ fn build(
                 path: next.shown(),
             };
             io::copy(&mut patch, &mut w).map_err(|e| match unbox(e) {
-                e @ Error::Io(_) => e,
+                e if e.kind() == Kind::Io => e,
                 e => Error::corrupt(format!(
                     "the delta of {} does not apply ({e}); the backup is corrupt",
                     String::from_utf8_lossy(index)
@@ -1061,7 +1051,8 @@ pub fn restore(
             "restore destination {} already exists and is not empty (or is the current \
              directory); will not overwrite it without --force",
             dest.display()
-        )));
+        ))
+        .with_code(Code::RestorePathExists));
     }
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
@@ -1096,7 +1087,8 @@ pub fn restore(
             } else {
                 String::from_utf8_lossy(&req.path).into_owned()
             }
-        )));
+        ))
+        .with_code(Code::RestorePathNotFound));
     }
     Ok(())
 }

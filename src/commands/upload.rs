@@ -9,7 +9,7 @@
 //! the target is.
 
 use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::failpoint;
 use crate::format::manifest::VolumeInfo;
 use std::collections::BTreeMap;
@@ -230,8 +230,10 @@ impl<'s> Uploader<'s> {
                             .and_then(|_| manifest.flush());
                         if let Err(e) = written {
                             fail.set(next);
-                            first_error =
-                                Some((next, Error::Io(format!("writing partial manifest: {e}"))));
+                            first_error = Some((
+                                next,
+                                Error::new(Kind::Io, format!("writing partial manifest: {e}")),
+                            ));
                             break;
                         }
                         failpoint::hit("volume-recorded");

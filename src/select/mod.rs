@@ -14,7 +14,7 @@
 
 mod pattern;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::format::tar::EntryType;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
@@ -212,19 +212,24 @@ fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
-fn regex_error(what: &str, e: &regex::Error) -> String {
+/// A pattern that does not compile. duplicity does not catch Python's `re.error`, so it
+/// exits with its status for an uncaught exception.
+fn regex_error(what: &str, e: &regex::Error) -> Error {
     let text = e.to_string();
     let detail = text
         .lines()
         .find_map(|l| l.strip_prefix("error: "))
         .unwrap_or(text.lines().last().unwrap_or(""))
         .to_string();
-    format!("{what} is not a regular expression ferrodup can use: {detail}")
+    Error::usage(format!(
+        "{what} is not a regular expression ferrodup can use: {detail}"
+    ))
+    .with_code(Code::Exception)
 }
 
 impl Builder<'_> {
     fn source_error(&self, what: &str) -> Error {
-        if matches!(self.ns, Namespace::Archive) {
+        let e = if matches!(self.ns, Namespace::Archive) {
             Error::usage(format!(
                 "{what} is not an archive path pattern: restore and list patterns are relative \
                  to the backup root, as list-current-files prints them, with no leading '/' and \
@@ -236,7 +241,8 @@ impl Builder<'_> {
                  against whole paths, so start them with {}/ or with '**'",
                 self.prefix, self.prefix
             ))
-        }
+        };
+        e.with_code(Code::FilePrefixError)
     }
 
     /// duplicity's archive-pattern rules: `./` dropped, no absolute paths, no `.`/`..`.
@@ -276,7 +282,8 @@ impl Builder<'_> {
         if parts.len() > 2 && parts[1..parts.len() - 1].contains(&"") {
             return Err(Error::usage(format!(
                 "{what} has consecutive '/'s; remove the extra slash"
-            )));
+            ))
+            .with_code(Code::GlobbingError));
         }
         let prefixes: Vec<String> = (1..=parts.len())
             .map(|k| {
@@ -289,7 +296,7 @@ impl Builder<'_> {
             RegexBuilder::new(re)
                 .size_limit(1 << 26)
                 .build()
-                .map_err(|e| Error::usage(regex_error(&what, &e)))
+                .map_err(|e| regex_error(&what, &e))
         };
         let comp_re = compile(&comp)?;
         let exact_re = compile(&exact)?;
@@ -371,7 +378,7 @@ impl Builder<'_> {
         RegexBuilder::new(&rust)
             .size_limit(1 << 26)
             .build()
-            .map_err(|e| Error::usage(regex_error(&what, &e)))?;
+            .map_err(|e| regex_error(&what, &e))?;
         let set = self.sets.matchers.len();
         self.sets.matchers.push(rust);
         self.rules.push(Rule {
@@ -492,7 +499,8 @@ impl Selection {
                     "{} is the last selection option, so it changes nothing: put it before the \
                      --include/--exclude options it is meant for",
                     last.flag()
-                )));
+                ))
+                .with_code(Code::TrailingFilter));
             }
         }
         if !flags_only.is_empty()
@@ -503,7 +511,8 @@ impl Selection {
             return Err(Error::usage(format!(
                 "{} only restate the default (case-sensitive globbing); remove them",
                 flags_only.join(", ")
-            )));
+            ))
+            .with_code(Code::RedundantFilter));
         }
         let mut b = Builder {
             ns: &ns,
@@ -608,7 +617,8 @@ impl Selection {
                     "the last selection rule, {}, only includes files; everything is included \
                      by default, so it does nothing: end with an exclude such as --exclude '**'",
                     last.what
-                )));
+                ))
+                .with_code(Code::RedundantInclusion));
             }
         }
         let build = |pats: &[String]| {
@@ -616,7 +626,7 @@ impl Selection {
                 .size_limit(1 << 28)
                 .dfa_size_limit(1 << 26)
                 .build()
-                .map_err(|e| Error::usage(regex_error("the selection patterns", &e)))
+                .map_err(|e| regex_error("the selection patterns", &e))
         };
         Ok(Selection {
             matchers: build(&b.sets.matchers)?,
@@ -781,7 +791,8 @@ fn read_files_from(file: &str, null_separator: bool) -> Result<HashMap<Vec<u8>, 
             return Err(Error::usage(format!(
                 "--files-from {file} lists the absolute path {line:?}: list paths relative to \
                  the source directory"
-            )));
+            ))
+            .with_code(Code::AbsoluteFilesFrom));
         }
         let parts: Vec<&str> = line
             .split('/')
@@ -797,7 +808,8 @@ fn read_files_from(file: &str, null_separator: bool) -> Result<HashMap<Vec<u8>, 
     if map.is_empty() {
         return Err(Error::usage(format!(
             "--files-from {file} lists no files, so the backup would be empty"
-        )));
+        ))
+        .with_code(Code::EmptyFilesFrom));
     }
     for names in map.values_mut() {
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
