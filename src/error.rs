@@ -49,6 +49,8 @@ pub enum Code {
     /// A Swift or pca login that failed or could not reach its server.
     ConnectionFailed = 38,
     SourcePathMismatch = 42,
+    /// `--s3-use-server-side-kms-encryption` without `--s3-kms-key-id`.
+    S3KmsNoId = 49,
     BackendError = 50,
     BackendPermissionDenied = 51,
     BackendNotFound = 52,

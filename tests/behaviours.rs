@@ -354,7 +354,7 @@ fn passphrase_piped_on_standard_input() {
         "one\ntwo\n",
         &["full", "--archive-dir", "fc3", "src", &url(w, "f-mismatch")],
     );
-    assert_fails(&r, 2, &["do not match"]);
+    assert_fails(&r, 23, &["do not match"]);
     assert!(target_files(&w.join("f-mismatch")).is_empty());
 }
 

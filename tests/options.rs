@@ -850,7 +850,7 @@ fn time_separator_reads_old_style_names_as_duplicity_does() {
                 "{tool}"
             );
         } else {
-            assert_fails(&r, 3, &["no backup found"]);
+            assert_fails(&r, 30, &["no backup found"]);
         }
     }
 }

@@ -448,7 +448,7 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
             &format!("s3://{bucket}/nokey"),
         ]),
     );
-    assert_fails(&r, 2, &["--s3-kms-key-id"]);
+    assert_fails(&r, 49, &["--s3-kms-key-id"]);
     assert!(keys_with(&s, &bucket, "nokey", "").is_empty());
     // As in duplicity, only s3:// reads the encryption options.
     fd(
@@ -469,7 +469,7 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
         &env,
         &["full", "--s3-use-multiprocessing", "src", "file://local2"],
     );
-    assert_fails(&r, 2, &["--s3-use-multiprocessing", "2.0.0"]);
+    assert_fails(&r, 23, &["--s3-use-multiprocessing", "2.0.0"]);
 
     // A part that keeps failing fails the backup, and the upload is aborted: S3 keeps
     // none of its parts.
@@ -499,7 +499,7 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
         .map(str::to_string)
         .collect(),
     );
-    assert_fails(&r, 5, &["part 2", "HTTP 500"]);
+    assert_fails(&r, 50, &["part 2", "HTTP 500"]);
     assert_eq!(proxy.hits(), vec![2], "part 2 was tried once per attempt");
     let uploads = boto3(
         &s,

@@ -596,7 +596,7 @@ fn unreadable_jsonstat_is_one_error_line() {
                 &target,
             ],
         );
-        assert_fails(&r, 4, &["statistics file", &name]);
+        assert_fails(&r, 30, &["statistics file", &name]);
         assert!(r.stderr().contains(what), "{what}: {}", r.stderr());
     }
 }

@@ -624,7 +624,7 @@ fn storage_policy_and_segmented_uploads_as_static_large_objects() {
 
     // Another policy than the container's is refused, as duplicity refuses it.
     let r = backup(T2, &["--swift-storage-policy", "PCA"]);
-    assert_fails(&r, 2, &[&container, "Policy-0", "PCA"]);
+    assert_fails(&r, 23, &[&container, "Policy-0", "PCA"]);
 
     // Deleting a set deletes the segments of its volumes too.
     backup(T2, &[]).ok();

@@ -111,7 +111,7 @@ fn s3_over_https_with_a_private_ca() {
         &env,
         args(&["restore", "--ssl-cacert-file", "src/fileA", &url, "outx"]),
     );
-    assert_fails(&r, 2, &["--ssl-cacert-file", "src/fileA"]);
+    assert_fails(&r, 23, &["--ssl-cacert-file", "src/fileA"]);
 }
 
 #[test]

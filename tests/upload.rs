@@ -400,7 +400,7 @@ fn a_failed_volume_upload_leaves_a_set_the_next_run_resumes() {
         .proxy
         .add(rule("", "", Fault::Delay(Duration::from_millis(200))).always());
     let r = store.backup(w, "4");
-    assert_fails(&r, 5, &["vol3.difftar"]);
+    assert_fails(&r, 50, &["vol3.difftar"]);
     assert!(
         !store.list().iter().any(|n| n.contains("manifest")),
         "a failed backup stores no manifest: {:?}",

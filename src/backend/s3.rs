@@ -101,7 +101,8 @@ impl Sse {
             })),
             None => Err(Error::usage(
                 "--s3-use-server-side-kms-encryption needs the key: give --s3-kms-key-id ID",
-            )),
+            )
+            .with_code(Code::S3KmsNoId)),
         }
     }
 
