@@ -18,4 +18,11 @@ bash .ci/services/start-s3.sh
 bash .ci/services/start-sftp.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets
+# Every test binary's tests in one pool (cargo-nextest, on the Rust image), so that one
+# slow binary does not leave the other cores idle; plain cargo test where it is missing.
+# The benches are compiled (by clippy above), not run.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --lib --bins --tests --no-fail-fast
+else
+    cargo test --locked --lib --bins --tests
+fi

@@ -245,6 +245,16 @@ pub fn notice(msg: &str) {
     log(NOTICE, info_code::GENERIC, None, msg);
 }
 
+/// A notice that duplicity prints on standard output and scripts parse (`Last full backup
+/// date: ...`, `No signatures found, switching to full backup.`): there, with its record.
+pub fn notice_stdout(msg: &str) {
+    if !enabled(NOTICE) || MUTED.with(|m| m.get()) {
+        return;
+    }
+    machine(NOTICE, info_code::GENERIC, None, msg);
+    out(&crate::backend::redact(msg));
+}
+
 pub fn info(msg: &str) {
     log(INFO, info_code::GENERIC, None, msg);
 }

@@ -9,7 +9,12 @@ fn main() {
     let (cli, select) = match parsed {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // duplicity 3.2.1 reports argparse's errors as its own command-line errors.
+            let code = if e.use_stderr() {
+                ferrodup::error::Code::UserError as i32
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

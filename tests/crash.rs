@@ -265,7 +265,9 @@ crash_tests! {
     stray_signature_delete: B("sig-stored"), B("leftover-delete");
     cache_partial_delete: B("volume-recorded:1"), B("cache-partial-delete");
     resume_delete: B("volume-recorded:3"), B("resume-delete");
-    resumed_then_killed: B("volume-recorded:3"), B("volume-recorded:2");
+    // The resumed run redoes at least the last volume stored (more are stored ahead of the
+    // manifest with parallel uploads), and is killed as it records it.
+    resumed_then_killed: B("volume-recorded:3"), B("volume-recorded:1");
     cleanup_delete: B("sig-stored"), C("remove-delete:2");
 }
 

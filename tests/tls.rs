@@ -13,7 +13,7 @@ use common::*;
 fn assert_untrusted(r: &Run) {
     assert_fails(
         r,
-        2,
+        50,
         &[
             "certificate",
             "--ssl-cacert-file",

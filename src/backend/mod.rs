@@ -272,6 +272,8 @@ fn transport_error(e: ureq::Error, what: &str) -> Error {
              authority with --ssl-cacert-file FILE or --ssl-cacert-path DIR, or stop \
              checking with --ssl-no-check-certificate"
         ))
+        // Not retried (a setting to fix), but duplicity's status for a backend failure.
+        .with_code(crate::error::Code::BackendError)
     } else {
         Error::backend(text)
     }

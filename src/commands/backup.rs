@@ -135,7 +135,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
     let resume = plan_resume(ctx, &col, &remote, &opts.source)?;
     let local = usable_cache(ctx, &col)?;
 
-    crate::log::notice(&match col.last_chain() {
+    crate::log::notice_stdout(&match col.last_chain() {
         Some(c) => format!(
             "Last full backup date: {}",
             crate::format::time::pretty(c.start())
@@ -150,7 +150,7 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                 if opts.mode == Mode::Incremental {
                     return Err(no_sigs_for_incremental(ctx));
                 }
-                crate::log::notice("No signatures found, switching to full backup.");
+                crate::log::notice_stdout("No signatures found, switching to full backup.");
                 full = true;
             }
             Some(chain) => {
@@ -161,13 +161,15 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                     .find(|s| s.end() == chain.end());
                 if let Some(limit) = opts.full_if_older_than {
                     if chain.start() < limit {
-                        crate::log::notice("Last full backup is too old, forcing full backup");
+                        crate::log::notice_stdout(
+                            "Last full backup is too old, forcing full backup",
+                        );
                         full = true;
                     }
                 }
                 if let Some(n) = opts.full_if_n_inc {
                     if chain.incs.len() >= n {
-                        crate::log::notice(
+                        crate::log::notice_stdout(
                             "Latest chain has too many incrementals, forcing full backup",
                         );
                         full = true;
@@ -180,7 +182,9 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                             return Err(no_sigs_for_incremental(ctx))
                         }
                         None => {
-                            crate::log::notice("No signatures found, switching to full backup.");
+                            crate::log::notice_stdout(
+                                "No signatures found, switching to full backup.",
+                            );
                             full = true;
                         }
                     }

@@ -100,20 +100,54 @@ fn float_repr(f: f64) -> String {
     if f.is_infinite() {
         return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    let (digits, exp) = shortest_digits(f.abs());
+    let sign = if f.is_sign_negative() { "-" } else { "" };
     if (-4..16).contains(&exp) {
-        let s = format!("{f}");
-        if s.contains('.') {
-            s
+        let point = exp + 1;
+        let text = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
         } else {
-            format!("{s}.0")
-        }
+            let point = point as usize;
+            let int = format!("{:0<point$}", &digits[..digits.len().min(point)]);
+            let frac = digits.get(point..).filter(|f| !f.is_empty()).unwrap_or("0");
+            format!("{int}.{frac}")
+        };
+        format!("{sign}{text}")
     } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
+        let mantissa = match digits.len() {
+            1 => digits.clone(),
+            _ => format!("{}.{}", &digits[..1], &digits[1..]),
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{sign}{mantissa}e{esign}{:02}", exp.abs())
     }
+}
+
+/// The significant digits and decimal exponent of the shortest text that reads back as
+/// `f` (not negative). Where two such texts are equally close to `f`, Rust's formatter
+/// takes the larger and Python's `repr` the one with an even last digit: Python's is kept.
+fn shortest_digits(f: f64) -> (String, i32) {
+    let split = |sci: &str| -> (String, i32) {
+        let (m, e) = sci.split_once('e').expect("{:e} has an exponent");
+        (
+            m.replace('.', ""),
+            e.parse().expect("{:e} exponent is a number"),
+        )
+    };
+    let (digits, exp) = split(&format!("{f:e}"));
+    if digits.len() < 17 {
+        return (digits, exp);
+    }
+    // Every finite double's exact decimal expansion has at most 767 significant digits.
+    let (exact, exact_exp) = split(&format!("{f:.767e}"));
+    let (lower, rest) = exact.split_at(digits.len());
+    let tie = rest.starts_with('5') && rest[1..].bytes().all(|b| b == b'0');
+    let even = lower.bytes().last().is_some_and(|b| (b - b'0') % 2 == 0);
+    if tie && even && exact_exp == exp && lower != digits {
+        let lower = lower.trim_end_matches('0');
+        return (lower.to_string(), exp);
+    }
+    (digits, exp)
 }
 
 /// A string with Python's `ensure_ascii` escapes.
@@ -363,5 +397,17 @@ mod tests {
         for bad in ["", "{", "{\"a\" 1}", "[1,]", "\"\\u12\"", "01x", "{}x", "-"] {
             assert!(Json::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn float_ties_round_to_even_as_python() {
+        assert_eq!(float_repr(0.021745681762695312), "0.021745681762695312");
+        assert_eq!(float_repr(0.1), "0.1");
+        assert_eq!(float_repr(-2.5), "-2.5");
+        assert_eq!(float_repr(100.0), "100.0");
+        assert_eq!(float_repr(1e16), "1e+16");
+        assert_eq!(float_repr(1.5e-5), "1.5e-05");
+        assert_eq!(float_repr(0.0001), "0.0001");
+        assert_eq!(float_repr(1796051232.4274297), "1796051232.4274297");
     }
 }
