@@ -530,7 +530,7 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
                 kms_key_id: cli.s3_kms_key_id.clone(),
                 kms_grant: cli.s3_kms_grant.clone(),
             },
-            multipart_chunk: cli.s3_multipart_chunk_size << 20,
+            multipart_chunk: cli.s3_multipart_chunk_size.saturating_mul(1 << 20),
             multipart_procs: cli.s3_multipart_max_procs,
             unencrypted: cli.s3_unencrypted_connection,
         },
@@ -540,7 +540,7 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
         },
         swift: backend::SwiftOptions {
             storage_policy: cli.swift_storage_policy.clone(),
-            segment_size: cli.mp_segment_size << 20,
+            segment_size: cli.mp_segment_size.saturating_mul(1 << 20),
         },
         tls: backend::TlsOptions {
             cacert_file: cli.ssl_cacert_file.clone(),
