@@ -172,15 +172,16 @@ impl<'s> Uploader<'s> {
         let (up_tx, up_rx) = mpsc::channel::<Uploaded>();
         for _ in 0..settings.concurrency.max(1) {
             let (done, tx, failure) = (done.clone(), up_tx.clone(), failure.clone());
-            let dry_run = settings.dry_run;
+            let (dry_run, stop_after) = (settings.dry_run, settings.fail_on_volume);
             scope.spawn(move || loop {
                 let next = done.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok((n, v)) = next else {
                     return;
                 };
                 let result = match v {
-                    // Nothing after a failed volume can be recorded: dropped, not uploaded.
-                    Ok(v) if failure.after(n) => {
+                    // Nothing after a failed volume can be recorded, and --fail-on-volume
+                    // stops right after its volume, as duplicity's: dropped, not uploaded.
+                    Ok(v) if failure.after(n) || stop_after.is_some_and(|f| n > f) => {
                         let _ = std::fs::remove_file(&v.path);
                         continue;
                     }
