@@ -14,7 +14,13 @@ const RULE: &str = "-------------------------";
 
 /// The changed files `set`'s manifest lists, as (kind, quoted path) pairs.
 fn changed_files(ctx: &Context, set: &Set) -> Result<Vec<(String, Vec<u8>)>> {
-    let Some(name) = set.manifest.as_deref() else {
+    manifest_changes(ctx, set.manifest.as_deref())
+}
+
+/// The changed files the manifest `name` lists (none without a manifest), as (kind,
+/// quoted path) pairs; a partial manifest is read from the archive dir.
+pub fn manifest_changes(ctx: &Context, name: Option<&str>) -> Result<Vec<(String, Vec<u8>)>> {
+    let Some(name) = name else {
         return Ok(Vec::new());
     };
     let partial = ctx.prefixes.parse(name).is_some_and(|p| p.partial);

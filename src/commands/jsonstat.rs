@@ -5,7 +5,6 @@ use crate::codec;
 use crate::collection::{BackupSet, Collection};
 use crate::commands::Context;
 use crate::error::{Error, Result};
-use crate::format::manifest::quote;
 use crate::format::naming::Wrapping;
 use crate::format::pyjson::Json;
 use crate::format::time;
@@ -34,11 +33,12 @@ fn chosen_sets(col: &Collection, n: i64) -> Result<Vec<&BackupSet>> {
 
 /// The `(type, path)` file list of a set's manifest, paths quoted as the manifest has them.
 fn files_changed(ctx: &Context, set: &BackupSet) -> Result<Vec<(String, String)>> {
-    let m = crate::commands::restore::read_manifest_filelist(ctx, set)?;
-    Ok(m.files_changed
-        .into_iter()
-        .map(|(kind, path)| (kind, String::from_utf8_lossy(&quote(&path)).into_owned()))
-        .collect())
+    Ok(
+        crate::commands::changes::manifest_changes(ctx, set.manifest.as_deref())?
+            .into_iter()
+            .map(|(kind, path)| (kind, String::from_utf8_lossy(&path).into_owned()))
+            .collect(),
+    )
 }
 
 /// A jsonstat record is under 2 KiB; a larger file is not read into memory.

@@ -145,11 +145,6 @@ pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
     read_manifest_named(ctx, set.manifest.as_deref().expect("complete set"), false)
 }
 
-/// [`read_manifest`] with the manifest's list of changed files.
-pub fn read_manifest_filelist(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
-    read_manifest_named(ctx, set.manifest.as_deref().expect("complete set"), true)
-}
-
 /// Reads the manifest `name` (the archive dir's copy if there is one), with its list of
 /// changed files if `filelist`.
 pub fn read_manifest_named(ctx: &Context, name: &str, filelist: bool) -> Result<Manifest> {
