@@ -4,8 +4,6 @@ use crate::crypto::{Crypto, PgpWriter};
 use crate::error::{Error, Kind, Result};
 use crate::format::naming::Wrapping;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use flate2::{Compression, GzBuilder};
 use sha1::{Digest, Sha1};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -65,11 +63,35 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Counts and hashes the bytes written through it.
+/// A stored file being written: counts and hashes its bytes.
 pub struct HashCount<W: Write> {
     inner: W,
     count: u64,
     sha1: Sha1,
+}
+
+impl HashCount<BufWriter<File>> {
+    /// Creates `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        Ok(HashCount {
+            inner: BufWriter::with_capacity(256 * 1024, f),
+            count: 0,
+            sha1: Sha1::new(),
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Flushes the file to disk; returns its size and SHA1.
+    pub fn finish(self) -> io::Result<(u64, String)> {
+        let file = self.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((self.count, hex(&self.sha1.finalize())))
+    }
 }
 
 impl<W: Write> Write for HashCount<W> {
@@ -84,83 +106,31 @@ impl<W: Write> Write for HashCount<W> {
     }
 }
 
-/// A stored file being written: plain, gzip or OpenPGP, counting and hashing the stored
-/// bytes.
-pub enum StoredWriter {
-    Plain(HashCount<BufWriter<File>>),
-    Gzip(Box<GzEncoder<HashCount<BufWriter<File>>>>),
-    Pgp(PgpWriter),
+/// A reader that keeps its first error, so that a failure to read the input can be told
+/// from a failure to write the output.
+struct Source<'r> {
+    inner: &'r mut dyn Read,
+    failed: Option<io::Error>,
 }
 
-impl StoredWriter {
-    /// Creates `path` wrapped as `wrap`; gzip is level 6 with no file name, as Python's
-    /// `GzipFile` writes it.
-    pub fn create(path: &Path, wrap: Wrapping, crypto: Option<&Crypto>) -> Result<Self> {
-        if wrap == Wrapping::Gpg {
-            let c = crypto.ok_or_else(|| Error::usage("encryption is not configured"))?;
-            return Ok(StoredWriter::Pgp(c.writer(path)?));
-        }
-        let gzip = wrap == Wrapping::Gzip;
-        let mtime = crate::wall_clock() as u32;
-        let f = File::create(path).map_err(|e| Error::io(path, e))?;
-        let hc = HashCount {
-            inner: BufWriter::with_capacity(256 * 1024, f),
-            count: 0,
-            sha1: Sha1::new(),
-        };
-        Ok(if gzip {
-            StoredWriter::Gzip(Box::new(
-                GzBuilder::new()
-                    .mtime(mtime)
-                    .operating_system(255)
-                    .write(hc, Compression::new(6)),
-            ))
-        } else {
-            StoredWriter::Plain(hc)
-        })
-    }
-
-    /// Bytes of the stored file so far.
-    pub fn stored_len(&self) -> u64 {
-        match self {
-            StoredWriter::Plain(h) => h.count,
-            StoredWriter::Gzip(g) => g.get_ref().count,
-            StoredWriter::Pgp(p) => p.stored_len(),
-        }
-    }
-
-    /// Finishes the file, returning its size and SHA1.
-    pub fn finish(self) -> io::Result<(u64, String)> {
-        let mut hc = match self {
-            StoredWriter::Plain(h) => h,
-            StoredWriter::Gzip(g) => g.finish()?,
-            StoredWriter::Pgp(p) => return p.finish(),
-        };
-        hc.flush()?;
-        let file = hc.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok((hc.count, hex(&hc.sha1.finalize())))
-    }
-}
-
-impl Write for StoredWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            StoredWriter::Plain(h) => h.write(buf),
-            StoredWriter::Gzip(g) => g.write(buf),
-            StoredWriter::Pgp(p) => p.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            StoredWriter::Plain(h) => h.flush(),
-            StoredWriter::Gzip(g) => g.flush(),
-            StoredWriter::Pgp(p) => p.flush(),
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let shown = io::Error::new(e.kind(), e.to_string());
+                    self.failed = Some(e);
+                    return Err(shown);
+                }
+                ok => return ok,
+            }
         }
     }
 }
 
-/// Writes everything `input` yields into `dest`, wrapped as `wrap`; returns the size.
+/// Writes everything `input` yields into `dest`, wrapped as `wrap` (gzip is made on every
+/// core, level 6 with no file name, as Python's `GzipFile` writes it); returns the size.
 /// Input that cannot be decrypted, decompressed or verified is corrupt backup data;
 /// failures to write `dest` are local errors.
 pub fn store(
@@ -169,32 +139,42 @@ pub fn store(
     wrap: Wrapping,
     crypto: Option<&Crypto>,
 ) -> Result<u64> {
-    let mut w = StoredWriter::create(dest, wrap, crypto)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let e = match Error::from_io(e) {
-                    Ok(carried) => return Err(carried),
-                    Err(e) => e,
-                };
-                return Err(match e.kind() {
-                    io::ErrorKind::InvalidData
-                    | io::ErrorKind::InvalidInput
-                    | io::ErrorKind::UnexpectedEof => Error::corrupt(e.to_string()),
-                    _ => Error::new(
-                        Kind::Io,
-                        format!("reading the data for {}: {e}", dest.display()),
-                    ),
-                });
-            }
+    let mut src = Source {
+        inner: input,
+        failed: None,
+    };
+    let written = match wrap {
+        Wrapping::Gpg => {
+            let c = crypto.ok_or_else(|| Error::usage("encryption is not configured"))?;
+            let mut w: PgpWriter = c.writer(dest)?;
+            io::copy(&mut src, &mut w).and_then(|_| w.finish())
+        }
+        Wrapping::Gzip => {
+            let out = HashCount::create(dest)?;
+            crate::pargz::compress(&mut src, out, crate::wall_clock() as u32)
+                .and_then(HashCount::finish)
+        }
+        Wrapping::Plain => {
+            let mut out = HashCount::create(dest)?;
+            io::copy(&mut src, &mut out).and_then(|_| out.finish())
+        }
+    };
+    if let Some(e) = src.failed {
+        let e = match Error::from_io(e) {
+            Ok(carried) => return Err(carried),
+            Err(e) => e,
         };
-        w.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
+        return Err(match e.kind() {
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::UnexpectedEof => Error::corrupt(e.to_string()),
+            _ => Error::new(
+                Kind::Io,
+                format!("reading the data for {}: {e}", dest.display()),
+            ),
+        });
     }
-    let (size, _) = w.finish().map_err(|e| Error::io(dest, e))?;
+    let (size, _) = written.map_err(|e| Error::io(dest, e))?;
     Ok(size)
 }
 

@@ -7,10 +7,11 @@
 //! [`upload`]).
 
 use crate::backend::Backend;
-use crate::codec::{self, StoredWriter};
+use crate::codec::{self, HashCount};
 use crate::collection::{Chain, Collection};
 use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
 use crate::commands::Context;
+use crate::crypto::PgpWriter;
 use crate::error::{Code, Error, Result};
 use crate::failpoint;
 use crate::format::entry::{self, DiffType};
@@ -20,17 +21,17 @@ use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, FineStat, SourceEntry};
 use crate::log::{info_code, warning_code};
+use crate::pargz::{self, ParGz, Pool, Ratio};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use crate::stats::{BackupMeta, BackupStats};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 /// Payload chunk size: duplicity reads file data and deltas 64 KiB at a time.
@@ -718,90 +719,139 @@ fn localdir(source: &Path) -> Vec<u8> {
     trimmed.to_vec()
 }
 
-/// A volume's plain tar data, spooled to a temporary file, waiting to be compressed or
-/// encrypted by a worker.
-struct VolumeJob {
-    plain: PathBuf,
-    plain_len: u64,
-    info: VolumeInfo,
-    name: String,
-    slot: Slot,
+/// Plain bytes of the open volume held back from compression, so that a file that fails
+/// while it is read can be taken back: what lies before the file's start is handed on at
+/// once, what follows it only beyond this much.
+const HOLD: usize = 8 << 20;
+
+/// Where an open volume's plain bytes go once they are handed on: straight into the
+/// stored file, to the gzip workers, or to the encryption thread.
+enum Sink {
+    Plain(HashCount<BufWriter<File>>),
+    Gzip(ParGz<'static, HashCount<BufWriter<File>>>),
+    Pgp(PgpWriter),
 }
 
-/// Compression ratio seen so far (stored bytes per plain byte), so that volumes, which
-/// are compressed in parallel, can be cut near `--volsize` before their stored size is known.
-#[derive(Default)]
-struct Ratio {
-    plain: AtomicU64,
-    stored: AtomicU64,
-}
-
-impl Ratio {
-    fn estimate(&self, plain: u64) -> u64 {
-        let p = self.plain.load(AtomicOrdering::Relaxed);
-        let st = self.stored.load(AtomicOrdering::Relaxed);
-        if p == 0 {
-            plain
-        } else {
-            (plain as u128 * st as u128 / p as u128) as u64
+impl Sink {
+    fn push(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(&chunk),
+            Sink::Gzip(g) => g.push(chunk),
+            Sink::Pgp(w) => w.write_all(&chunk),
         }
     }
 }
 
-/// Compresses or encrypts one spooled volume into its stored form.
-fn store_volume(
-    ctx: &Context,
-    wrap: Wrapping,
-    job: VolumeJob,
-    ratio: &Ratio,
-) -> Result<FinishedVolume> {
-    let mut info = job.info;
-    let (path, size, sha1) = if wrap == Wrapping::Plain {
-        let sha1 = codec::sha1_file(&job.plain)?;
-        (job.plain.clone(), job.plain_len, sha1)
-    } else {
-        let dest = job.plain.with_extension("stored");
-        let stored = (|| -> Result<(u64, String)> {
-            let mut w = StoredWriter::create(&dest, wrap, ctx.crypto.as_ref())?;
-            let mut input = File::open(&job.plain).map_err(|e| Error::io(&job.plain, e))?;
-            io::copy(&mut input, &mut w).map_err(|e| Error::io(&dest, e))?;
-            w.finish().map_err(|e| Error::io(&dest, e))
-        })();
-        let _ = std::fs::remove_file(&job.plain);
-        let (size, sha1) = stored.inspect_err(|_| {
-            let _ = std::fs::remove_file(&dest);
-        })?;
-        (dest, size, sha1)
-    };
-    ratio
-        .plain
-        .fetch_add(job.plain_len, AtomicOrdering::Relaxed);
-    ratio.stored.fetch_add(size, AtomicOrdering::Relaxed);
-    info.hashes = vec![("SHA1".to_string(), sha1)];
-    failpoint::hit("volume-made");
-    Ok(FinishedVolume {
-        path,
-        name: job.name,
-        size,
-        info,
-        slot: job.slot,
-    })
+/// The volume being written; its stored form is made as it grows, never spooled plain.
+struct OpenVolume {
+    /// Plain bytes not handed on yet, in pieces of up to [`pargz::CHUNK`].
+    held: VecDeque<Vec<u8>>,
+    held_len: usize,
+    /// Plain bytes of the volume handed on already.
+    released: u64,
+    sink: Sink,
+    path: PathBuf,
+    slot: Slot,
 }
 
-/// Cuts the tar stream into volumes the way duplicity does, spooling each volume's plain
-/// data so that workers compress or encrypt several volumes at once.
+impl OpenVolume {
+    fn hold(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            match self.held.back_mut() {
+                Some(b) if b.len() < pargz::CHUNK => {
+                    let n = (pargz::CHUNK - b.len()).min(data.len());
+                    b.extend_from_slice(&data[..n]);
+                    self.held_len += n;
+                    data = &data[n..];
+                }
+                _ => self.held.push_back(Vec::with_capacity(pargz::CHUNK)),
+            }
+        }
+    }
+
+    /// Hands on the full pieces that end before `keep_from` (an offset in the volume),
+    /// and any beyond [`HOLD`] bytes held.
+    fn release(&mut self, keep_from: u64) -> io::Result<()> {
+        while self.held.len() > 1 {
+            let front = self.held[0].len();
+            if self.released + front as u64 > keep_from && self.held_len <= HOLD {
+                break;
+            }
+            let chunk = self.held.pop_front().expect("two pieces or more");
+            self.held_len -= front;
+            self.released += front as u64;
+            self.sink.push(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the bytes from `offset` on; false if some have been handed on already.
+    fn truncate(&mut self, offset: u64) -> bool {
+        if offset < self.released {
+            return false;
+        }
+        let keep = (offset - self.released) as usize;
+        while self.held_len > keep {
+            let back = self.held.back_mut().expect("bytes held");
+            let cut = (self.held_len - keep).min(back.len());
+            back.truncate(back.len() - cut);
+            self.held_len -= cut;
+            if back.is_empty() {
+                self.held.pop_back();
+            }
+        }
+        true
+    }
+}
+
+/// Reports a volume made (or not) to the uploader: its stored size and SHA1 recorded.
+fn volume_made(
+    done: mpsc::Sender<(u32, Result<FinishedVolume>)>,
+    mut info: VolumeInfo,
+    (path, name, slot): (PathBuf, String, Slot),
+    stored: io::Result<(u64, String)>,
+) {
+    let n = info.number;
+    let result = match stored {
+        Ok((size, sha1)) => {
+            info.hashes = vec![("SHA1".to_string(), sha1)];
+            failpoint::hit("volume-made");
+            Ok(FinishedVolume {
+                path,
+                name,
+                size,
+                info,
+                slot,
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(Error::io(&path, e))
+        }
+    };
+    if let Err(mpsc::SendError((_, Ok(v)))) = done.send((n, result)) {
+        // The uploader has stopped: drop what was made.
+        let _ = std::fs::remove_file(v.path);
+    }
+}
+
+/// Cuts the tar stream into volumes the way duplicity does. Each volume's stored form is
+/// made while it is written: gzip chunks on every core, or encryption on its own thread;
+/// a closed volume is finished by a worker while the next one fills.
 struct VolumeWriter<'a, 's> {
     ctx: &'a Context,
     set: SetTimes,
     wrap: Wrapping,
     target: u64,
-    /// The volume being written, its spool file and its place in flight.
-    cur: Option<(BufWriter<File>, PathBuf, Slot)>,
+    cur: Option<OpenVolume>,
     tar_offset: u64,
+    /// Where, in the open volume, the file being read began (see [`VolumeWriter::mark`]).
+    mark_at: u64,
     number: u32,
     start: Option<Position>,
     last: Option<Position>,
-    jobs: Option<mpsc::SyncSender<VolumeJob>>,
+    pool: Option<Pool<'static>>,
+    done: Option<mpsc::Sender<(u32, Result<FinishedVolume>)>>,
     ratio: Arc<Ratio>,
     uploader: Uploader<'s>,
     skip_to: Option<Position>,
@@ -837,17 +887,24 @@ impl VolumeWriter<'_, '_> {
             self.open()?;
             self.start = Some((index.to_vec(), block));
         }
-        let (w, path, _) = self.cur.as_mut().expect("opened above");
+        let v = self.cur.as_mut().expect("opened above");
         for p in parts {
-            w.write_all(p).map_err(|e| Error::io(path, e))?;
+            v.hold(p);
             self.tar_offset += p.len() as u64;
         }
         self.last = Some((index.to_vec(), block));
-        Ok(())
+        v.release(self.mark_at).map_err(|e| Error::io(&v.path, e))
     }
 
-    /// Where the stream is now, to [`VolumeWriter::rollback`] to.
-    fn mark(&self) -> Mark {
+    /// Where the stream is now, to [`VolumeWriter::rollback`] to: called as a file's data
+    /// begins, so the open volume holds that data back (up to [`HOLD`] bytes) until it is
+    /// complete.
+    fn mark(&mut self) -> Mark {
+        self.mark_at = if self.cur.is_some() {
+            self.tar_offset
+        } else {
+            0
+        };
         Mark {
             number: self.number,
             offset: self.tar_offset,
@@ -857,25 +914,28 @@ impl VolumeWriter<'_, '_> {
         }
     }
 
-    /// Takes back everything added since `m` if it is all still in the open volume (or
-    /// nothing was added); false if some of it has already left for a worker.
+    /// Takes back everything added since `m` if none of it has been handed on to be
+    /// compressed or encrypted (or nothing was added); false otherwise.
     fn rollback(&mut self, m: &Mark) -> Result<bool> {
         if m.skipping {
             return Ok(self.skip_to.is_some());
         }
         if self.number == m.number && m.open {
-            let (w, path, _) = self.cur.as_mut().expect("the marked volume is still open");
-            w.flush()
-                .and_then(|_| w.get_mut().set_len(m.offset))
-                .and_then(|_| w.get_mut().seek(io::SeekFrom::Start(m.offset)))
-                .map_err(|e| Error::io(path, e))?;
+            let v = self.cur.as_mut().expect("the marked volume is still open");
+            if !v.truncate(m.offset) {
+                return Ok(false);
+            }
             self.tar_offset = m.offset;
             self.last = m.last.clone();
             return Ok(true);
         }
         if self.number == m.number + 1 && !m.open {
-            if let Some((_, path, _)) = self.cur.take() {
-                let _ = std::fs::remove_file(path);
+            if self.cur.as_ref().is_some_and(|v| v.released > 0) {
+                return Ok(false);
+            }
+            if let Some(v) = self.cur.take() {
+                drop(v.sink);
+                let _ = std::fs::remove_file(v.path);
             }
             self.number = m.number;
             self.tar_offset = 0;
@@ -890,23 +950,51 @@ impl VolumeWriter<'_, '_> {
         let Some(slot) = self.uploader.slot() else {
             return Err(self.stop());
         };
+        let Some(pool) = self.pool.clone() else {
+            return Err(self.stop());
+        };
         self.number += 1;
         let path = self.ctx.tempdir.join(format!(
             "ferrodup-{}-vol{}",
             std::process::id(),
             self.number
         ));
-        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        self.cur = Some((BufWriter::with_capacity(256 * 1024, f), path, slot));
+        let sink = match self.wrap {
+            Wrapping::Plain => Sink::Plain(HashCount::create(&path)?),
+            Wrapping::Gzip => {
+                let out = HashCount::create(&path)?;
+                let mtime = crate::wall_clock() as u32;
+                Sink::Gzip(
+                    ParGz::new(pool, out, mtime, Some(self.ratio.clone()))
+                        .map_err(|e| Error::io(&path, e))?,
+                )
+            }
+            Wrapping::Gpg => {
+                let c = self.ctx.crypto.as_ref();
+                let c = c.ok_or_else(|| Error::usage("encryption is not configured"))?;
+                Sink::Pgp(c.writer(&path)?)
+            }
+        };
+        self.cur = Some(OpenVolume {
+            held: VecDeque::new(),
+            held_len: 0,
+            released: 0,
+            sink,
+            path,
+            slot,
+        });
         self.tar_offset = 0;
+        self.mark_at = 0;
         Ok(())
     }
 
     /// The upload side failed: stop feeding it and return its error.
     fn stop(&mut self) -> Error {
-        self.jobs = None;
-        if let Some((_, path, _)) = self.cur.take() {
-            let _ = std::fs::remove_file(path);
+        self.pool = None;
+        self.done = None;
+        if let Some(v) = self.cur.take() {
+            drop(v.sink);
+            let _ = std::fs::remove_file(v.path);
         }
         match self.uploader.join() {
             Err(e) => e,
@@ -914,36 +1002,83 @@ impl VolumeWriter<'_, '_> {
         }
     }
 
+    /// Closes the open volume: its last bytes go to its sink, and a worker finishes it and
+    /// hands it to the uploader.
     fn close(&mut self) -> Result<()> {
-        let Some((mut w, path, slot)) = self.cur.take() else {
+        let Some(mut v) = self.cur.take() else {
             return Ok(());
         };
+        let (Some(done), Some(pool)) = (self.done.clone(), self.pool.clone()) else {
+            let _ = std::fs::remove_file(&v.path);
+            return Err(self.stop());
+        };
         let footer = tar::volume_footer(self.tar_offset);
-        w.write_all(&footer)
-            .and_then(|_| w.flush())
-            .map_err(|e| Error::io(&path, e))?;
+        v.hold(&footer);
+        let plain_len = self.tar_offset + footer.len() as u64;
         let (start, start_block) = self.start.take().unwrap_or_default();
         let (end, end_block) = self
             .last
             .take()
             .unwrap_or_else(|| (start.clone(), start_block));
-        let job = VolumeJob {
-            plain: path,
-            plain_len: self.tar_offset + footer.len() as u64,
-            info: VolumeInfo {
-                number: self.number,
-                start,
-                start_block,
-                end,
-                end_block,
-                hashes: Vec::new(),
-            },
-            name: self.ctx.prefixes.volume(self.set, self.number, self.wrap),
-            slot,
+        let info = VolumeInfo {
+            number: self.number,
+            start,
+            start_block,
+            end,
+            end_block,
+            hashes: Vec::new(),
         };
-        let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok());
-        if sent != Some(true) {
-            return Err(self.stop());
+        let name = self.ctx.prefixes.volume(self.set, self.number, self.wrap);
+        let last = if v.held.len() > 1 {
+            v.held.pop_back().expect("two pieces or more")
+        } else {
+            Vec::new()
+        };
+        let OpenVolume {
+            held,
+            mut sink,
+            path,
+            slot,
+            ..
+        } = v;
+        let pushed = held.into_iter().try_for_each(|c| sink.push(c));
+        if let Err(e) = pushed {
+            drop(sink);
+            let _ = std::fs::remove_file(&path);
+            return Err(Error::io(&path, e));
+        }
+        let shown = path.clone();
+        let ratio = self.ratio.clone();
+        let ended = match sink {
+            Sink::Gzip(g) => g.finish(
+                last,
+                Box::new(move |r| {
+                    let stored = r.and_then(HashCount::finish);
+                    volume_made(done, info, (path, name, slot), stored);
+                }),
+            ),
+            Sink::Plain(mut w) => w.write_all(&last).and_then(|_| {
+                pool.run(Box::new(move || {
+                    let stored = w.finish();
+                    if let Ok((size, _)) = &stored {
+                        ratio.add(plain_len, *size);
+                    }
+                    volume_made(done, info, (path, name, slot), stored);
+                }))
+            }),
+            Sink::Pgp(mut w) => w.write_all(&last).and_then(|_| {
+                pool.run(Box::new(move || {
+                    let stored = w.finish();
+                    if let Ok((size, _)) = &stored {
+                        ratio.add(plain_len, *size);
+                    }
+                    volume_made(done, info, (path, name, slot), stored);
+                }))
+            }),
+        };
+        if let Err(e) = ended {
+            let _ = std::fs::remove_file(&shown);
+            return Err(Error::io(&shown, e));
         }
         failpoint::hit("volume-cut");
         Ok(())
@@ -956,7 +1091,8 @@ impl VolumeWriter<'_, '_> {
             self.open()?;
         }
         self.close()?;
-        self.jobs = None;
+        self.pool = None;
+        self.done = None;
         let (file, stored, last) = self.uploader.join()?;
         if last != self.number {
             return Err(Error::backend(format!(
@@ -1362,29 +1498,8 @@ fn write_set(
 
     thread::scope(|scope| {
         let backend: &dyn Backend = &*ctx.backend;
-        let workers = thread::available_parallelism().map_or(2, |n| n.get());
-        let (job_tx, job_rx) = mpsc::sync_channel::<VolumeJob>(workers);
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::channel::<(u32, Result<FinishedVolume>)>();
-        let ratio = Arc::new(Ratio::default());
-        for _ in 0..workers {
-            let rx = job_rx.clone();
-            let tx = done_tx.clone();
-            let ratio = ratio.clone();
-            scope.spawn(move || loop {
-                let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                };
-                let n = job.info.number;
-                let result = store_volume(ctx, wrap, job, &ratio);
-                if let Err(mpsc::SendError((_, Ok(v)))) = tx.send((n, result)) {
-                    // The uploader has stopped: drop what was made and keep draining jobs.
-                    let _ = std::fs::remove_file(v.path);
-                }
-            });
-        }
-        drop(done_tx);
+        let pool = Pool::start(scope, pargz::workers());
         let settings = upload::Settings {
             concurrency: opts.concurrency,
             dry_run: ctx.dry_run,
@@ -1398,7 +1513,7 @@ fn write_set(
             opts,
             set,
             wrap,
-            (uploader, job_tx, ratio),
+            (uploader, pool, done_tx),
             sig_file,
             &sig_part,
             &man_part,
@@ -1416,7 +1531,11 @@ fn run_engine(
     opts: &BackupOptions,
     set: SetTimes,
     wrap: Wrapping,
-    (uploader, jobs, ratio): (Uploader<'_>, mpsc::SyncSender<VolumeJob>, Arc<Ratio>),
+    (uploader, pool, done): (
+        Uploader<'_>,
+        Pool<'static>,
+        mpsc::Sender<(u32, Result<FinishedVolume>)>,
+    ),
     sig_file: File,
     sig_part: &Path,
     man_part: &Path,
@@ -1432,11 +1551,13 @@ fn run_engine(
         target: (opts.volsize).saturating_sub(50 * 1024),
         cur: None,
         tar_offset: 0,
+        mark_at: 0,
         number: first_volume,
         start: None,
         last: None,
-        jobs: Some(jobs),
-        ratio,
+        pool: Some(pool),
+        done: Some(done),
+        ratio: Arc::new(Ratio::default()),
         uploader,
         skip_to,
     };
