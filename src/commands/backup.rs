@@ -1,9 +1,9 @@
 //! Full and incremental backups: walk the source in duplicity's order, compare it with the
 //! previous signatures, and write difftar volumes, a signature file and a manifest.
 //!
-//! The work is a pipeline: this thread walks, reads and diffs, workers compress or encrypt
-//! finished volumes, and upload threads send up to `--concurrency` of them to the target
-//! at once while a recorder appends them, in order, to the partial manifest (see
+//! The work is a pipeline: this thread walks, reads and diffs, workers gzip each volume's
+//! data in chunks as it is made (or a thread per volume encrypts it), and upload threads
+//! send up to `--concurrency` finished volumes to the target at once while a recorder appends them, in order, to the partial manifest (see
 //! [`upload`]).
 
 use crate::backend::Backend;
