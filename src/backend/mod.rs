@@ -56,6 +56,9 @@ pub struct Options {
     /// Connection and stall limit of network storage (`--timeout`): connecting, and each
     /// read or write on an open connection, fail after this long without progress.
     pub timeout: Duration,
+    /// Transfers a store runs at once (`--concurrency`): segments of one Swift large
+    /// object, SFTP connections. 0 counts as 1.
+    pub transfers: usize,
     pub s3: S3Options,
     pub ssh: SshOptions,
     pub swift: SwiftOptions,
