@@ -114,7 +114,13 @@ fn open_store(
         "swift" => Box::new(Swift::open("swift", rest, settings, opts)?),
         "pca" => Box::new(Swift::open("pca", rest, settings, opts)?),
         "s3" => Box::new(S3::open(rest, settings, opts)?),
-        "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh, opts.timeout)?),
+        "sftp" | "scp" => Box::new(Sftp::open(
+            rest,
+            settings,
+            &opts.ssh,
+            opts.timeout,
+            opts.transfers,
+        )?),
         other => {
             return Err(Error::usage(format!(
                 "unknown URL scheme {other:?} in {:?}: this version supports file://, \
