@@ -21,6 +21,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Bytes of one read or write request when the server does not announce its limits
@@ -181,6 +182,8 @@ pub struct Sftp {
     freed: Condvar,
     /// Connections at most (`--concurrency`).
     max_conns: usize,
+    /// The directory is known to exist (an upload made or found it).
+    dir_ready: AtomicBool,
 }
 
 fn sftp_error(what: &str, e: SftpError) -> Error {
@@ -265,6 +268,7 @@ impl Sftp {
             pool: Mutex::default(),
             freed: Condvar::new(),
             max_conns: transfers.max(1),
+            dir_ready: AtomicBool::new(false),
         })
     }
 
@@ -589,7 +593,10 @@ impl Backend for Sftp {
 
     fn get(&self, name: &str, dest: &Path) -> Result<()> {
         let what = format!("downloading {name} from {}", self.describe());
+        // The size is asked for with the open, not a round trip after it.
         self.with(async |c| {
+            let (s, path) = (c.sftp.clone(), self.path(name));
+            let stat = tokio::spawn(async move { s.stat(path).await });
             let handle = match c
                 .sftp
                 .open(self.path(name), OpenFlags::READ, FileAttributes::empty())
@@ -605,10 +612,9 @@ impl Backend for Sftp {
                 }
                 Err(e) => return Err(sftp_error(&what, e)),
             };
-            let expected = c
-                .sftp
-                .fstat(handle.as_str())
+            let expected = stat
                 .await
+                .map_err(|e| Error::backend(format!("{what}: {e}")))?
                 .map_err(|e| sftp_error(&what, e))?
                 .attrs
                 .size;
@@ -625,7 +631,10 @@ impl Backend for Sftp {
         let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
         let exists = async |c: &Conn, p: &str| c.sftp.stat(p).await.is_ok();
         self.with(async |c| {
-            if self.dir != "." && !exists(c, &self.dir).await {
+            if !self.dir_ready.load(Ordering::SeqCst)
+                && self.dir != "."
+                && !exists(c, &self.dir).await
+            {
                 let mut made = if self.dir.starts_with('/') {
                     "/".to_string()
                 } else {
@@ -644,6 +653,7 @@ impl Backend for Sftp {
                     }
                 }
             }
+            self.dir_ready.store(true, Ordering::SeqCst);
             let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
             let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
             let handle = c
@@ -653,9 +663,15 @@ impl Backend for Sftp {
                 .map_err(|e| sftp_error(&what, e))?
                 .handle;
             upload(c, &handle, &mut input, src, &what).await?;
-            close(&c.sftp, handle, &what).await?;
+            // The file of that name, if any, goes while the new one is closed.
             let target = self.path(name);
-            match c.sftp.remove(target.as_str()).await {
+            let (s, t) = (c.sftp.clone(), target.clone());
+            let removed = tokio::spawn(async move { s.remove(t).await });
+            close(&c.sftp, handle, &what).await?;
+            match removed
+                .await
+                .map_err(|e| Error::backend(format!("{what}: {e}")))?
+            {
                 Ok(_) => {}
                 Err(e) if is_missing(&e) => {}
                 Err(e) => return Err(sftp_error(&what, e)),
