@@ -31,9 +31,15 @@ const SMALL_REQUEST: u64 = 32 << 10;
 /// The largest request sent to a server that announces larger limits.
 const LARGE_REQUEST: u64 = 256 << 10;
 
-/// Bytes of a file's requests in flight at once: a round trip's worth of data on fast
-/// links, bounded in memory.
-const IN_FLIGHT_BYTES: u64 = 4 << 20;
+/// Bytes of a file's write requests in flight at once: as much as OpenSSH's `sftp` keeps
+/// in flight (64 requests of 32 KiB) and as an OpenSSH server's channel window takes.
+/// Each request must be answered within `--timeout`, counted from when it is queued, so
+/// more would fail on a slow uplink: 2 MiB take 30 s at 70 KB/s.
+const WRITE_BYTES: u64 = 2 << 20;
+
+/// Bytes of a file's read requests in flight at once: twice as many, for downlinks are
+/// faster (4 MiB take 30 s at 140 KB/s) and restores read one volume after another.
+const READ_BYTES: u64 = 4 << 20;
 
 /// At most this many requests of a file in flight (OpenSSH's `sftp -R` default).
 const MAX_REQUESTS: u64 = 64;
@@ -151,11 +157,9 @@ struct Conn {
     write_len: u32,
 }
 
-impl Conn {
-    /// Requests of `len` bytes to keep in flight.
-    fn window(len: u32) -> usize {
-        (IN_FLIGHT_BYTES / u64::from(len.max(1))).clamp(1, MAX_REQUESTS) as usize
-    }
+/// How many requests of `len` bytes make `bytes` in flight.
+fn window(bytes: u64, len: u32) -> usize {
+    (bytes / u64::from(len.max(1))).clamp(1, MAX_REQUESTS) as usize
 }
 
 /// The connections: idle ones, and how many are open (idle or in use).
@@ -294,7 +298,7 @@ impl Sftp {
         let config = Arc::new(russh::client::Config {
             keepalive_interval: Some(self.timeout),
             keepalive_max: 2,
-            window_size: 2 * IN_FLIGHT_BYTES as u32,
+            window_size: 2 * READ_BYTES as u32,
             nodelay: true,
             ..Default::default()
         });
@@ -473,7 +477,7 @@ async fn download(
     let (mut next, mut got) = (0u64, 0u64);
     let mut eof = false;
     loop {
-        while !eof && pending.len() < Conn::window(conn.read_len) && next < end {
+        while !eof && pending.len() < window(READ_BYTES, conn.read_len) && next < end {
             let n = len.min(end - next);
             pending.push_back((next, n, read(next, n as u32)));
             next += n;
@@ -529,7 +533,7 @@ async fn upload(
     let mut offset = 0u64;
     let mut done = false;
     while !done || !pending.is_empty() {
-        while !done && pending.len() < Conn::window(conn.write_len) {
+        while !done && pending.len() < window(WRITE_BYTES, conn.write_len) {
             let mut buf = vec![0u8; len];
             let mut n = 0;
             while n < len {
