@@ -9,8 +9,8 @@
 //! connection never leaves a partial file under a real name.
 //!
 //! Transfers keep many read or write requests in flight (as OpenSSH's `sftp` does), so a
-//! volume does not wait a round trip per request; up to `--concurrency` files move at
-//! once, each on a connection of a small pool.
+//! volume does not wait a round trip per request; up to `--concurrency` files (at most
+//! 8) move at once, each on a connection of a small pool.
 
 use super::Backend;
 use crate::error::{Code, Error, Kind, Result};
@@ -40,6 +40,10 @@ const WRITE_BYTES: u64 = 2 << 20;
 /// Bytes of a file's read requests in flight at once: twice as many, for downlinks are
 /// faster (4 MiB take 30 s at 140 KB/s) and restores read one volume after another.
 const READ_BYTES: u64 = 4 << 20;
+
+/// Connections at most, whatever `--concurrency` says: each is a login, and sshd's
+/// default `MaxStartups 10:30:100` starts refusing logins beyond 10 at once.
+const MAX_CONNECTIONS: usize = 8;
 
 /// At most this many requests of a file in flight (OpenSSH's `sftp -R` default).
 const MAX_REQUESTS: u64 = 64;
@@ -184,7 +188,7 @@ pub struct Sftp {
     pool: Mutex<Pool>,
     /// Signalled when a connection is given back or closed.
     freed: Condvar,
-    /// Connections at most (`--concurrency`).
+    /// Connections at most (`--concurrency`, at most [`MAX_CONNECTIONS`]).
     max_conns: usize,
     /// The directory is known to exist (an upload made or found it).
     dir_ready: AtomicBool,
@@ -271,7 +275,7 @@ impl Sftp {
             timeout: timeout.max(std::time::Duration::from_secs(1)),
             pool: Mutex::default(),
             freed: Condvar::new(),
-            max_conns: transfers.max(1),
+            max_conns: transfers.clamp(1, MAX_CONNECTIONS),
             dir_ready: AtomicBool::new(false),
         })
     }
