@@ -9,6 +9,7 @@ use crate::cli::{joined_options, Cli};
 use crate::commands::backup::Mode;
 use crate::commands::remove::Scope;
 use crate::commands::restore::normalize_path;
+use crate::commands::upload;
 use crate::crypto::apply_gpg_options;
 use crate::error::{Error, Kind, Result};
 use crate::format::naming::Prefixes;
@@ -517,6 +518,9 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
         tries: cli.num_retries,
         delay: Duration::from_secs(cli.backend_retry_delay),
         timeout: Duration::from_secs(cli.timeout),
+        transfers: cli.concurrency.map_or(upload::DEFAULT_CONCURRENCY, |n| {
+            (n.max(1) as usize).min(upload::MAX_CONCURRENCY)
+        }),
         s3: backend::S3Options {
             endpoint: cli.s3_endpoint_url.clone(),
             region: cli.s3_region_name.clone(),

@@ -508,3 +508,78 @@ fn sse_and_multipart_uploads_restore_with_ferrodup_and_duplicity() {
     );
     assert_eq!(uploads.trim(), "0", "every multipart upload was aborted");
 }
+
+/// `--s3-multipart-max-procs` bounds the parts of one file in flight: with 3, four parts
+/// go three at once, never four; the object restores.
+#[test]
+fn multipart_parts_upload_in_parallel_up_to_the_bound() {
+    use common::proxy::{rule, Fault, Proxy};
+    let s = service_env("s3");
+    let env = creds(&s);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    let url = format!("s3://{bucket}/host1");
+    // 16 MiB that gzip cannot shrink: one volume of four 5 MiB parts (the last short).
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/big.bin"), edits::prng_bytes(7, 16 << 20)).unwrap();
+    let proxy = Proxy::start(&s["S3_ENDPOINT_URL"]);
+    proxy.add(
+        rule(
+            "PUT",
+            "partNumber=",
+            Fault::Delay(std::time::Duration::from_millis(500)),
+        )
+        .always(),
+    );
+    fd(
+        w,
+        &env,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--s3-endpoint-url",
+            &proxy.url,
+            "--s3-multipart-chunk-size",
+            "5",
+            "--s3-multipart-max-procs",
+            "3",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let parts = proxy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("PUT ") && l.contains("partNumber="))
+        .count();
+    assert_eq!(parts, 4, "one volume of four parts: {:#?}", proxy.log());
+    assert_eq!(
+        proxy.peak("PUT"),
+        3,
+        "three parts in flight at once, never four"
+    );
+    fd(
+        w,
+        &env,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--s3-endpoint-url",
+            &s["S3_ENDPOINT_URL"],
+            &url,
+            "out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore of a multipart volume",
+    );
+}

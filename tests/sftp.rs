@@ -5,10 +5,12 @@
 
 mod common;
 
+use common::proxy::TcpRelay;
 use common::services::*;
 use common::*;
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 struct Server {
     s: HashMap<String, String>,
@@ -263,4 +265,99 @@ fn sftp_refuses_unknown_or_changed_host_keys_and_bad_logins() {
         ),
         &["refused the login"],
     );
+}
+
+/// A multi-volume backup over a link with 20 ms round trips: `--concurrency 4` uploads
+/// several volumes at once, on at most four connections; ferrodup (reading ahead on each
+/// volume) and the real duplicity restore it.
+#[test]
+fn parallel_uploads_over_a_slow_link_restore_with_duplicity() {
+    let srv = Server {
+        s: service_env("sftp"),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    trust_for_duplicity(w, &srv);
+    std::fs::create_dir(w.join("src")).unwrap();
+    // 6 MiB that gzip cannot shrink: seven volumes of 1 MiB.
+    std::fs::write(w.join("src/big.bin"), edits::prng_bytes(8, 6 << 20)).unwrap();
+    std::fs::write(w.join("src/small.txt"), b"small\n").unwrap();
+    let relay = TcpRelay::start(
+        srv.s["SFTP_PORT"].parse().unwrap(),
+        Duration::from_millis(10),
+    );
+    let dir = unique("parallel");
+    let slow_url = format!(
+        "sftp://{}@127.0.0.1:{}/{dir}",
+        srv.s["SFTP_USER"], relay.port
+    );
+    // The relay's port is not in known_hosts; the server behind it is the one tested.
+    let opts = format!(
+        "--ssh-options=-oIdentityFile={} -oStrictHostKeyChecking=no",
+        srv.s["SFTP_KEY"]
+    );
+    fd(
+        w,
+        &[],
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--concurrency",
+            "4",
+            &opts,
+            "--archive-dir",
+            "c",
+            "src",
+            &slow_url,
+        ],
+    )
+    .ok();
+    let peak = relay.peak();
+    assert!(
+        (2..=4).contains(&peak),
+        "volumes went up at once on at most 4 connections: {peak}"
+    );
+    let on_disk: Vec<String> = std::fs::read_dir(Path::new(&srv.s["SFTP_HOME"]).join(&dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        on_disk.iter().filter(|n| n.contains(".difftar")).count() >= 6,
+        "{on_disk:?}"
+    );
+    assert!(
+        !on_disk.iter().any(|n| n.starts_with(".ferrodup-tmp-")),
+        "{on_disk:?}"
+    );
+    fd(
+        w,
+        &[],
+        &[
+            "restore",
+            "--no-encryption",
+            &opts,
+            "--archive-dir",
+            "c2",
+            &slow_url,
+            "by-ferrodup",
+        ],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("by-ferrodup"), "ferrodup restore");
+    dup(
+        w,
+        &srv.password(),
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "dc",
+            &srv.url(&dir),
+            "by-duplicity",
+        ],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("by-duplicity"), "duplicity restore");
 }

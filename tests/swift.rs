@@ -5,10 +5,12 @@
 
 mod common;
 
+use common::proxy::{rule, Fault, Proxy};
 use common::services::*;
 use common::*;
 use std::collections::HashMap;
 use std::process::Command;
+use std::time::Duration;
 
 /// The variables `start-swift.sh` wrote.
 fn services() -> HashMap<String, String> {
@@ -532,6 +534,93 @@ fn swift_errors_are_one_clear_line() {
         23,
         &["storage policy", &plain],
     );
+}
+
+/// The segments of a large object go up `--concurrency` at once, and a retry sends only
+/// the segment that failed. (That duplicity reads these objects is tested below.)
+#[test]
+fn segments_upload_in_parallel_and_a_retry_sends_only_the_failed_one() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // 3 MiB that gzip cannot shrink: one volume of four 1 MiB segments.
+    std::fs::create_dir(w.join("src")).unwrap();
+    std::fs::write(w.join("src/big.bin"), edits::prng_bytes(6, 3 << 20)).unwrap();
+    let proxy = Proxy::start(&s["SWIFT_PROXY_URL"]);
+    let container = unique("slopar");
+    let segments = format!("/{container}_segments/");
+    proxy.add(rule("PUT", "/00000003", Fault::Status(503)));
+    proxy.add(rule("PUT", &segments, Fault::Delay(Duration::from_millis(400))).always());
+    let r = ureq::get(&s["SWIFT_V1_AUTH_URL"])
+        .header("X-Auth-User", &s["SWIFT_V1_USER"])
+        .header("X-Auth-Key", &s["SWIFT_V1_KEY"])
+        .call()
+        .expect("tempauth login");
+    let token = r.headers()["x-auth-token"].to_str().unwrap().to_string();
+    let storage = &s["SWIFT_V1_STORAGE_URL"];
+    let path = &storage[storage.find("/v1/").expect("a /v1/ storage URL")..];
+    let via_proxy = vec![
+        (
+            "SWIFT_PREAUTHURL".to_string(),
+            format!("{}{path}", proxy.url),
+        ),
+        ("SWIFT_PREAUTHTOKEN".to_string(), token),
+    ];
+    let url = format!("swift://{container}/host1");
+    fd(
+        w,
+        &via_proxy,
+        &[
+            "full",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            "--mp-segment-size",
+            "1",
+            "--concurrency",
+            "3",
+            "--num-retries",
+            "2",
+            "--backend-retry-delay",
+            "0",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let sent: Vec<String> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("PUT ") && l.contains(&segments))
+        .collect();
+    let tries_of = |k: &str| sent.iter().filter(|l| l.contains(k)).count();
+    assert_eq!(
+        (1..=4)
+            .map(|k| tries_of(&format!("/0000000{}", k - 1)))
+            .collect::<Vec<_>>(),
+        vec![1, 1, 1, 2],
+        "each segment is sent once, the failed one once more: {sent:#?}"
+    );
+    assert_eq!(
+        proxy.peak("PUT"),
+        3,
+        "three segments are in flight at once, never more"
+    );
+    let v1 = creds(&s, "SWIFT_", false);
+    fd(
+        w,
+        &v1,
+        &[
+            "restore",
+            "--no-encryption",
+            "--archive-dir",
+            "c",
+            &url,
+            "fd-out",
+        ],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("fd-out"), "ferrodup restore");
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct Options {
     /// Connection and stall limit of network storage (`--timeout`): connecting, and each
     /// read or write on an open connection, fail after this long without progress.
     pub timeout: Duration,
+    /// Transfers a store runs at once (`--concurrency`): segments of one Swift large
+    /// object, SFTP connections. 0 counts as 1.
+    pub transfers: usize,
     pub s3: S3Options,
     pub ssh: SshOptions,
     pub swift: SwiftOptions,
@@ -111,7 +114,13 @@ fn open_store(
         "swift" => Box::new(Swift::open("swift", rest, settings, opts)?),
         "pca" => Box::new(Swift::open("pca", rest, settings, opts)?),
         "s3" => Box::new(S3::open(rest, settings, opts)?),
-        "sftp" | "scp" => Box::new(Sftp::open(rest, settings, &opts.ssh, opts.timeout)?),
+        "sftp" | "scp" => Box::new(Sftp::open(
+            rest,
+            settings,
+            &opts.ssh,
+            opts.timeout,
+            opts.transfers,
+        )?),
         other => {
             return Err(Error::usage(format!(
                 "unknown URL scheme {other:?} in {:?}: this version supports file://, \

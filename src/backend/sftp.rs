@@ -7,16 +7,46 @@
 //! `-oUserKnownHostsFile=PATH`), as with duplicity; `-oStrictHostKeyChecking=no` accepts an
 //! unknown key. Uploads go to a temporary name and are renamed into place, so a broken
 //! connection never leaves a partial file under a real name.
+//!
+//! Transfers keep many read or write requests in flight (as OpenSSH's `sftp` does), so a
+//! volume does not wait a round trip per request; up to `--concurrency` files (at most
+//! 8) move at once, each on a connection of a small pool.
 
 use super::Backend;
 use crate::error::{Code, Error, Kind, Result};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
-use russh_sftp::client::SftpSession;
-use std::collections::HashMap;
-use std::io::Write;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Bytes of one read or write request when the server does not announce its limits
+/// (`limits@openssh.com`): every server takes 32 KiB.
+const SMALL_REQUEST: u64 = 32 << 10;
+
+/// The largest request sent to a server that announces larger limits.
+const LARGE_REQUEST: u64 = 256 << 10;
+
+/// Bytes of a file's write requests in flight at once: as much as OpenSSH's `sftp` keeps
+/// in flight (64 requests of 32 KiB) and as an OpenSSH server's channel window takes.
+/// Each request must be answered within `--timeout`, counted from when it is queued, so
+/// more would fail on a slow uplink: 2 MiB take 30 s at 70 KB/s.
+const WRITE_BYTES: u64 = 2 << 20;
+
+/// Bytes of a file's read requests in flight at once: twice as many, for downlinks are
+/// faster (4 MiB take 30 s at 140 KB/s) and restores read one volume after another.
+const READ_BYTES: u64 = 4 << 20;
+
+/// Connections at most, whatever `--concurrency` says: each is a login, and sshd's
+/// default `MaxStartups 10:30:100` starts refusing logins beyond 10 at once.
+const MAX_CONNECTIONS: usize = 8;
+
+/// At most this many requests of a file in flight (OpenSSH's `sftp -R` default).
+const MAX_REQUESTS: u64 = 64;
 
 /// SSH settings from `--ssh-options`.
 #[derive(Clone, Debug, Default)]
@@ -124,8 +154,23 @@ impl russh::client::Handler for Checker {
 }
 
 struct Conn {
-    sftp: SftpSession,
+    sftp: Arc<RawSftpSession>,
     _ssh: russh::client::Handle<Checker>,
+    /// Bytes of one read and of one write request.
+    read_len: u32,
+    write_len: u32,
+}
+
+/// How many requests of `len` bytes make `bytes` in flight.
+fn window(bytes: u64, len: u32) -> usize {
+    (bytes / u64::from(len.max(1))).clamp(1, MAX_REQUESTS) as usize
+}
+
+/// The connections: idle ones, and how many are open (idle or in use).
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Conn>,
+    open: usize,
 }
 
 /// A directory on an SFTP server.
@@ -140,19 +185,25 @@ pub struct Sftp {
     opts: SshOptions,
     /// `--timeout`: the limit to log in, and to wait for each SFTP request's answer.
     timeout: std::time::Duration,
-    conn: Mutex<Option<Arc<Conn>>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is given back or closed.
+    freed: Condvar,
+    /// Connections at most (`--concurrency`, at most [`MAX_CONNECTIONS`]).
+    max_conns: usize,
+    /// The directory is known to exist (an upload made or found it).
+    dir_ready: AtomicBool,
 }
 
-fn sftp_error(what: &str, e: russh_sftp::client::error::Error) -> Error {
+fn sftp_error(what: &str, e: SftpError) -> Error {
     Error::backend(format!("{what}: {e}"))
 }
 
-fn is_missing(e: &russh_sftp::client::error::Error) -> bool {
-    matches!(
-        e,
-        russh_sftp::client::error::Error::Status(s)
-            if s.status_code == russh_sftp::protocol::StatusCode::NoSuchFile
-    )
+fn is_status(e: &SftpError, code: StatusCode) -> bool {
+    matches!(e, SftpError::Status(s) if s.status_code == code)
+}
+
+fn is_missing(e: &SftpError) -> bool {
+    is_status(e, StatusCode::NoSuchFile)
 }
 
 impl Sftp {
@@ -162,6 +213,7 @@ impl Sftp {
         settings: &HashMap<String, String>,
         opts: &SshOptions,
         timeout: std::time::Duration,
+        transfers: usize,
     ) -> Result<Sftp> {
         let (auth, hostpath) = rest.rsplit_once('@').ok_or_else(|| {
             Error::usage("sftp:// URL has no user: use sftp://user[:password]@host[:port]/path")
@@ -221,7 +273,10 @@ impl Sftp {
             dir,
             opts: opts.clone(),
             timeout: timeout.max(std::time::Duration::from_secs(1)),
-            conn: Mutex::new(None),
+            pool: Mutex::default(),
+            freed: Condvar::new(),
+            max_conns: transfers.clamp(1, MAX_CONNECTIONS),
+            dir_ready: AtomicBool::new(false),
         })
     }
 
@@ -242,10 +297,13 @@ impl Sftp {
             accept_unknown: self.opts.accept_unknown_hosts,
             refused: refused.clone(),
         };
-        // A server that stops answering is found by keepalives instead of hanging.
+        // A server that stops answering is found by keepalives instead of hanging. The
+        // window lets a file's reads in flight arrive without waiting for it to grow.
         let config = Arc::new(russh::client::Config {
             keepalive_interval: Some(self.timeout),
             keepalive_max: 2,
+            window_size: 2 * READ_BYTES as u32,
+            nodelay: true,
             ..Default::default()
         });
         let target = format!("{}:{}", self.host, self.port);
@@ -317,67 +375,242 @@ impl Sftp {
             .request_subsystem(true, "sftp")
             .await
             .map_err(|e| Error::backend(format!("starting SFTP on {target}: {e}")))?;
-        let sftp = SftpSession::new(channel.into_stream())
-            .await
-            .map_err(|e| sftp_error(&format!("starting SFTP on {target}"), e))?;
+        let what = format!("starting SFTP on {target}");
+        let sftp = RawSftpSession::new(channel.into_stream());
         sftp.set_timeout(self.timeout.as_secs());
-        Ok(Conn { sftp, _ssh: ssh })
-    }
-
-    /// Runs `f` on a connection (made if needed); a failed operation drops the connection
-    /// so that a retry starts afresh.
-    fn with<T>(&self, f: impl AsyncFnOnce(&SftpSession) -> Result<T>) -> Result<T> {
-        self.rt.block_on(async {
-            let existing = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let conn = match existing {
-                Some(c) => c,
-                None => {
-                    let login = tokio::time::timeout(self.timeout, self.connect())
-                        .await
-                        .map_err(|_| {
-                            Error::backend(format!(
-                                "logging in to {} took longer than --timeout {} s",
-                                self.describe(),
-                                self.timeout.as_secs()
-                            ))
-                        })?;
-                    let c = Arc::new(login?);
-                    *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
-                    c
-                }
+        let version = sftp.init().await.map_err(|e| sftp_error(&what, e))?;
+        let (mut read_len, mut write_len) = (SMALL_REQUEST, SMALL_REQUEST);
+        if version
+            .extensions
+            .contains_key(russh_sftp::extensions::LIMITS)
+        {
+            let l = sftp.limits().await.map_err(|e| sftp_error(&what, e))?;
+            let fit = |announced: u64| match announced {
+                0 => LARGE_REQUEST,
+                n => n.min(LARGE_REQUEST),
             };
-            let r = f(&conn.sftp).await;
-            if matches!(&r, Err(e) if e.kind() == Kind::Backend) {
-                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            }
-            r
+            read_len = fit(l.max_read_len);
+            // A write request carries its handle and offset too.
+            write_len = fit(l.max_write_len).min(fit(l.max_packet_len).saturating_sub(1024));
+        }
+        Ok(Conn {
+            sftp: Arc::new(sftp),
+            _ssh: ssh,
+            read_len: read_len.max(1) as u32,
+            write_len: write_len.max(1) as u32,
         })
     }
+
+    /// An idle connection, or a new one while fewer than `max_conns` are open; else waits
+    /// for one to be given back.
+    fn checkout(&self) -> Result<Conn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(c);
+            }
+            if pool.open < self.max_conns {
+                break;
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|e| e.into_inner());
+        }
+        pool.open += 1;
+        drop(pool);
+        let login = self.rt.block_on(async {
+            tokio::time::timeout(self.timeout, self.connect())
+                .await
+                .map_err(|_| {
+                    Error::backend(format!(
+                        "logging in to {} took longer than --timeout {} s",
+                        self.describe(),
+                        self.timeout.as_secs()
+                    ))
+                })?
+        });
+        if login.is_err() {
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+            self.freed.notify_one();
+        }
+        login
+    }
+
+    /// Runs `f` on a connection of the pool; a failed operation closes its connection so
+    /// that a retry starts afresh.
+    fn with<T>(&self, f: impl AsyncFnOnce(&Conn) -> Result<T>) -> Result<T> {
+        let conn = self.checkout()?;
+        let r = self.rt.block_on(f(&conn));
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(&r, Err(e) if e.kind() == Kind::Backend) {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(conn);
+        }
+        drop(pool);
+        self.freed.notify_one();
+        r
+    }
+}
+
+/// Closes a file handle, reporting a failure (a write that did not reach the disk).
+async fn close(s: &RawSftpSession, handle: String, what: &str) -> Result<()> {
+    s.close(handle)
+        .await
+        .map(|_| ())
+        .map_err(|e| sftp_error(what, e))
+}
+
+/// Reads the file `handle` (of `size` bytes, if known) into `out`, with requests of
+/// `conn.read_len` bytes in flight; returns the bytes read. A short answer is completed
+/// before later data is written, so the bytes land in order.
+async fn download(
+    conn: &Conn,
+    handle: &str,
+    size: Option<u64>,
+    out: &mut std::fs::File,
+    dest: &Path,
+    what: &str,
+) -> Result<u64> {
+    type Reply = tokio::task::JoinHandle<std::result::Result<Vec<u8>, SftpError>>;
+    let read = |offset: u64, len: u32| -> Reply {
+        let (s, h) = (conn.sftp.clone(), handle.to_string());
+        tokio::spawn(async move { s.read(h, offset, len).await.map(|d| d.data) })
+    };
+    let end = size.unwrap_or(u64::MAX);
+    let len = u64::from(conn.read_len);
+    let mut pending: VecDeque<(u64, u64, Reply)> = VecDeque::new();
+    let (mut next, mut got) = (0u64, 0u64);
+    let mut eof = false;
+    loop {
+        while !eof && pending.len() < window(READ_BYTES, conn.read_len) && next < end {
+            let n = len.min(end - next);
+            pending.push_back((next, n, read(next, n as u32)));
+            next += n;
+        }
+        let Some((offset, n, reply)) = pending.pop_front() else {
+            break;
+        };
+        let mut answer = reply
+            .await
+            .map_err(|e| Error::backend(format!("{what}: {e}")))?;
+        let mut at = offset;
+        loop {
+            match answer {
+                Ok(data) if !data.is_empty() => {
+                    out.write_all(&data).map_err(|e| Error::io(dest, e))?;
+                    at += data.len() as u64;
+                    got += data.len() as u64;
+                }
+                Ok(_) => eof = true,
+                Err(e) if is_status(&e, StatusCode::Eof) => eof = true,
+                Err(e) => return Err(sftp_error(what, e)),
+            }
+            if eof || at >= offset + n {
+                break;
+            }
+            answer = conn
+                .sftp
+                .read(handle, at, (offset + n - at) as u32)
+                .await
+                .map(|d| d.data);
+        }
+        if eof {
+            for (_, _, reply) in pending.drain(..) {
+                reply.abort();
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// Writes `input` to the file `handle` with requests of `conn.write_len` bytes in flight;
+/// every request must succeed.
+async fn upload(
+    conn: &Conn,
+    handle: &str,
+    input: &mut std::fs::File,
+    src: &Path,
+    what: &str,
+) -> Result<()> {
+    type Reply = tokio::task::JoinHandle<std::result::Result<(), SftpError>>;
+    let len = conn.write_len as usize;
+    let mut pending: VecDeque<Reply> = VecDeque::new();
+    let mut offset = 0u64;
+    let mut done = false;
+    while !done || !pending.is_empty() {
+        while !done && pending.len() < window(WRITE_BYTES, conn.write_len) {
+            let mut buf = vec![0u8; len];
+            let mut n = 0;
+            while n < len {
+                match input.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(src, e)),
+                }
+            }
+            if n == 0 {
+                done = true;
+                break;
+            }
+            done = n < len;
+            buf.truncate(n);
+            let (s, h) = (conn.sftp.clone(), handle.to_string());
+            pending.push_back(tokio::spawn(async move {
+                s.write(h, offset, buf).await.map(|_| ())
+            }));
+            offset += n as u64;
+        }
+        if let Some(reply) = pending.pop_front() {
+            reply
+                .await
+                .map_err(|e| Error::backend(format!("{what}: {e}")))?
+                .map_err(|e| sftp_error(what, e))?;
+        }
+    }
+    Ok(())
 }
 
 impl Backend for Sftp {
     fn list(&self) -> Result<Vec<String>> {
         let what = format!("listing {}", self.describe());
-        self.with(async |s| match s.read_dir(&self.dir).await {
-            Ok(rd) => {
-                let mut names: Vec<String> = rd
-                    .filter(|e| e.file_type().is_file())
-                    .map(|e| e.file_name())
-                    .filter(|n| !n.starts_with(".ferrodup-tmp-"))
-                    .collect();
-                names.sort();
-                Ok(names)
+        self.with(async |c| {
+            let handle = match c.sftp.opendir(self.dir.as_str()).await {
+                Ok(h) => h.handle,
+                Err(e) if is_missing(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(sftp_error(&what, e)),
+            };
+            let mut names = Vec::new();
+            loop {
+                match c.sftp.readdir(handle.as_str()).await {
+                    Ok(page) => names.extend(
+                        page.files
+                            .into_iter()
+                            .filter(|f| f.attrs.file_type().is_file())
+                            .map(|f| f.filename)
+                            .filter(|n| !n.starts_with(".ferrodup-tmp-")),
+                    ),
+                    Err(e) if is_status(&e, StatusCode::Eof) => break,
+                    Err(e) => return Err(sftp_error(&what, e)),
+                }
             }
-            Err(e) if is_missing(&e) => Ok(Vec::new()),
-            Err(e) => Err(sftp_error(&what, e)),
+            close(&c.sftp, handle, &what).await?;
+            names.sort();
+            Ok(names)
         })
     }
 
     fn get(&self, name: &str, dest: &Path) -> Result<()> {
         let what = format!("downloading {name} from {}", self.describe());
-        self.with(async |s| {
-            let mut f = match s.open(self.path(name)).await {
-                Ok(f) => f,
+        // The size is asked for with the open, not a round trip after it.
+        self.with(async |c| {
+            let (s, path) = (c.sftp.clone(), self.path(name));
+            let stat = tokio::spawn(async move { s.stat(path).await });
+            let handle = match c
+                .sftp
+                .open(self.path(name), OpenFlags::READ, FileAttributes::empty())
+                .await
+            {
+                Ok(h) => h.handle,
                 Err(e) if is_missing(&e) => {
                     return Err(Error::corrupt(format!(
                         "{name} is missing from {}: the backup set is incomplete",
@@ -387,21 +620,15 @@ impl Backend for Sftp {
                 }
                 Err(e) => return Err(sftp_error(&what, e)),
             };
-            let expected = f.metadata().await.map_err(|e| sftp_error(&what, e))?.size;
+            let expected = stat
+                .await
+                .map_err(|e| Error::backend(format!("{what}: {e}")))?
+                .map_err(|e| sftp_error(&what, e))?
+                .attrs
+                .size;
             let mut out = std::fs::File::create(dest).map_err(|e| Error::io(dest, e))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut got = 0u64;
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| Error::backend(format!("{what}: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                out.write_all(&buf[..n]).map_err(|e| Error::io(dest, e))?;
-                got += n as u64;
-            }
+            let got = download(c, &handle, expected, &mut out, dest, &what).await?;
+            close(&c.sftp, handle, &what).await?;
             super::check_length(&what, got, expected)?;
             out.flush().map_err(|e| Error::io(dest, e))
         })
@@ -410,8 +637,12 @@ impl Backend for Sftp {
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         let what = format!("uploading {name} to {}", self.describe());
         let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
-        self.with(async |s| {
-            if self.dir != "." && !s.try_exists(&self.dir).await.unwrap_or(false) {
+        let exists = async |c: &Conn, p: &str| c.sftp.stat(p).await.is_ok();
+        self.with(async |c| {
+            if !self.dir_ready.load(Ordering::SeqCst)
+                && self.dir != "."
+                && !exists(c, &self.dir).await
+            {
                 let mut made = if self.dir.starts_with('/') {
                     "/".to_string()
                 } else {
@@ -422,44 +653,49 @@ impl Backend for Sftp {
                         made.push('/');
                     }
                     made.push_str(part);
-                    if !s.try_exists(&made).await.unwrap_or(false) {
-                        s.create_dir(&made)
+                    if !exists(c, &made).await {
+                        c.sftp
+                            .mkdir(made.as_str(), FileAttributes::empty())
                             .await
                             .map_err(|e| sftp_error(&format!("creating {made}"), e))?;
                     }
                 }
             }
+            self.dir_ready.store(true, Ordering::SeqCst);
             let mut input = std::fs::File::open(src).map_err(|e| Error::io(src, e))?;
-            let mut f = s.create(&tmp).await.map_err(|e| sftp_error(&what, e))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = std::io::Read::read(&mut input, &mut buf).map_err(|e| Error::io(src, e))?;
-                if n == 0 {
-                    break;
-                }
-                f.write_all(&buf[..n])
-                    .await
-                    .map_err(|e| Error::backend(format!("{what}: {e}")))?;
-            }
-            f.shutdown()
+            let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+            let handle = c
+                .sftp
+                .open(tmp.as_str(), flags, FileAttributes::empty())
                 .await
-                .map_err(|e| Error::backend(format!("{what}: {e}")))?;
+                .map_err(|e| sftp_error(&what, e))?
+                .handle;
+            upload(c, &handle, &mut input, src, &what).await?;
+            // The file of that name, if any, goes while the new one is closed.
             let target = self.path(name);
-            match s.remove_file(&target).await {
-                Ok(()) => {}
+            let (s, t) = (c.sftp.clone(), target.clone());
+            let removed = tokio::spawn(async move { s.remove(t).await });
+            close(&c.sftp, handle, &what).await?;
+            match removed
+                .await
+                .map_err(|e| Error::backend(format!("{what}: {e}")))?
+            {
+                Ok(_) => {}
                 Err(e) if is_missing(&e) => {}
                 Err(e) => return Err(sftp_error(&what, e)),
             }
-            s.rename(&tmp, &target)
+            c.sftp
+                .rename(tmp.as_str(), target.as_str())
                 .await
+                .map(|_| ())
                 .map_err(|e| sftp_error(&what, e))
         })
     }
 
     fn delete(&self, name: &str) -> Result<()> {
         let what = format!("deleting {name} from {}", self.describe());
-        self.with(async |s| match s.remove_file(self.path(name)).await {
-            Ok(()) => Ok(()),
+        self.with(async |c| match c.sftp.remove(self.path(name)).await {
+            Ok(_) => Ok(()),
             Err(e) if is_missing(&e) => Ok(()),
             Err(e) => Err(sftp_error(&what, e)),
         })
@@ -467,8 +703,8 @@ impl Backend for Sftp {
 
     fn size(&self, name: &str) -> Result<Option<u64>> {
         let what = format!("looking for {name} in {}", self.describe());
-        self.with(async |s| match s.metadata(self.path(name)).await {
-            Ok(m) => Ok(m.size),
+        self.with(async |c| match c.sftp.stat(self.path(name)).await {
+            Ok(a) => Ok(a.attrs.size),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(sftp_error(&what, e)),
         })

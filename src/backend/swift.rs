@@ -75,6 +75,11 @@ pub struct Swift {
     /// Segment size of large uploads in bytes (0: none).
     segment_size: u64,
     session: Mutex<Option<Session>>,
+    /// Segments uploaded at once (`--concurrency`).
+    transfers: usize,
+    /// The ETags of the segments stored of large objects whose manifest is not stored
+    /// yet, by segment name prefix, so that a retry sends only the missing segments.
+    stored_segments: Mutex<HashMap<String, Vec<Option<String>>>>,
     container_ready: OnceLock<()>,
     /// Longest wait between two looks at an unsealing object.
     max_poll: Duration,
@@ -262,6 +267,8 @@ impl Swift {
             policy,
             segment_size: if pca { 0 } else { opts.swift.segment_size },
             session: Mutex::new(None),
+            transfers: opts.transfers,
+            stored_segments: Mutex::default(),
             container_ready: OnceLock::new(),
             max_poll,
             retry_after: Default::default(),
@@ -574,7 +581,11 @@ impl Swift {
     /// Uploads `src` as a Static Large Object, as python-swiftclient does: segments of
     /// `--mp-segment-size` in `<container>_segments` named
     /// `<object>/slo/<mtime>/<size>/<segment size>/<8-digit index>`, then the manifest.
+    /// `--concurrency` segments go at once, each streamed from the file. The segments
+    /// stored are remembered until the manifest is, so that a retry of the upload sends
+    /// only the segments that failed.
     fn put_slo(&self, src: &Path, name: &str, len: u64) -> Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let seg_container = format!("{}_segments", self.container);
         self.ensure_named_container(&seg_container)?;
         let object = format!("{}{name}", self.prefix);
@@ -586,13 +597,24 @@ impl Swift {
             .unwrap_or(0.0);
         let mtime = format!("{mtime:.6}");
         let size = self.segment_size;
-        let mut manifest = Vec::new();
-        let mut start = 0;
-        let mut index = 0;
-        while start < len {
-            let n = size.min(len - start);
-            let seg = format!("{object}/slo/{mtime}/{len}/{size}/{index:08}");
-            let what = format!("uploading segment {index} of {name} to {}", self.describe());
+        let count = len.div_ceil(size) as usize;
+        let base = format!("{object}/slo/{mtime}/{len}/{size}");
+        let stored = self
+            .stored_segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&base)
+            .cloned()
+            .filter(|s: &Vec<Option<String>>| s.len() == count)
+            .unwrap_or_else(|| vec![None; count]);
+        let todo: Vec<usize> = (0..count).filter(|&k| stored[k].is_none()).collect();
+        let etags = Mutex::new(stored);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let segment = |k: usize| -> Result<String> {
+            let start = k as u64 * size;
+            let seg = format!("{base}/{k:08}");
+            let what = format!("uploading segment {k} of {name} to {}", self.describe());
             let seg_url = |s: &Session| {
                 format!(
                     "{}/{}/{}",
@@ -601,15 +623,56 @@ impl Swift {
                     percent(&seg)
                 )
             };
-            let etag = self.put_object(seg_url, src, start, n, &what)?;
-            manifest.push(serde_json::json!({
-                "path": format!("/{seg_container}/{seg}"),
-                "etag": etag,
-                "size_bytes": n,
-            }));
-            start += n;
-            index += 1;
-        }
+            self.put_object(seg_url, src, start, size.min(len - start), &what)
+        };
+        let workers = self.transfers.clamp(1, todo.len().max(1));
+        let result = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        while !failed.load(Ordering::SeqCst) {
+                            let Some(&k) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                                break;
+                            };
+                            match segment(k) {
+                                Ok(etag) => {
+                                    etags.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(etag)
+                                }
+                                Err(e) => {
+                                    failed.store(true, Ordering::SeqCst);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::backend(format!(
+                        "uploading {name}: a segment upload stopped"
+                    )))
+                })
+            })
+        });
+        let etags = etags.into_inner().unwrap_or_else(|e| e.into_inner());
+        let manifest: Vec<serde_json::Value> = etags
+            .iter()
+            .enumerate()
+            .map(|(k, etag)| {
+                serde_json::json!({
+                    "path": format!("/{seg_container}/{base}/{k:08}"),
+                    "etag": etag,
+                    "size_bytes": size.min(len - k as u64 * size),
+                })
+            })
+            .collect();
+        self.stored_segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(base.clone(), etags);
+        result?;
         let what = format!("uploading the manifest of {name} to {}", self.describe());
         let body = serde_json::Value::Array(manifest).to_string();
         let mut r = self.with_session(
@@ -623,11 +686,14 @@ impl Swift {
             },
             &what,
         )?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.unexpected(&what, &mut r))
+        if !r.status().is_success() {
+            return Err(self.unexpected(&what, &mut r));
         }
+        self.stored_segments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&base);
+        Ok(())
     }
 
     /// The objects under the prefix, with their PCA retrieval state when asked for.

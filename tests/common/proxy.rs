@@ -6,6 +6,7 @@
 //! Content-Length, stall in the middle of the body until the proxy is dropped, or delay
 //! (a rule that delays every request adds latency). It counts the requests of each method
 //! in flight at once (one request per connection, so that is also the connections).
+//! [`TcpRelay`] delays any TCP protocol (SSH) and counts its connections.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -387,4 +388,93 @@ fn serve(
             out.flush()
         }
     }
+}
+
+/// A TCP relay on loopback in front of a server of any protocol (sshd): it adds `delay`
+/// to every byte in each direction (a round trip of twice that, without limiting
+/// throughput) and counts the connections open at once.
+pub struct TcpRelay {
+    pub port: u16,
+    /// Connections open now, and the most at once so far.
+    open: Arc<Mutex<(usize, usize)>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TcpRelay {
+    pub fn start(upstream_port: u16, delay: Duration) -> TcpRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(Mutex::new((0, 0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (o, st) = (open.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                {
+                    let mut o = o.lock().unwrap();
+                    o.0 += 1;
+                    o.1 = o.1.max(o.0);
+                }
+                let o = o.clone();
+                thread::spawn(move || {
+                    let up = relay(&client, &server, delay);
+                    let down = relay(&server, &client, delay);
+                    let _ = (up.join(), down.join());
+                    o.lock().unwrap().0 -= 1;
+                });
+            }
+        });
+        TcpRelay { port, open, stop }
+    }
+
+    /// The most connections that were open at once.
+    pub fn peak(&self) -> usize {
+        self.open.lock().unwrap().1
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies what `from` sends to `to`, each piece `delay` after it arrived.
+fn relay(from: &TcpStream, to: &TcpStream, delay: Duration) -> thread::JoinHandle<()> {
+    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+    let writer = thread::spawn(move || {
+        for (at, data) in rx {
+            thread::sleep((at + delay).saturating_duration_since(std::time::Instant::now()));
+            if to.write_all(&data).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match std::io::Read::read(&mut from, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((std::time::Instant::now(), buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let _ = writer.join();
+    })
 }
