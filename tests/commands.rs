@@ -637,3 +637,156 @@ fn ownership_options_and_devices() {
     let owned = std::fs::metadata(w.join("numeric/sub/owned.txt")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
 }
+
+/// A full backup of `big_source` in 1 MiB volumes (encrypted with a passphrase when
+/// `pass` is given); returns the volume names in order.
+fn multivolume_backup(w: &Path, pass: Option<&str>) -> Vec<String> {
+    big_source(w);
+    std::os::unix::fs::symlink("random.bin", w.join("src/link-to-random")).unwrap();
+    std::fs::set_permissions(
+        w.join("src/random.bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    set_mtime(&w.join("src"), T1 - 5);
+    let u = url(w);
+    let ts = T1.to_string();
+    let mut args = vec![
+        "full",
+        "--no-print-statistics",
+        "--archive-dir",
+        "cache",
+        "--name",
+        "n",
+        "--current-time",
+        &ts,
+        "--volsize",
+        "1",
+    ];
+    if pass.is_none() {
+        args.push("--no-encryption");
+    }
+    args.extend_from_slice(&["src", &u]);
+    with_pass(w, pass, &args).ok();
+    let vols: Vec<String> = names(w)
+        .into_iter()
+        .filter(|n| n.contains(".vol"))
+        .collect();
+    assert!(vols.len() >= 4, "want several volumes, got {vols:?}");
+    let mut numbered: Vec<(u32, String)> = vols
+        .into_iter()
+        .map(|n| {
+            let k = n.split(".vol").nth(1).unwrap();
+            (k.split('.').next().unwrap().parse().unwrap(), n)
+        })
+        .collect();
+    numbered.sort();
+    numbered.into_iter().map(|(_, n)| n).collect()
+}
+
+/// ferrodup in `w` with PASSPHRASE set to `pass` (or unset).
+fn with_pass(w: &Path, pass: Option<&str>, args: &[&str]) -> Run {
+    let mut c = std::process::Command::new(ferrodup_bin());
+    c.current_dir(w).args(args).env_remove("PASSPHRASE");
+    if let Some(p) = pass {
+        c.env("PASSPHRASE", p);
+    }
+    run(&mut c, &format!("ferrodup {}", args.join(" ")))
+}
+
+fn restore_args<'a>(u: &'a str, pass: Option<&str>, dest: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["restore", "--archive-dir", "cache", "--name", "n"];
+    if pass.is_none() {
+        args.push("--no-encryption");
+    }
+    args.extend_from_slice(&[u, dest]);
+    args
+}
+
+#[test]
+fn multivolume_restore_equals_the_source_plain_and_encrypted() {
+    for pass in [None, Some("multivolume-pass")] {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        multivolume_backup(w, pass);
+        let u = url(w);
+        with_pass(w, pass, &restore_args(&u, pass, "out")).ok();
+        assert_same_tree(&w.join("src"), &w.join("out"), "multivolume restore");
+        // verify reads the same volumes the same way.
+        let mut args = vec!["verify", "--compare-data", "--archive-dir", "cache"];
+        args.extend_from_slice(&["--name", "n"]);
+        if pass.is_none() {
+            args.push("--no-encryption");
+        }
+        args.extend_from_slice(&[&u, "src"]);
+        let r = with_pass(w, pass, &args).ok();
+        let said = r.stdout() + &r.stderr();
+        assert!(said.contains(", 0 difference(s) found"), "{said}");
+    }
+}
+
+/// The number of the first volume whose data starts inside the file `path` (a later chunk
+/// of it), read from the cached manifest of the test's full backup.
+fn volume_starting_inside(w: &Path, path: &str) -> usize {
+    let dir = w.join("cache/n");
+    let manifest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".manifest"))
+        .expect("a cached manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut volume = 0;
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("Volume ") {
+            volume = n.trim_end_matches(':').parse().unwrap();
+        }
+        let start = line
+            .trim()
+            .strip_prefix("StartingPath")
+            .map(str::split_whitespace);
+        if let Some(mut start) = start {
+            if start.next() == Some(path) && start.next().is_some() {
+                return volume;
+            }
+        }
+    }
+    panic!("no volume of {} starts inside {path}", manifest.display());
+}
+
+#[test]
+fn corrupt_middle_volume_fails_naming_it_and_keeps_no_partial_file() {
+    for (pass, cut) in [(None, true), (Some("multivolume-pass"), false)] {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        let vols = multivolume_backup(w, pass);
+        // The first volume that starts inside random.bin: the file spans its start.
+        let k = volume_starting_inside(w, "random.bin");
+        let bad = &vols[k - 1];
+        let p = w.join("target").join(bad);
+        let mut data = std::fs::read(&p).unwrap();
+        if cut {
+            data.truncate(data.len() / 2);
+        } else {
+            let k = data.len() / 2;
+            data[k] ^= 0x55;
+        }
+        std::fs::write(&p, data).unwrap();
+        let u = url(w);
+        let r = with_pass(w, pass, &restore_args(&u, pass, "out"));
+        assert_fails(&r, 21, &[bad.as_str(), "corrupt"]);
+        // Whatever was restored is complete and equal to the source.
+        let want = snapshot(&w.join("src"));
+        for (k, got) in snapshot(&w.join("out")) {
+            let same = match (&got, want.get(&k)) {
+                (Obj::File { sha1, .. }, Some(Obj::File { sha1: s, .. })) => sha1 == s,
+                (Obj::File { .. }, _) => false,
+                _ => true,
+            };
+            assert!(same, "{k} was kept but differs from the source");
+        }
+        assert!(
+            !w.join("out/random.bin").exists(),
+            "random.bin, cut short by the corrupt volume, was kept"
+        );
+    }
+}

@@ -111,6 +111,14 @@ impl Backend for FileBackend {
         Ok(())
     }
 
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        // Only a regular file: anything else goes through `get`, which explains it.
+        let path = self.path(name);
+        fs::metadata(&path)
+            .is_ok_and(|m| m.is_file())
+            .then_some(path)
+    }
+
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         self.ensure_dir()?;
         let tmp = self.path(&format!(".ferrodup-tmp-{name}"));

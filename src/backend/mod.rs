@@ -32,6 +32,11 @@ pub trait Backend: Send + Sync {
     fn delete(&self, name: &str) -> Result<()>;
     /// Size of `name`, or `None` if there is no such file.
     fn size(&self, name: &str) -> Result<Option<u64>>;
+    /// The stored file `name` itself, when the store is a local folder: a restore reads it
+    /// there instead of copying it first with [`Backend::get`].
+    fn local_path(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
     /// Called with every file a restore is about to read, before the first `get`, so that
     /// cold storage can start thawing them all at once.
     fn prepare_download(&self, _names: &[String]) -> Result<()> {
@@ -374,6 +379,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn size(&self, name: &str) -> Result<Option<u64>> {
         (**self).size(name)
+    }
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        (**self).local_path(name)
     }
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         (**self).prepare_download(names)

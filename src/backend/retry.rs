@@ -7,7 +7,7 @@
 
 use super::Backend;
 use crate::error::{Kind, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The longest wait a `Retry-After` answer can impose between two tries.
@@ -79,6 +79,9 @@ impl<B: Backend> Backend for Retry<B> {
     }
     fn size(&self, name: &str) -> Result<Option<u64>> {
         self.run(&format!("querying {name}"), || self.inner.size(name))
+    }
+    fn local_path(&self, name: &str) -> Option<PathBuf> {
+        self.inner.local_path(name)
     }
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         self.run("preparing downloads", || self.inner.prepare_download(names))

@@ -1,11 +1,18 @@
-//! Restore and verify: read exactly the volumes that hold the wanted paths (fetched ahead
-//! in background threads), apply the chain per path (the newest snapshot, then each later
-//! delta) and hand every final object to a sink that writes or compares it.
+//! Restore and verify: read exactly the volumes that hold the wanted paths, apply the
+//! chain per path (the newest snapshot, then each later delta) and hand every final object
+//! to a sink that writes or compares it.
+//!
+//! Each backup set of the chain is a pipeline of threads: a fetcher downloads its volumes
+//! (a `file://` volume is read where it is stored) and checks their hashes, a decoder
+//! decrypts and decompresses one volume at a time into a few pieces of plain tar stream
+//! ahead of the reader, and the calling thread parses the tar streams, applies deltas and
+//! writes the files. At most a few volumes and pieces per set are in flight.
 
 use crate::backend::Backend;
 use crate::codec;
 use crate::collection::{BackupSet, Collection, Damage};
 use crate::commands::Context;
+use crate::crypto::Crypto;
 use crate::dest::{self, Dest, DestFile, DirFd};
 use crate::error::{Code, Error, Kind, Result};
 use crate::format::entry::{self, DiffType, EntryName};
@@ -172,15 +179,161 @@ pub fn read_manifest_named(ctx: &Context, name: &str, filelist: bool) -> Result<
 struct Fetched {
     number: u32,
     name: String,
-    path: TempPath,
+    stored: Stored,
+}
+
+/// Where a fetched volume's stored bytes are.
+enum Stored {
+    /// Downloaded into a temporary file, removed when dropped.
+    Temp(TempPath),
+    /// The file in a local store, read where it is.
+    InPlace(PathBuf),
+}
+
+impl Stored {
+    fn path(&self) -> &Path {
+        match self {
+            Stored::Temp(t) => t,
+            Stored::InPlace(p) => p,
+        }
+    }
+}
+
+/// Size of the pieces of plain tar stream a decoder hands to the reader.
+const PIECE: usize = 256 * 1024;
+
+/// How many pieces of each set's plain stream may wait, for `sets` sets in the chain: a
+/// few MiB in all, whatever the sizes of the files and volumes.
+fn piece_depth(sets: usize) -> usize {
+    (64 / sets.max(1)).clamp(2, 16)
+}
+
+/// A piece of a volume's plain tar stream, from its decoder.
+enum Piece {
+    Data(Vec<u8>),
+    /// The stream ended and its trailer (gzip CRC, OpenPGP MDC) was checked.
+    End,
+    /// Decryption or decompression failed.
+    Failed(io::Error),
+}
+
+/// A volume being decoded on the decoder thread.
+struct Opened {
+    number: u32,
+    name: String,
+    reader: VolumeReader,
+}
+
+/// A volume's plain tar stream, read from its decoder.
+struct VolumeReader {
+    pieces: mpsc::Receiver<Piece>,
+    /// Pieces read, sent back for the decoder to fill again.
+    recycle: mpsc::Sender<Vec<u8>>,
+    piece: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl Read for VolumeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.piece.len() || buf.is_empty() {
+                let n = buf.len().min(self.piece.len() - self.pos);
+                buf[..n].copy_from_slice(&self.piece[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            match self.pieces.recv() {
+                Ok(Piece::Data(next)) => {
+                    let used = std::mem::replace(&mut self.piece, next);
+                    let _ = self.recycle.send(used);
+                    self.pos = 0;
+                }
+                Ok(Piece::End) => self.ended = true,
+                Ok(Piece::Failed(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "its decoding stopped early",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Decrypts and decompresses each fetched volume in turn, `depth` pieces ahead of its
+/// reader; the next volume is opened as soon as one ends, while the reader catches up.
+fn spawn_decoder<'s>(
+    scope: &'s thread::Scope<'s, '_>,
+    fetched: mpsc::Receiver<Result<Fetched>>,
+    crypto: Option<&'s Crypto>,
+    depth: usize,
+) -> mpsc::Receiver<Result<Opened>> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    scope.spawn(move || {
+        for f in fetched {
+            let opened = f.and_then(|v| {
+                let r = codec::open_stored(v.stored.path(), &v.name, crypto)?;
+                Ok((v, r))
+            });
+            let (v, mut r) = match opened {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let (piece_tx, pieces) = mpsc::sync_channel(depth);
+            let (recycle, used) = mpsc::channel();
+            let opened = Opened {
+                number: v.number,
+                name: v.name.clone(),
+                reader: VolumeReader {
+                    pieces,
+                    recycle,
+                    piece: Vec::new(),
+                    pos: 0,
+                    ended: false,
+                },
+            };
+            if tx.send(Ok(opened)).is_err() {
+                return;
+            }
+            loop {
+                let mut buf: Vec<u8> = used.try_recv().unwrap_or_default();
+                buf.resize(PIECE, 0);
+                let piece = match read_full(&mut r, &mut buf) {
+                    Ok(0) => Piece::End,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Piece::Data(buf)
+                    }
+                    Err(e) => Piece::Failed(e),
+                };
+                let more = matches!(piece, Piece::Data(_));
+                // A reader gone means the restore stopped: so does the decoding.
+                if piece_tx.send(piece).is_err() {
+                    return;
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// One set's volumes as a stream of logical entries (multivol chunks joined).
 struct SetStream {
-    rx: mpsc::Receiver<Result<Fetched>>,
-    crypto: Option<crate::crypto::Crypto>,
-    tar: Option<TarReader<Box<dyn Read + Send>>>,
-    volume: Option<Fetched>,
+    rx: mpsc::Receiver<Result<Opened>>,
+    tar: Option<TarReader<VolumeReader>>,
+    /// The name of the volume being read.
+    volume: Option<String>,
     pending: Option<(EntryName, Header)>,
     multivol: Option<(Vec<u8>, DiffType, u64)>,
     /// Volumes taken so far by every stream of the restore, and how many it reads.
@@ -189,7 +342,7 @@ struct SetStream {
 
 impl SetStream {
     fn corrupt(&self, e: io::Error) -> Error {
-        let name = self.volume.as_ref().map_or("?", |v| v.name.as_str());
+        let name = self.volume.as_deref().unwrap_or("?");
         let e = match Error::from_io(e) {
             // It names the volume already.
             Ok(carried) => return carried,
@@ -210,7 +363,7 @@ impl SetStream {
                             crate::log::warn(&format!(
                                 "ignoring unexpected member {:?} in {}",
                                 String::from_utf8_lossy(&h.name),
-                                self.volume.as_ref().map_or("?", |v| v.name.as_str())
+                                self.volume.as_deref().unwrap_or("?")
                             ));
                             continue;
                         };
@@ -228,7 +381,6 @@ impl SetStream {
             }
             match self.rx.recv() {
                 Ok(Ok(v)) => {
-                    let r = codec::open_stored(&v.path, &v.name, self.crypto.as_ref())?;
                     crate::log::debug(&format!("reading volume {} ({})", v.number, v.name));
                     let (read, total) = &*self.volumes_read;
                     let k = read.fetch_add(1, AtomicOrdering::Relaxed) + 1;
@@ -238,8 +390,8 @@ impl SetStream {
                         Some(&format!("{k} {total}")),
                         &format!("Processed volume {k} of {total}"),
                     );
-                    self.tar = Some(TarReader::new(r));
-                    self.volume = Some(v);
+                    self.tar = Some(TarReader::new(v.reader));
+                    self.volume = Some(v.name);
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(None),
@@ -414,11 +566,17 @@ fn spawn_fetcher<'s>(
                     ))
                     .with_code(Code::Generic)
                 })?;
-                let path = ctx.temp_path("volume")?;
-                backend.get(&name, &path)?;
+                let stored = match backend.local_path(&name) {
+                    Some(p) => Stored::InPlace(p),
+                    None => {
+                        let path = ctx.temp_path("volume")?;
+                        backend.get(&name, &path)?;
+                        Stored::Temp(path)
+                    }
+                };
                 if let Some((kind, want)) = manifest.volumes.get(&n).and_then(|v| v.best_hash()) {
                     if kind == "SHA1" {
-                        let got = codec::sha1_file(&path)?;
+                        let got = codec::sha1_file(stored.path())?;
                         if !got.eq_ignore_ascii_case(want) {
                             let msg = format!(
                                 "volume {name} is corrupt: its SHA1 is {got} but the manifest \
@@ -443,7 +601,7 @@ fn spawn_fetcher<'s>(
                 Ok(Some(Fetched {
                     number: n,
                     name,
-                    path,
+                    stored,
                 }))
             })();
             let stop = result.is_err();
@@ -510,12 +668,17 @@ pub fn replay(
     ctx.backend.prepare_download(&all_names)?;
     let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     let volumes_read = Arc::new((AtomicU64::new(0), all_names.len() as u64));
+    let depth = piece_depth(plans.len());
     thread::scope(|scope| {
         let mut streams: Vec<SetStream> = plans
             .into_iter()
             .map(|(m, set, vols)| SetStream {
-                rx: spawn_fetcher(scope, ctx, m, set, vols, cut.clone()),
-                crypto: ctx.crypto.clone(),
+                rx: spawn_decoder(
+                    scope,
+                    spawn_fetcher(scope, ctx, m, set, vols, cut.clone()),
+                    ctx.crypto.as_ref(),
+                    depth,
+                ),
                 tar: None,
                 volume: None,
                 pending: None,
@@ -591,6 +754,7 @@ fn merge(
     }
     let mut produced = 0u64;
     let mut filter: TreeFilter<Restored> = TreeFilter::default();
+    let mut buf = vec![0u8; WRITE_BUF];
     loop {
         let mut min: Option<Vec<u8>> = None;
         for (n, _) in heads.iter().flatten() {
@@ -624,7 +788,7 @@ fn merge(
                     String::from_utf8_lossy(&index)
                 )),
                 Some(b) => {
-                    match build(streams, &heads, &parts[b..], &index, sink) {
+                    match build(streams, &heads, &parts[b..], &index, sink, &mut buf) {
                         Ok(Some(obj)) if decision == Decision::Defer => {
                             filter.defer(index.clone(), obj);
                         }
@@ -655,12 +819,16 @@ fn merge(
     Ok(produced)
 }
 
+/// The largest write of a restored file's data.
+const WRITE_BUF: usize = 1024 * 1024;
+
 fn build(
     streams: &mut [SetStream],
     heads: &[Option<(EntryName, Header)>],
     parts: &[usize],
     index: &[u8],
     sink: &dyn Sink,
+    buf: &mut [u8],
 ) -> Result<Option<Restored>> {
     let (name, header) = heads[parts[0]].as_ref().expect("part");
     if name.difftype == DiffType::Deleted {
@@ -672,7 +840,7 @@ fn build(
         }
         return Ok(None);
     }
-    let mut header = header.clone();
+    let header = header.clone();
     if header.kind != EntryType::Regular {
         return Ok(Some(Restored {
             index: index.to_vec(),
@@ -680,20 +848,59 @@ fn build(
             content: None,
         }));
     }
-    let (mut f, mut content) = sink.create_content(index)?;
-    io::copy(
+    let (f, content) = sink.create_content(index)?;
+    let mut content = Some(content);
+    match write_versions(streams, heads, parts, index, header, f, &mut content, buf) {
+        Ok(header) => Ok(Some(Restored {
+            index: index.to_vec(),
+            header,
+            content,
+        })),
+        Err(e) => {
+            // What was written is not the file's restored state: it is not kept.
+            if let Some(Content::Dest(d)) = content {
+                let shown = d.shown().to_path_buf();
+                if d.remove().is_err() {
+                    crate::log::warn(&format!(
+                        "{} is incomplete and could not be removed: delete it",
+                        shown.display()
+                    ));
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes a regular file's first version into `f` (the file of `content`), then applies
+/// each later delta; returns the last header.
+#[allow(clippy::too_many_arguments)]
+fn write_versions(
+    streams: &mut [SetStream],
+    heads: &[Option<(EntryName, Header)>],
+    parts: &[usize],
+    index: &[u8],
+    mut header: Header,
+    mut f: File,
+    content: &mut Option<Content>,
+    buf: &mut [u8],
+) -> Result<Header> {
+    let shown = content.as_ref().expect("content").shown().to_path_buf();
+    copy_out(
         &mut Payload(&mut streams[parts[0]]),
         &mut LocalWriter {
             file: &mut f,
-            path: content.shown(),
+            path: &shown,
         },
+        buf,
     )
     .map_err(unbox)?;
     drop(f);
     for &i in &parts[1..] {
         header = heads[i].as_ref().expect("part").1.clone();
-        let base = content.open().map_err(|e| Error::io(content.shown(), e))?;
-        let (mut out, next) = content.next()?;
+        let current = content.as_ref().expect("content");
+        let base = current.open().map_err(|e| Error::io(current.shown(), e))?;
+        let (mut out, next) = current.next()?;
         {
             let mut patch = librsync::Patch::new(base, Payload(&mut streams[i])).map_err(|e| {
                 Error::corrupt(format!(
@@ -705,7 +912,7 @@ fn build(
                 file: &mut out,
                 path: next.shown(),
             };
-            io::copy(&mut patch, &mut w).map_err(|e| match unbox(e) {
+            copy_out(&mut patch, &mut w, buf).map_err(|e| match unbox(e) {
                 e if e.kind() == Kind::Io => e,
                 e => Error::corrupt(format!(
                     "the delta of {} does not apply ({e}); the backup is corrupt",
@@ -713,13 +920,21 @@ fn build(
                 )),
             })?;
         }
-        content = content.replace_with(next)?;
+        let current = content.take().expect("content");
+        *content = Some(current.replace_with(next)?);
     }
-    Ok(Some(Restored {
-        index: index.to_vec(),
-        header,
-        content: Some(content),
-    }))
+    Ok(header)
+}
+
+/// Copies `r` into `w` through `buf`, in writes as large as `buf` where the data allows.
+fn copy_out(r: &mut dyn Read, w: &mut dyn Write, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        let n = read_full(r, buf)?;
+        w.write_all(&buf[..n])?;
+        if n < buf.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// Writes restored objects under a destination directory, confined to it (see
