@@ -51,13 +51,12 @@ awk -v s="$SCALE" 'BEGIN { exit !(s + 0 > 0 && s + 0 <= 100) }' ||
 
 if [ -z "$WORK" ]; then
     WORK=$(mktemp -d /var/tmp/ferrodup-compare.XXXXXX)
-    [ $KEEP = 1 ] || trap 'rm -rf "$WORK"' EXIT
+    trap '[ $KEEP = 1 ] || rm -rf "$WORK"' EXIT
 fi
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
-BASE=$(make_tree "$WORK" "$SCALE" "$SEED")
 if [ $DESCRIBE = 1 ]; then
-    python3 "$TREE_PY" describe "$BASE"
+    python3 "$TREE_PY" describe "$(make_tree "$WORK" "$SCALE" "$SEED")"
     exit 0
 fi
 need_gnu_time
@@ -70,12 +69,14 @@ for tool in "${WANTED[@]}"; do
     case "$tool" in
         ferrodup)
             FD=$(ferrodup_bin)
-            VERSION[$tool]=$("$FD" --version | sed -n 's/.*(\(ferrodup [^)]*\)).*/\1/p')
+            VERSION[$tool]=$("$FD" --version | sed -n 's/.*(\(ferrodup [^)]*\)).*/\1/p') ||
+                die "$FD --version failed: is it ferrodup?"
             [ -n "${FERRODUP:-}" ] || VERSION[$tool]+=" ($(git -C "$REPO_DIR" describe --always --dirty))"
             ;;
         duplicity)
             DUP=$(duplicity_bin)
-            VERSION[$tool]="duplicity $("$DUP" --version | awk '{ print $2 }')"
+            VERSION[$tool]="duplicity $("$DUP" --version | awk '{ print $2 }')" ||
+                die "$DUP --version failed: is it duplicity?"
             ;;
         restic | borg)
             pkg=$tool
@@ -99,12 +100,13 @@ for tool in "${WANTED[@]}"; do
     SELECTED+=("$tool")
 done
 [ ${#SELECTED[@]} -gt 0 ] || die "no tool to run"
+BASE=$(make_tree "$WORK" "$SCALE" "$SEED")
 
 # restic always encrypts; from 0.17 on it takes an empty password with --insecure-no-password.
 RESTIC_OPTS=()
 if [ -n "${VERSION[restic]:-}" ]; then
     if printf '0.17.0\n%s\n' "$(restic version | awk '{ print $2 }')" | sort -V -C; then
-        export RESTIC_PASSWORD=""
+        unset RESTIC_PASSWORD
         RESTIC_OPTS=(--insecure-no-password)
     else
         export RESTIC_PASSWORD=ferrodup-bench
@@ -184,8 +186,10 @@ run_tool() { # TOOL RUN
     record "$RESULTS" file "$tool" restore -
     local meta=()
     case "$tool" in ferrodup | duplicity) meta=(--meta) ;; esac
-    python3 "$TREE_PY" compare "$SRC" "$(restored_copy "$tool" "$d")" "${meta[@]}" >&2 ||
+    if ! python3 "$TREE_PY" compare "$SRC" "$(restored_copy "$tool" "$d")" "${meta[@]}" >&2; then
+        KEEP=1
         die "the $tool restore differs from the source (run $2; kept in $d)"
+    fi
     rm -rf "$d"
 }
 

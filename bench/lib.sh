@@ -74,6 +74,8 @@ timed() {
     if ! /usr/bin/time -o "$log.time" -f "%e %U %S %M" "$@" >"$log" 2>&1; then
         echo "--- end of $log:" >&2
         tail -n 15 "$log" >&2
+        # shellcheck disable=SC2034 # the exit trap of compare.sh and remote.sh reads it
+        KEEP=1
         die "failed: $*"
     fi
     read -r T_WALL T_USER T_SYS T_RSS < <(tail -n 1 "$log.time")

@@ -202,8 +202,10 @@ one() {
     timed "$d/log" "$bin" restore --no-encryption --archive-dir "$d/cache" "${conc[@]}" "${opts[@]}" \
         "$url" "$d/restored"
     record "$RESULTS" "$store" "$tool" restore -
-    python3 "$TREE_PY" compare "$BASE" "$d/restored" --meta >&2 ||
-        die "the $tool restore from $store differs from the tree (run $3; kept in $d)"
+    if ! python3 "$TREE_PY" compare "$BASE" "$d/restored" --meta >&2; then
+        KEEP=1
+        die "the $tool restore from $store differs from the tree (run $3; kept in $d and $url)"
+    fi
     case "$store" in
         s3) s3py "$name" "
 for p in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket):
