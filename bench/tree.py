@@ -412,6 +412,10 @@ def main():
     a = ap.parse_args()
     if a.scale <= 0 or a.scale > 100:
         ap.error("--scale must be above 0 and at most 100")
+    if a.command in ("edit", "describe", "compare"):
+        for path in a.paths:
+            if not os.path.isdir(path):
+                ap.error("%s is not a folder" % path)
     if a.command == "generate":
         if os.path.lexists(a.paths[0]):
             ap.error("%s exists: generate makes a new folder" % a.paths[0])
@@ -425,6 +429,8 @@ def main():
             ap.error("compare takes SOURCE and RESTORED")
         sys.exit(compare(a.paths[0], a.paths[1], a.meta))
     else:
+        if not os.path.isfile(a.paths[0]) or not os.path.getsize(a.paths[0]):
+            ap.error("%s: no results (a missing or empty file)" % a.paths[0])
         table(a.paths[0], a.title)
 
 
