@@ -93,7 +93,7 @@ PROXY_PIDS=()
 stop_proxies() {
     for pid in "${PROXY_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 }
-# start_proxy NAME HOST:PORT: prints the proxy's port.
+# start_proxy NAME HOST:PORT: sets PROXY_PORT (not in a subshell: the pid must be kept).
 start_proxy() {
     python3 "$BENCH_DIR/delay_proxy.py" "$2" --delay-ms "$DELAY" --window-kib "$WINDOW" \
         >"$WORK/proxy-$1.port" 2>"$WORK/proxy-$1.log" &
@@ -103,7 +103,7 @@ start_proxy() {
         sleep 0.1
     done
     [ -s "$WORK/proxy-$1.port" ] || die "the delaying proxy for $1 did not start: $(cat "$WORK/proxy-$1.log")"
-    head -n 1 "$WORK/proxy-$1.port"
+    PROXY_PORT=$(head -n 1 "$WORK/proxy-$1.port")
 }
 trap 'stop_proxies; [ $KEEP = 1 ] || rm -rf "$WORK"' EXIT
 
@@ -120,7 +120,8 @@ if [[ ,$STORES, == *,s3,* ]]; then
     AWS_ACCESS_KEY_ID=$(service AWS_ACCESS_KEY_ID s3)
     AWS_SECRET_ACCESS_KEY=$(service AWS_SECRET_ACCESS_KEY s3)
     AWS_REGION=$(service AWS_REGION s3)
-    S3_PROXY=http://127.0.0.1:$(start_proxy s3 "$(hostport "$S3_DIRECT")")
+    start_proxy s3 "$(hostport "$S3_DIRECT")"
+    S3_PROXY=http://127.0.0.1:$PROXY_PORT
 fi
 if [[ ,$STORES, == *,swift,* ]]; then
     SWIFT_DIRECT=$(service SWIFT_PROXY_URL swift)
@@ -137,7 +138,8 @@ if [[ ,$STORES, == *,swift,* ]]; then
     SWIFT_USER=$(service SWIFT_V1_USER swift)
     SWIFT_KEY=$(service SWIFT_V1_KEY swift)
     SWIFT_AUTH_PATH=/$(service SWIFT_V1_AUTH_URL swift | cut -d/ -f4-)
-    SWIFT_PROXY=http://127.0.0.1:$(start_proxy swift "$(hostport "$SWIFT_DIRECT")")
+    start_proxy swift "$(hostport "$SWIFT_DIRECT")"
+    SWIFT_PROXY=http://127.0.0.1:$PROXY_PORT
 fi
 # Only the settings given here: no other Swift login is tried.
 for v in $(env | sed -n 's/^\(\(SWIFT\|PCA\|ST\)_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
