@@ -436,3 +436,169 @@ fn without_vendor_records(sig: &[u8]) -> Vec<u8> {
     out.extend(tar::archive_end(written));
     out
 }
+
+/// Sets a regular file's mtime.
+fn set_file_mtime(p: &Path, t: i64) {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}
+
+/// The archive paths of the members of a gzipped tar file, in order.
+fn member_indices(path: &Path) -> Vec<Vec<u8>> {
+    use ferrodup::format::{entry, tar::TarReader};
+    let gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
+    let mut r = TarReader::new(gz);
+    let mut out = Vec::new();
+    while let Some(h) = r.next_header().unwrap() {
+        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        let e = entry::parse(&h.name).unwrap_or_else(|| panic!("member {:?}", h.name));
+        out.push(e.index);
+    }
+    out
+}
+
+/// An incremental of many changed files of mixed sizes (read by workers in parallel, a
+/// few too big for their memory bound streamed) keeps them in path order in the volumes,
+/// the signature file and the manifest, and ferrodup and duplicity both restore it.
+#[test]
+fn an_incremental_of_many_changed_files_is_in_path_order_and_restores() {
+    use ferrodup::format::manifest::{cmp_index, Manifest};
+    use std::cmp::Ordering;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    let path = |i: usize| format!("d{}/f{:03}", i % 10, i);
+    let size = |i: usize| match i {
+        7 => 9 << 20,
+        148 => (10 << 20) + 5,
+        _ if i % 25 == 3 => 300_000 + i * 1000,
+        _ => i * 997 % 20_000,
+    };
+    for d in 0..10 {
+        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+    }
+    for i in 0..300 {
+        let p = src.join(path(i));
+        std::fs::write(&p, edits::prng_bytes(i as u64, size(i))).unwrap();
+        set_file_mtime(&p, T1 - 100);
+    }
+    for d in 0..10 {
+        set_mtime(&src.join(format!("d{d}")), T1 - 100);
+    }
+    set_mtime(&src, T1 - 100);
+    let inc = |kind: &str, t: i64| {
+        backup(Tool::Ferrodup, w, kind, t, &["--volsize", "1"], "fcache");
+    };
+    inc("full", T1);
+
+    let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..300 {
+        let p = src.join(path(i));
+        let kind = match (i / 10) % 10 {
+            9 => {
+                std::fs::remove_file(&p).unwrap();
+                "deleted"
+            }
+            0..=2 => {
+                // A few bytes changed in place at a few places.
+                let mut data = std::fs::read(&p).unwrap();
+                let n = data.len();
+                for at in [n / 7, n / 2, n * 6 / 7].into_iter().filter(|&a| a < n) {
+                    data[at] ^= 0x5a;
+                }
+                std::fs::write(&p, data).unwrap();
+                set_file_mtime(&p, T2 - 100);
+                "changed"
+            }
+            3..=6 => {
+                let mut data = std::fs::read(&p).unwrap();
+                data.extend(edits::prng_bytes(1000 + i as u64, 4000 + i));
+                std::fs::write(&p, data).unwrap();
+                set_file_mtime(&p, T2 - 100);
+                "changed"
+            }
+            _ => continue,
+        };
+        expected.push((kind.to_string(), path(i).into_bytes()));
+    }
+    for d in 0..10 {
+        let p = src.join(format!("d{d}/new"));
+        std::fs::write(&p, edits::prng_bytes(500 + d, 50_000 * d as usize)).unwrap();
+        set_file_mtime(&p, T2 - 100);
+        expected.push(("new".to_string(), format!("d{d}/new").into_bytes()));
+        set_mtime(&src.join(format!("d{d}")), T2 - 100);
+    }
+    expected.sort_by(|a, b| cmp_index(&a.1, &b.1));
+    copy_tree(&src, &w.join("state2"));
+    inc("incremental", T2);
+
+    let target = w.join("target");
+    let mut names: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("duplicity-inc.") || n.starts_with("duplicity-new-sig"))
+        .collect();
+    names.sort_by_key(|n| {
+        let vol = n.split(".vol").nth(1).and_then(|v| v.split('.').next());
+        vol.map_or(0, |v| v.parse::<u32>().unwrap())
+    });
+    let manifest = names.iter().find(|n| n.ends_with(".manifest")).unwrap();
+    let m = Manifest::parse(&std::fs::read(target.join(manifest)).unwrap()).unwrap();
+    assert!(m.volumes.len() > 1, "one volume only: {names:?}");
+    assert_eq!(m.files_changed, expected, "the manifest's file list");
+
+    let increasing = |v: &[Vec<u8>], strict: bool, what: &str| {
+        for pair in v.windows(2) {
+            let o = cmp_index(&pair[0], &pair[1]);
+            assert!(
+                o == Ordering::Less || (!strict && o == Ordering::Equal),
+                "{what}: {:?} before {:?}",
+                String::from_utf8_lossy(&pair[0]),
+                String::from_utf8_lossy(&pair[1])
+            );
+        }
+    };
+    let sig = names.iter().find(|n| n.contains("new-signatures")).unwrap();
+    let sig_paths = member_indices(&target.join(sig));
+    increasing(&sig_paths, true, "signature file");
+    let mut vol_paths = Vec::new();
+    for n in names.iter().filter(|n| n.contains(".difftar")) {
+        vol_paths.extend(member_indices(&target.join(n)));
+    }
+    increasing(&vol_paths, false, "volumes");
+    for (_, p) in &expected {
+        assert!(
+            sig_paths.contains(p) && vol_paths.contains(p),
+            "{p:?} missing"
+        );
+    }
+
+    let url = target_url(w);
+    let ts = T2.to_string();
+    let args = [
+        "restore",
+        "--no-encryption",
+        "--archive-dir",
+        "fcache",
+        "-t",
+        &ts,
+    ];
+    let mut args = args.to_vec();
+    args.extend([url.as_str(), "f-restored"]);
+    ferrodup(w, &args).ok();
+    assert_same_tree(&w.join("state2"), &w.join("f-restored"), "ferrodup restore");
+    duplicity_restore_matches(
+        w,
+        &url,
+        T2,
+        &[],
+        &w.join("d-restored"),
+        &w.join("state2"),
+        "duplicity restore",
+    );
+}

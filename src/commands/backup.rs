@@ -9,6 +9,7 @@
 use crate::backend::Backend;
 use crate::codec::{self, HashCount};
 use crate::collection::{Chain, Collection};
+use crate::commands::pool::{Pool, Ticket};
 use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
 use crate::commands::Context;
 use crate::crypto::PgpWriter;
@@ -21,7 +22,7 @@ use crate::format::rsync::{self, SigMaker};
 use crate::format::tar::{self, EntryType, Header};
 use crate::fsmeta::{self, FineStat, SourceEntry};
 use crate::log::{info_code, warning_code};
-use crate::pargz::{self, ParGz, Pool, Ratio};
+use crate::pargz::{self, ParGz, Ratio};
 use crate::select::Selection;
 use crate::sigstate::{SigEntry, SigOverlay};
 use crate::stats::{BackupMeta, BackupStats};
@@ -850,7 +851,7 @@ struct VolumeWriter<'a, 's> {
     number: u32,
     start: Option<Position>,
     last: Option<Position>,
-    pool: Option<Pool<'static>>,
+    pool: Option<pargz::Pool<'static>>,
     done: Option<mpsc::Sender<(u32, Result<FinishedVolume>)>>,
     ratio: Arc<Ratio>,
     uploader: Uploader<'s>,
@@ -1169,6 +1170,9 @@ struct Engine<'a, 's> {
     stats: BackupStats,
     max_blocksize: u64,
     buf: Vec<u8>,
+    /// The changes not written yet, in walk order, with the bytes workers read for them.
+    pending: VecDeque<(Pending, u64)>,
+    pending_bytes: u64,
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -1188,11 +1192,69 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// that the delta or snapshot written so far stays well formed) and is kept in `error`.
 struct Tee<'a, R: Read> {
     inner: R,
-    sig: &'a mut SigMaker,
+    sig: &'a mut dyn Feed,
     read: u64,
     error: Option<io::Error>,
     /// The data has ended (at an error or the end of the file); it stays ended.
     ended: bool,
+}
+
+/// What a [`Tee`] feeds the data it reads to: a signature.
+trait Feed {
+    fn update(&mut self, data: &[u8]);
+}
+
+impl Feed for SigMaker {
+    fn update(&mut self, data: &[u8]) {
+        SigMaker::update(self, data);
+    }
+}
+
+/// The bytes sent at once to a signature made on another thread.
+const SIG_BATCH: usize = 256 * 1024;
+
+/// Feeds a signature made by a worker, so that a big file's signature and delta are
+/// computed at the same time.
+struct SigFeed {
+    batch: Vec<u8>,
+    tx: mpsc::SyncSender<Vec<u8>>,
+    made: Ticket<Vec<u8>>,
+}
+
+impl SigFeed {
+    fn start(pool: &Pool<'_>, block_len: usize) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let made = pool.submit(move || {
+            let mut sig = SigMaker::new(block_len);
+            for batch in rx {
+                sig.update(&batch);
+            }
+            sig.finish()
+        });
+        SigFeed {
+            batch: Vec::with_capacity(SIG_BATCH + CHUNK),
+            tx,
+            made,
+        }
+    }
+
+    /// The signature of everything fed; `None` if its worker stopped.
+    fn finish(self) -> Option<Vec<u8>> {
+        let _ = self.tx.send(self.batch);
+        drop(self.tx);
+        self.made.wait()
+    }
+}
+
+impl Feed for SigFeed {
+    fn update(&mut self, data: &[u8]) {
+        self.batch.extend_from_slice(data);
+        if self.batch.len() >= SIG_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(SIG_BATCH + CHUNK));
+            // A worker that stopped is reported by `finish`.
+            let _ = self.tx.send(full);
+        }
+    }
 }
 
 impl<R: Read> Read for Tee<'_, R> {
@@ -1313,7 +1375,10 @@ impl Engine<'_, '_> {
         res.map(|stored| (stored, failed))
     }
 
-    fn process(&mut self, e: SourceEntry, prev: Option<SigEntry>) -> Result<()> {
+    /// Takes the next entry of the walk with its previous state: an unchanged one is only
+    /// counted, a changed one is queued to be written in walk order (a regular file of up
+    /// to [`IN_MEMORY`] bytes is read by a worker meanwhile).
+    fn process(&mut self, pool: &Pool<'_>, e: SourceEntry, prev: Option<SigEntry>) -> Result<()> {
         let now_header = e.header(Vec::new());
         if let Some(p) = &prev {
             let sig = p.signature.as_deref();
@@ -1327,57 +1392,126 @@ impl Engine<'_, '_> {
         self.stats.source_files += 1;
         self.stats.delta_entries += 1;
         if e.kind != EntryType::Regular {
-            crate::progress::add_skipped(e.size);
-            let h = e.header(entry::volume_name(
-                DiffType::Snapshot,
-                &e.index,
-                e.kind == EntryType::Directory,
-            ));
-            self.vol_member(&e.index, None, &h, &[])?;
-            let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
-            self.sig_member(&hs, &[], &[])?;
-            self.stats.new_files += 1;
-            log_change(info_code::DIFF_FILE_NEW, &e.index);
-            self.stats.new_size += e.stat_size;
-            self.stats.source_size += e.stat_size;
-            return Ok(());
+            return self.queue(pool, Pending::Special(e), 0);
         }
+        let old = prev.and_then(|p| p.signature);
+        if e.size > IN_MEMORY {
+            return self.queue(pool, Pending::Streamed(e, old), 0);
+        }
+        let (path, size, max_blocksize) = (e.fs_path.clone(), e.size, self.max_blocksize);
+        let ticket = pool.submit(move || read_in_memory(&path, size, old, max_blocksize));
+        self.queue(pool, Pending::Made(e, ticket), size)
+    }
+
+    /// Adds a change to the queue and writes what is ready of it.
+    fn queue(&mut self, pool: &Pool<'_>, item: Pending, bytes: u64) -> Result<()> {
+        self.pending.push_back((item, bytes));
+        self.pending_bytes += bytes;
+        self.write_pending(pool, false)
+    }
+
+    /// Writes the changes at the head of the queue that are ready, and more (waiting for
+    /// workers, streaming big files) while the queue is over its bounds, or all with `all`.
+    fn write_pending(&mut self, pool: &Pool<'_>, all: bool) -> Result<()> {
+        loop {
+            let must =
+                all || self.pending.len() > MAX_PENDING || self.pending_bytes > PENDING_BYTES;
+            let Some((front, _)) = self.pending.front_mut() else {
+                return Ok(());
+            };
+            let ready = match front {
+                Pending::Made(_, ticket) => ticket.ready(),
+                Pending::Streamed(..) => false,
+                Pending::Deleted(_) | Pending::Special(_) => true,
+            };
+            if !must && !ready {
+                return Ok(());
+            }
+            let (item, bytes) = self.pending.pop_front().expect("a front item");
+            self.pending_bytes -= bytes;
+            self.write(pool, item)?;
+        }
+    }
+
+    fn write(&mut self, pool: &Pool<'_>, item: Pending) -> Result<()> {
+        match item {
+            Pending::Deleted(p) => self.deleted(&p),
+            Pending::Special(e) => self.special(&e),
+            Pending::Streamed(e, old) => self.streamed(pool, e, old),
+            Pending::Made(e, ticket) => match ticket.wait() {
+                Some(Made::Read(out, data)) => {
+                    let mark = self.vw.mark();
+                    self.payload(&e, out.difftype, &mut &data[..])?;
+                    self.file_written(e, mark, out)
+                }
+                Some(Made::Unopened(err)) => {
+                    self.unopened(&e, err);
+                    Ok(())
+                }
+                Some(Made::BadSignature(why)) => Err(bad_signature(&e, why)),
+                Some(Made::TooBig(old)) => self.streamed(pool, e, old),
+                None => Err(stopped(&e)),
+            },
+        }
+    }
+
+    /// A changed entry that is not a regular file: its header is all there is to store.
+    fn special(&mut self, e: &SourceEntry) -> Result<()> {
+        crate::progress::add_skipped(e.size);
+        let h = e.header(entry::volume_name(
+            DiffType::Snapshot,
+            &e.index,
+            e.kind == EntryType::Directory,
+        ));
+        self.vol_member(&e.index, None, &h, &[])?;
+        let hs = e.header(entry::sig_name(DiffType::Snapshot, &e.index));
+        self.sig_member(&hs, &[], &[])?;
+        self.stats.new_files += 1;
+        log_change(info_code::DIFF_FILE_NEW, &e.index);
+        self.stats.new_size += e.stat_size;
+        self.stats.source_size += e.stat_size;
+        Ok(())
+    }
+
+    /// A regular file that could not be opened is left out, with a warning.
+    fn unopened(&mut self, e: &SourceEntry, err: io::Error) {
+        crate::log::warn_path(
+            warning_code::CANNOT_READ,
+            e.fs_path.as_os_str().as_bytes(),
+            &format!(
+                "cannot read {}: {err}; it is not backed up this time",
+                e.fs_path.display()
+            ),
+        );
+        self.stats.errors += 1;
+        self.stats.source_files -= 1;
+        self.stats.delta_entries -= 1;
+    }
+
+    /// Reads a big regular file on this thread, writing its delta against `old` (or its
+    /// data) to the volumes as it goes.
+    fn streamed(&mut self, pool: &Pool<'_>, e: SourceEntry, old: Option<Vec<u8>>) -> Result<()> {
         let file = match File::open(&e.fs_path) {
             Ok(f) => f,
             Err(err) => {
-                crate::log::warn_path(
-                    warning_code::CANNOT_READ,
-                    e.fs_path.as_os_str().as_bytes(),
-                    &format!(
-                        "cannot read {}: {err}; it is not backed up this time",
-                        e.fs_path.display()
-                    ),
-                );
-                self.stats.errors += 1;
-                self.stats.source_files -= 1;
-                self.stats.delta_entries -= 1;
+                self.unopened(&e, err);
                 return Ok(());
             }
         };
         let read_at = crate::wall_clock();
-        let mut sigmaker = SigMaker::new(rsync::block_len(e.size, self.max_blocksize));
-        let old_sig = prev.and_then(|p| p.signature);
+        let mut sig = SigFeed::start(pool, rsync::block_len(e.size, self.max_blocksize));
         let mark = self.vw.mark();
         let mut tee = Tee {
             inner: file,
-            sig: &mut sigmaker,
+            sig: &mut sig,
             read: 0,
             error: None,
             ended: false,
         };
-        let (difftype, (stored, failed)) = match old_sig {
+        let (difftype, (stored, failed)) = match old {
             Some(old) => {
-                let mut delta = librsync::Delta::new(&mut tee, &mut &old[..]).map_err(|err| {
-                    Error::corrupt(format!(
-                        "the previous signature of {} is unusable ({err}); run a full backup",
-                        String::from_utf8_lossy(&e.index)
-                    ))
-                })?;
+                let mut delta = librsync::Delta::new(&mut tee, &mut &old[..])
+                    .map_err(|err| bad_signature(&e, err.to_string()))?;
                 let out = self.payload(&e, DiffType::Diff, &mut delta)?;
                 (DiffType::Diff, out)
             }
@@ -1386,8 +1520,28 @@ impl Engine<'_, '_> {
                 self.payload(&e, DiffType::Snapshot, &mut tee)?,
             ),
         };
-        let read = tee.read;
-        let problem = match (tee.error.take().or(failed), read < e.size) {
+        let (read, read_error) = (tee.read, tee.error.take());
+        let Some(signature) = sig.finish() else {
+            return Err(stopped(&e));
+        };
+        let out = ReadFile {
+            difftype,
+            stored,
+            failed,
+            read,
+            read_error,
+            signature,
+            read_at,
+        };
+        self.file_written(e, mark, out)
+    }
+
+    /// After a regular file's payload went to the volumes since `mark`: takes it back if
+    /// the file could not be read whole (or marks it to be taken again when part of it has
+    /// left), and writes its new signature.
+    fn file_written(&mut self, e: SourceEntry, mark: Mark, out: ReadFile) -> Result<()> {
+        let read = out.read;
+        let problem = match (out.read_error.or(out.failed), read < e.size) {
             (Some(err), _) => Some(format!("read error after {read} bytes: {err}")),
             (None, true) => Some(format!(
                 "it shrank from {} to {read} bytes while being read",
@@ -1396,7 +1550,7 @@ impl Engine<'_, '_> {
             (None, false) => None,
         };
         let mut hs = e.header(entry::sig_name(DiffType::Signature, &e.index));
-        let mut records = FineStat::of(&e, read_at).records();
+        let mut records = FineStat::of(&e, out.read_at).records();
         if let Some(why) = problem {
             self.stats.errors += 1;
             if self.vw.rollback(&mark)? {
@@ -1426,11 +1580,10 @@ impl Engine<'_, '_> {
             hs.mtime = if e.mtime == 0 { 1 } else { 0 };
             records.clear();
         }
-        let signature = sigmaker.finish();
-        hs.size = signature.len() as u64;
-        self.sig_member(&hs, &signature, &records)?;
-        self.stats.raw_delta_size += stored;
-        if difftype == DiffType::Diff {
+        hs.size = out.signature.len() as u64;
+        self.sig_member(&hs, &out.signature, &records)?;
+        self.stats.raw_delta_size += out.stored;
+        if out.difftype == DiffType::Diff {
             self.stats.changed_files += 1;
             self.stats.changed_size += e.size;
             self.changed.push("changed", &e.index)?;
@@ -1443,6 +1596,138 @@ impl Engine<'_, '_> {
         }
         self.stats.source_size += read;
         Ok(())
+    }
+}
+
+/// Changed regular files up to this size are read, diffed and signed by workers into
+/// memory while the walk goes on; bigger ones are streamed by the walking thread.
+const IN_MEMORY: u64 = 8 << 20;
+/// What a worker keeps in memory of a file that grew while it was read, at most.
+const IN_MEMORY_MAX: usize = 2 * IN_MEMORY as usize;
+/// The changes waiting to be written in walk order, at most (beyond, the walk waits).
+const MAX_PENDING: usize = 256;
+/// The bytes of the files being read into memory by workers, at most (beyond, the walk
+/// waits).
+const PENDING_BYTES: u64 = 32 << 20;
+
+/// A change waiting its turn to be written, in walk order.
+enum Pending {
+    Deleted(SigEntry),
+    /// A changed entry that is not a regular file.
+    Special(SourceEntry),
+    /// A big regular file, read on the walking thread when its turn comes, and its
+    /// previous signature.
+    Streamed(SourceEntry, Option<Vec<u8>>),
+    /// A regular file that a worker reads into memory.
+    Made(SourceEntry, Ticket<Made>),
+}
+
+/// What a worker made of a regular file.
+enum Made {
+    Unopened(io::Error),
+    /// librsync refused the previous signature.
+    BadSignature(String),
+    /// The file grew past [`IN_MEMORY_MAX`] while read: it is streamed instead.
+    TooBig(Option<Vec<u8>>),
+    /// The read and the payload (delta or data) to store.
+    Read(ReadFile, Vec<u8>),
+}
+
+/// One read of a regular file: what its payload was and what was seen.
+struct ReadFile {
+    difftype: DiffType,
+    /// The payload's bytes.
+    stored: u64,
+    /// The error that ended the payload early.
+    failed: Option<io::Error>,
+    /// The bytes of the file read, and the read error that ended them.
+    read: u64,
+    read_error: Option<io::Error>,
+    /// The new signature.
+    signature: Vec<u8>,
+    read_at: i64,
+}
+
+/// A worker thread for `e` ended without a result.
+fn stopped(e: &SourceEntry) -> Error {
+    Error::io(
+        &e.fs_path,
+        io::Error::other("the thread reading it stopped; run the backup again"),
+    )
+}
+
+fn bad_signature(e: &SourceEntry, why: String) -> Error {
+    Error::corrupt(format!(
+        "the previous signature of {} is unusable ({why}); run a full backup",
+        String::from_utf8_lossy(&e.index)
+    ))
+}
+
+/// On a worker: reads a regular file of `size` bytes, its new signature and its payload,
+/// the delta against `old` or its data, into memory, read in the same chunks as
+/// [`Engine::payload`] reads them so the volumes get the same members.
+fn read_in_memory(path: &Path, size: u64, old: Option<Vec<u8>>, max_blocksize: u64) -> Made {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(err) => return Made::Unopened(err),
+    };
+    let read_at = crate::wall_clock();
+    let mut sigmaker = SigMaker::new(rsync::block_len(size, max_blocksize));
+    let mut tee = Tee {
+        inner: file,
+        sig: &mut sigmaker,
+        read: 0,
+        error: None,
+        ended: false,
+    };
+    let mut data = Vec::new();
+    let (difftype, end) = match &old {
+        Some(sig) => match librsync::Delta::new(&mut tee, &mut &sig[..]) {
+            Ok(mut delta) => (DiffType::Diff, read_payload(&mut delta, &mut data)),
+            Err(err) => return Made::BadSignature(err.to_string()),
+        },
+        None => {
+            data.reserve(size as usize + CHUNK);
+            (DiffType::Snapshot, read_payload(&mut tee, &mut data))
+        }
+    };
+    let Some(failed) = end else {
+        return Made::TooBig(old);
+    };
+    let (read, read_error) = (tee.read, tee.error.take());
+    let out = ReadFile {
+        difftype,
+        stored: data.len() as u64,
+        failed,
+        read,
+        read_error,
+        signature: sigmaker.finish(),
+        read_at,
+    };
+    Made::Read(out, data)
+}
+
+/// Reads `r` to its end into `data` in [`CHUNK`] reads as [`Engine::payload`] does (a
+/// chunk that ends in an error is dropped); the error, or `None` past [`IN_MEMORY_MAX`].
+fn read_payload(r: &mut dyn Read, data: &mut Vec<u8>) -> Option<Option<io::Error>> {
+    loop {
+        let start = data.len();
+        if start > IN_MEMORY_MAX {
+            return None;
+        }
+        data.resize(start + CHUNK, 0);
+        match read_full(r, &mut data[start..]) {
+            Ok(n) => {
+                data.truncate(start + n);
+                if n < CHUNK {
+                    return Some(None);
+                }
+            }
+            Err(err) => {
+                data.truncate(start);
+                return Some(Some(err));
+            }
+        }
     }
 }
 
@@ -1499,7 +1784,7 @@ fn write_set(
     thread::scope(|scope| {
         let backend: &dyn Backend = &*ctx.backend;
         let (done_tx, done_rx) = mpsc::channel::<(u32, Result<FinishedVolume>)>();
-        let pool = Pool::start(scope, pargz::workers());
+        let pool = pargz::Pool::start(scope, pargz::workers());
         let settings = upload::Settings {
             concurrency: opts.concurrency,
             dry_run: ctx.dry_run,
@@ -1533,7 +1818,7 @@ fn run_engine(
     wrap: Wrapping,
     (uploader, pool, done): (
         Uploader<'_>,
-        Pool<'static>,
+        pargz::Pool<'static>,
         mpsc::Sender<(u32, Result<FinishedVolume>)>,
     ),
     sig_file: File,
@@ -1573,9 +1858,13 @@ fn run_engine(
         },
         max_blocksize: opts.max_blocksize,
         buf: vec![0u8; CHUNK],
+        pending: VecDeque::new(),
+        pending_bytes: 0,
     };
     failpoint::hit("walk-start");
-    let walk_result = (|| -> Result<()> {
+    let walk_result = thread::scope(|scope| -> Result<()> {
+        let workers = thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = Pool::start(scope, workers);
         let mut walk =
             fsmeta::Walk::new(&opts.source, opts.copy_links)?.with_selection(opts.select.clone());
         // What could not be read (rather than what is gone) is not recorded as deleted:
@@ -1587,24 +1876,25 @@ fn run_engine(
                 }
                 let p = overlay.next_entry()?.expect("peeked");
                 if !walk.failed_covers(&p.index) {
-                    eng.deleted(&p)?;
+                    eng.queue(&pool, Pending::Deleted(p), 0)?;
                 }
             }
             let prev = match overlay.peek()? {
                 Some(p) if p.index == e.index => overlay.next_entry()?,
                 _ => None,
             };
-            eng.process(e, prev)?;
+            eng.process(&pool, e, prev)?;
         }
         while let Some(p) = overlay.next_entry()? {
             if !walk.failed_covers(&p.index) {
-                eng.deleted(&p)?;
+                eng.queue(&pool, Pending::Deleted(p), 0)?;
             }
         }
+        eng.write_pending(&pool, true)?;
         eng.stats.errors += walk.errors();
         eng.stats.end = crate::stats::now();
         Ok(())
-    })();
+    });
     if let Err(e) = walk_result {
         let _ = eng.vw.stop();
         return Err(e);

@@ -5,6 +5,7 @@ pub mod changes;
 pub mod dupview;
 pub mod jsonstat;
 pub mod list;
+mod pool;
 pub mod remove;
 pub mod restore;
 pub mod status;
