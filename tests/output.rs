@@ -130,17 +130,29 @@ fn setup(work: &Path) {
     std::os::unix::fs::symlink("a", src.join("link")).unwrap();
 }
 
+/// Rewrites `path` with `data` and moves its mtime `ahead` seconds past the old one: the
+/// backups of these tests run within a second or two, and a rewrite within the same
+/// second as the last backup is invisible to duplicity (and to ferrodup reading
+/// duplicity's signatures).
+fn rewrite(path: &Path, data: &str, ahead: u64) {
+    let old = std::fs::metadata(path).unwrap().modified().unwrap();
+    std::fs::write(path, data).unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(old + std::time::Duration::from_secs(ahead))
+        .unwrap();
+}
+
 /// State 2: `a` changed, `sub/b c` deleted, `n` new.
 fn edit2(work: &Path) {
     let src = work.join("src");
-    std::fs::write(src.join("a"), "a2").unwrap();
+    rewrite(&src.join("a"), "a2", 60);
     std::fs::remove_file(src.join("sub/b c")).unwrap();
     std::fs::write(src.join("n"), "new").unwrap();
 }
 
 /// State 3: `sub/it's` changed.
 fn edit3(work: &Path) {
-    std::fs::write(work.join("src/sub/it's"), "q3").unwrap();
+    rewrite(&work.join("src/sub/it's"), "q3", 120);
 }
 
 /// A chain made by `tool` (full, two incrementals), shown by both: the report, the
