@@ -81,6 +81,49 @@ pub struct TlsOptions {
     pub no_check: bool,
 }
 
+/// Runs `job` for each of `todo` (part numbers of one object) on up to `workers` threads,
+/// each taking the next number not yet taken; `done` gets every result as it comes. At
+/// the first error no new part starts, and that error is returned; `stopped` names the
+/// object for a worker that panicked.
+pub(crate) fn upload_parts_in_parallel<T>(
+    todo: &[usize],
+    workers: usize,
+    job: impl Fn(usize) -> Result<T> + Sync,
+    done: impl Fn(usize, T) + Sync,
+    stopped: &str,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = workers.clamp(1, todo.len().max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    while !failed.load(Ordering::SeqCst) {
+                        let Some(&k) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                            break;
+                        };
+                        match job(k) {
+                            Ok(v) => done(k, v),
+                            Err(e) => {
+                                failed.store(true, Ordering::SeqCst);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::backend(format!("{stopped}: a part upload stopped")))
+            })
+        })
+    })
+}
+
 /// Opens the backend for a target URL.
 pub fn open(url: &str, opts: &Options) -> Result<Box<dyn Backend>> {
     if let Some(rest) = url.strip_prefix("multi://") {

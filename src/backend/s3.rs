@@ -511,10 +511,7 @@ impl S3 {
             .max(MIN_PART)
             .max(len.div_ceil(MAX_PARTS));
         let parts = len.div_ceil(chunk).max(1) as usize;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
         let etags = std::sync::Mutex::new(vec![String::new(); parts]);
-        let workers = self.opts.multipart_procs.clamp(1, parts);
         let part = |k: usize| -> Result<String> {
             use std::io::{Read, Seek, SeekFrom};
             let start = k as u64 * chunk;
@@ -544,36 +541,14 @@ impl S3 {
                 .map(str::to_string)
                 .ok_or_else(|| Error::backend(format!("{what}: part {number} got no ETag")))
         };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| -> Result<()> {
-                        use std::sync::atomic::Ordering;
-                        while !failed.load(Ordering::SeqCst) {
-                            let k = next.fetch_add(1, Ordering::SeqCst);
-                            if k >= parts {
-                                break;
-                            }
-                            match part(k) {
-                                Ok(etag) => {
-                                    etags.lock().unwrap_or_else(|e| e.into_inner())[k] = etag
-                                }
-                                Err(e) => {
-                                    failed.store(true, Ordering::SeqCst);
-                                    return Err(e);
-                                }
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::backend(format!("{what}: a part upload stopped")))
-                })
-            })
-        })?;
+        let todo: Vec<usize> = (0..parts).collect();
+        super::upload_parts_in_parallel(
+            &todo,
+            self.opts.multipart_procs,
+            part,
+            |k, etag| etags.lock().unwrap_or_else(|e| e.into_inner())[k] = etag,
+            what,
+        )?;
         Ok(etags.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -585,7 +585,6 @@ impl Swift {
     /// stored are remembered until the manifest is, so that a retry of the upload sends
     /// only the segments that failed.
     fn put_slo(&self, src: &Path, name: &str, len: u64) -> Result<()> {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let seg_container = format!("{}_segments", self.container);
         self.ensure_named_container(&seg_container)?;
         let object = format!("{}{name}", self.prefix);
@@ -609,8 +608,6 @@ impl Swift {
             .unwrap_or_else(|| vec![None; count]);
         let todo: Vec<usize> = (0..count).filter(|&k| stored[k].is_none()).collect();
         let etags = Mutex::new(stored);
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
         let segment = |k: usize| -> Result<String> {
             let start = k as u64 * size;
             let seg = format!("{base}/{k:08}");
@@ -625,37 +622,13 @@ impl Swift {
             };
             self.put_object(seg_url, src, start, size.min(len - start), &what)
         };
-        let workers = self.transfers.clamp(1, todo.len().max(1));
-        let result = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| -> Result<()> {
-                        while !failed.load(Ordering::SeqCst) {
-                            let Some(&k) = todo.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                                break;
-                            };
-                            match segment(k) {
-                                Ok(etag) => {
-                                    etags.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(etag)
-                                }
-                                Err(e) => {
-                                    failed.store(true, Ordering::SeqCst);
-                                    return Err(e);
-                                }
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::backend(format!(
-                        "uploading {name}: a segment upload stopped"
-                    )))
-                })
-            })
-        });
+        let result = super::upload_parts_in_parallel(
+            &todo,
+            self.transfers,
+            segment,
+            |k, etag| etags.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(etag),
+            &format!("uploading {name}"),
+        );
         let etags = etags.into_inner().unwrap_or_else(|e| e.into_inner());
         let manifest: Vec<serde_json::Value> = etags
             .iter()
