@@ -86,8 +86,16 @@ impl HashCount<BufWriter<File>> {
         self.count
     }
 
-    /// Flushes the file to disk; returns its size and SHA1.
+    /// Writes out what is buffered; returns the file's size and SHA1. The data may still
+    /// be only in the page cache: enough for a temporary file that is read back and
+    /// stored elsewhere (a crash loses it either way).
     pub fn finish(self) -> io::Result<(u64, String)> {
+        self.inner.into_inner().map_err(|e| e.into_error())?;
+        Ok((self.count, hex(&self.sha1.finalize())))
+    }
+
+    /// As [`HashCount::finish`], and flushes the file to disk: for a file that stays.
+    pub fn finish_synced(self) -> io::Result<(u64, String)> {
         let file = self.inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok((self.count, hex(&self.sha1.finalize())))
@@ -152,11 +160,11 @@ pub fn store(
         Wrapping::Gzip => {
             let out = HashCount::create(dest)?;
             crate::pargz::compress(&mut src, out, crate::wall_clock() as u32)
-                .and_then(HashCount::finish)
+                .and_then(HashCount::finish_synced)
         }
         Wrapping::Plain => {
             let mut out = HashCount::create(dest)?;
-            io::copy(&mut src, &mut out).and_then(|_| out.finish())
+            io::copy(&mut src, &mut out).and_then(|_| out.finish_synced())
         }
     };
     if let Some(e) = src.failed {

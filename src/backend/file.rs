@@ -33,10 +33,43 @@ impl FileBackend {
     fn ensure_dir(&self) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(|e| store_error(&self.dir, e))
     }
+
+    /// Stores `src` as `name` through a temporary name, flushed to disk before the
+    /// rename. A temporary `src` (`take`) on the same file system with no other name
+    /// becomes the stored file without a copy.
+    fn store(&self, src: &Path, name: &str, take: bool) -> Result<()> {
+        self.ensure_dir()?;
+        let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
+        let result = (|| -> std::io::Result<()> {
+            let _ = fs::remove_file(&tmp);
+            let out = if take && linkable(src) && fs::hard_link(src, &tmp).is_ok() {
+                fs::File::open(&tmp)?
+            } else {
+                let mut input = fs::File::open(src)?;
+                let mut out = fs::File::create(&tmp)?;
+                std::io::copy(&mut input, &mut out)?;
+                out.flush()?;
+                out
+            };
+            out.sync_all()?;
+            fs::rename(&tmp, self.path(name))?;
+            Ok(())
+        })();
+        result.map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            store_error(&self.path(name), e)
+        })
+    }
 }
 
 /// A failure on the target folder, with the status duplicity gives a local store's errors
 /// (permission denied, not found, no space, or any other backend error).
+/// True for a regular file with one name.
+fn linkable(src: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(src).is_ok_and(|m| m.is_file() && m.nlink() == 1)
+}
+
 fn store_error(path: &Path, e: std::io::Error) -> Error {
     let code = match e.raw_os_error() {
         Some(libc::EACCES) => Code::BackendPermissionDenied,
@@ -120,21 +153,11 @@ impl Backend for FileBackend {
     }
 
     fn put(&self, src: &Path, name: &str) -> Result<()> {
-        self.ensure_dir()?;
-        let tmp = self.path(&format!(".ferrodup-tmp-{name}"));
-        let result = (|| -> std::io::Result<()> {
-            let mut input = fs::File::open(src)?;
-            let mut out = fs::File::create(&tmp)?;
-            std::io::copy(&mut input, &mut out)?;
-            out.flush()?;
-            out.sync_all()?;
-            fs::rename(&tmp, self.path(name))?;
-            Ok(())
-        })();
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            store_error(&self.path(name), e)
-        })
+        self.store(src, name, false)
+    }
+
+    fn put_temporary(&self, src: &Path, name: &str) -> Result<()> {
+        self.store(src, name, true)
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -155,5 +178,61 @@ impl Backend for FileBackend {
 
     fn describe(&self) -> String {
         format!("file://{}", self.dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn setup() -> (tempfile::TempDir, FileBackend, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        let backend = FileBackend::new(target.to_str().unwrap()).unwrap();
+        let src = dir.path().join("volume");
+        fs::write(&src, b"volume bytes").unwrap();
+        (dir, backend, src)
+    }
+
+    fn inode(p: &Path) -> u64 {
+        fs::metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn a_temporary_file_becomes_the_stored_file_and_others_are_copied() {
+        let (dir, b, src) = setup();
+        b.put_temporary(&src, "v1").unwrap();
+        let stored = b.path("v1");
+        assert_eq!(fs::read(&stored).unwrap(), b"volume bytes");
+        assert_eq!(inode(&stored), inode(&src), "taken without a copy");
+        fs::remove_file(&src).unwrap();
+        assert_eq!(fs::read(&stored).unwrap(), b"volume bytes");
+        assert_eq!(fs::metadata(&stored).unwrap().nlink(), 1);
+
+        // A plain put copies: the stored file shares no blocks with the source.
+        let cached = dir.path().join("cached");
+        fs::write(&cached, b"cache").unwrap();
+        b.put(&cached, "m").unwrap();
+        assert_ne!(inode(&b.path("m")), inode(&cached));
+
+        // A temporary file with a second name already (a store took it) is copied.
+        let twice = dir.path().join("twice");
+        fs::write(&twice, b"twice").unwrap();
+        fs::hard_link(&twice, dir.path().join("other-name")).unwrap();
+        b.put_temporary(&twice, "v2").unwrap();
+        assert_ne!(inode(&b.path("v2")), inode(&twice));
+        assert_eq!(fs::read(b.path("v2")).unwrap(), b"twice");
+
+        // Replacing a stored file leaves no temporary name behind.
+        fs::write(&src, b"new bytes").unwrap();
+        b.put_temporary(&src, "v1").unwrap();
+        assert_eq!(fs::read(b.path("v1")).unwrap(), b"new bytes");
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("target"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["m", "v1", "v2"]);
     }
 }

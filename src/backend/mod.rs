@@ -28,6 +28,12 @@ pub trait Backend: Send + Sync {
     fn get(&self, name: &str, dest: &Path) -> Result<()>;
     /// Uploads the local file `src` as `name`, replacing any file of that name.
     fn put(&self, src: &Path, name: &str) -> Result<()>;
+    /// As [`Backend::put`], for a temporary file that nothing else reads or writes and
+    /// that is removed after: a local folder on the same file system takes the file
+    /// itself instead of a copy.
+    fn put_temporary(&self, src: &Path, name: &str) -> Result<()> {
+        self.put(src, name)
+    }
     /// Deletes `name`; deleting a file that is not there is not an error.
     fn delete(&self, name: &str) -> Result<()>;
     /// Size of `name`, or `None` if there is no such file.
@@ -416,6 +422,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         (**self).put(src, name)
+    }
+    fn put_temporary(&self, src: &Path, name: &str) -> Result<()> {
+        (**self).put_temporary(src, name)
     }
     fn delete(&self, name: &str) -> Result<()> {
         (**self).delete(name)

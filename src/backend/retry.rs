@@ -74,6 +74,11 @@ impl<B: Backend> Backend for Retry<B> {
     fn put(&self, src: &Path, name: &str) -> Result<()> {
         self.run(&format!("uploading {name}"), || self.inner.put(src, name))
     }
+    fn put_temporary(&self, src: &Path, name: &str) -> Result<()> {
+        self.run(&format!("uploading {name}"), || {
+            self.inner.put_temporary(src, name)
+        })
+    }
     fn delete(&self, name: &str) -> Result<()> {
         self.run(&format!("deleting {name}"), || self.inner.delete(name))
     }

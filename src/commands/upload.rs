@@ -299,7 +299,7 @@ impl<'s> Uploader<'s> {
 /// Uploads one volume and checks its stored size.
 fn put(backend: &dyn Backend, v: &FinishedVolume) -> Result<()> {
     failpoint::hit("volume-put");
-    backend.put(&v.path, &v.name)?;
+    backend.put_temporary(&v.path, &v.name)?;
     match backend.size(&v.name)? {
         Some(s) if s == v.size => {}
         other => {
