@@ -67,10 +67,14 @@ fresh_source() {
 
 # timed LOG CMD...: runs CMD (stdout and stderr to LOG) under GNU time; sets T_WALL,
 # T_CPU (user + system seconds) and T_RSS (peak KiB of the largest process). A failure
-# shows the end of LOG and stops the benchmark.
+# shows the end of LOG and stops the benchmark. The writes of the steps before (the copy
+# of the tree, the last backup, deleted folders) are flushed first, so that no step pays
+# for the writeback of another.
 timed() {
     local log=$1
     shift
+    sync
+    sleep 2
     if ! /usr/bin/time -o "$log.time" -f "%e %U %S %M" "$@" >"$log" 2>&1; then
         echo "--- end of $log:" >&2
         tail -n 15 "$log" >&2
