@@ -2,6 +2,8 @@
 
 pub mod entry;
 pub mod manifest;
+#[cfg(target_arch = "x86_64")]
+mod md4x8;
 pub mod naming;
 pub mod pyjson;
 pub mod rsync;

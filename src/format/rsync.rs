@@ -26,6 +26,8 @@ pub fn block_len(file_len: u64, max_blocksize: u64) -> usize {
 /// Builds a signature from data pushed in any chunk sizes.
 pub struct SigMaker {
     block_len: usize,
+    /// Blocks are summed eight at a time (AVX2).
+    lanes: bool,
     pending: Vec<u8>,
     out: Vec<u8>,
 }
@@ -38,6 +40,7 @@ impl SigMaker {
         out.extend_from_slice(&(STRONG_LEN as u32).to_be_bytes());
         SigMaker {
             block_len,
+            lanes: lanes_for(block_len),
             pending: Vec::with_capacity(block_len),
             out,
         }
@@ -53,6 +56,19 @@ impl SigMaker {
                 self.push_block(&block);
                 self.pending = block;
                 self.pending.clear();
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.lanes {
+            use super::md4x8::{digests, LANES};
+            while data.len() >= LANES * self.block_len {
+                // SAFETY: `lanes` is set only where the CPU has AVX2.
+                let strong = unsafe { digests(data, self.block_len) };
+                for (block, strong) in data.chunks_exact(self.block_len).zip(strong) {
+                    self.out.extend_from_slice(&weak_sum(block).to_be_bytes());
+                    self.out.extend_from_slice(&strong[..STRONG_LEN]);
+                }
+                data = &data[LANES * self.block_len..];
             }
         }
         while data.len() >= self.block_len {
@@ -76,6 +92,19 @@ impl SigMaker {
             self.push_block(&block);
         }
         self.out
+    }
+}
+
+/// True when blocks of `block_len` bytes can be summed eight at a time on this CPU.
+fn lanes_for(block_len: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        block_len % 64 == 0 && block_len < (1 << 28) && super::md4x8::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = block_len;
+        false
     }
 }
 
