@@ -464,7 +464,7 @@ impl Crypto {
     pub fn reader(&self, path: &Path, name: &str) -> Result<Box<dyn Read + Send>> {
         let bad = |e: String| Error::corrupt(format!("{name}: {e}"));
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let (msg, _) = Message::from_reader(BufReader::with_capacity(256 * 1024, f))
+        let (msg, _) = Message::from_reader(BufReader::with_capacity(crate::codec::READ_BUF, f))
             .map_err(|e| bad(format!("not an OpenPGP file ({e}); the file is corrupt")))?;
         let pw = self.passphrase.as_deref().map(Password::from);
         let key_pw = Password::from(self.passphrase.clone().unwrap_or_default().as_str());
