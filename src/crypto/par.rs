@@ -151,7 +151,7 @@ pub type OnStored = Box<dyn FnOnce(Stored) + Send + 'static>;
 type Handle = Arc<Mutex<Option<thread::JoinHandle<Stored>>>>;
 
 /// Waits for the encryption thread (its output closed already) and returns its result;
-/// its error comes first, since a failing file ends everything before it.
+/// its error comes first: a failing output (a full disk) is why the stream stopped.
 fn ended(handle: &Handle, before: io::Result<()>) -> Stored {
     let h = handle.lock().unwrap_or_else(|e| e.into_inner()).take();
     let stored = match h.map(|h| h.join()) {
