@@ -4,6 +4,10 @@
 //! key files (`--gpg-key-file`) or the GnuPG home; a secret key that only gpg's agent holds
 //! is used through the `gpg` binary.
 
+mod par;
+
+pub use par::{OnStored, ParPgpWriter};
+
 use crate::error::{Code, Error, Kind, Result};
 use pgp::composed::{
     DecryptionOptions, Deserializable, Edata, Esk, Message, MessageBuilder, SignedPublicKey,

@@ -224,6 +224,8 @@ struct State<'a, W> {
     len: u64,
     error: Option<io::Error>,
     on_end: Option<OnEnd<'a, W>>,
+    /// A gzip member (header and trailer) rather than raw deflate data.
+    gzip: bool,
     /// No more pieces count: the stream ended, failed or was abandoned.
     over: bool,
 }
@@ -264,8 +266,9 @@ impl<'a, W: Write> Stream<'a, W> {
                         let mut trailer = [0u8; 8];
                         trailer[..4].copy_from_slice(&st.crc.sum().to_le_bytes());
                         trailer[4..].copy_from_slice(&(st.len as u32).to_le_bytes());
+                        let trailer = if st.gzip { &trailer[..] } else { &[] };
                         let mut out = st.out.take().expect("open");
-                        let r = out.write_all(&trailer).map(|_| out);
+                        let r = out.write_all(trailer).map(|_| out);
                         st.over = true;
                         st.pending.clear();
                         match st.on_end.take() {
@@ -300,7 +303,8 @@ impl<'a, W: Write> Stream<'a, W> {
     }
 }
 
-/// The producer's side of one gzip stream: chunks go to the pool as they are given.
+/// The producer's side of one gzip stream (or raw deflate stream): chunks go to the pool
+/// as they are given.
 pub struct ParGz<'a, W> {
     pool: Pool<'a>,
     stream: Arc<Stream<'a, W>>,
@@ -320,7 +324,17 @@ impl<'a, W: Write + Send + 'a> ParGz<'a, W> {
         ratio: Option<Arc<Ratio>>,
     ) -> io::Result<Self> {
         out.write_all(&header(mtime))?;
-        Ok(ParGz {
+        Ok(Self::start(pool, out, ratio, true))
+    }
+
+    /// Starts a raw deflate stream (no header, no trailer: the caller frames it, as an
+    /// OpenPGP compressed packet does) into `out`, compressed by `pool`.
+    pub fn raw(pool: Pool<'a>, out: W, ratio: Option<Arc<Ratio>>) -> Self {
+        Self::start(pool, out, ratio, false)
+    }
+
+    fn start(pool: Pool<'a>, out: W, ratio: Option<Arc<Ratio>>, gzip: bool) -> Self {
+        ParGz {
             pool,
             stream: Arc::new(Stream {
                 state: Mutex::new(State {
@@ -331,6 +345,7 @@ impl<'a, W: Write + Send + 'a> ParGz<'a, W> {
                     len: 0,
                     error: None,
                     on_end: None,
+                    gzip,
                     over: false,
                 }),
                 ratio,
@@ -339,7 +354,7 @@ impl<'a, W: Write + Send + 'a> ParGz<'a, W> {
             window: Vec::new(),
             level: LEVEL,
             finished: false,
-        })
+        }
     }
 
     /// The error a worker met, if any: the stream is over.
@@ -399,10 +414,11 @@ impl<'a, W: Write + Send + 'a> ParGz<'a, W> {
         }
         let r = self.dispatch(last, true);
         if r.is_err() {
-            // The queue is gone: nothing will end the stream.
+            // The queue is gone: nothing will end the stream, and the output is closed.
             let mut st = self.stream.state.lock().unwrap_or_else(|e| e.into_inner());
             st.on_end = None;
             st.over = true;
+            st.out = None;
         }
         r
     }
@@ -565,6 +581,31 @@ mod tests {
         let data = mixed(5 * CHUNK, 3);
         let e = compress(&mut &data[..], Full(CHUNK), 0).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn a_raw_stream_is_one_deflate_stream_without_header_or_trailer() {
+        let data = mixed(3 * CHUNK + 5, 11);
+        let raw = thread::scope(|scope| {
+            let pool = Pool::start(scope, 2);
+            let mut gz = ParGz::raw(pool, Vec::new(), None);
+            for c in data.chunks(CHUNK).take(3) {
+                gz.push(c.to_vec()).unwrap();
+            }
+            let (tx, rx) = mpsc::channel();
+            gz.finish(
+                data[3 * CHUNK..].to_vec(),
+                Box::new(move |r| tx.send(r).unwrap()),
+            )
+            .unwrap();
+            rx.recv().unwrap().unwrap()
+        });
+        let mut back = Vec::new();
+        let mut d = flate2::read::DeflateDecoder::new(&raw[..]);
+        d.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+        // The stream ends exactly at the end of the output.
+        assert_eq!(d.total_in(), raw.len() as u64);
     }
 
     proptest! {

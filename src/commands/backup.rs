@@ -12,7 +12,7 @@ use crate::collection::{Chain, Collection};
 use crate::commands::pool::{Pool, Ticket};
 use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
 use crate::commands::Context;
-use crate::crypto::PgpWriter;
+use crate::crypto::{ParPgpWriter, PgpWriter};
 use crate::error::{Code, Error, Result};
 use crate::failpoint;
 use crate::format::entry::{self, DiffType};
@@ -726,11 +726,13 @@ fn localdir(source: &Path) -> Vec<u8> {
 const HOLD: usize = 8 << 20;
 
 /// Where an open volume's plain bytes go once they are handed on: straight into the
-/// stored file, to the gzip workers, or to the encryption thread.
+/// stored file, to the gzip workers, or to the encryption thread (after the deflate
+/// workers when the configuration allows).
 enum Sink {
     Plain(HashCount<BufWriter<File>>),
     Gzip(ParGz<'static, HashCount<BufWriter<File>>>),
     Pgp(PgpWriter),
+    ParPgp(ParPgpWriter),
 }
 
 impl Sink {
@@ -739,6 +741,7 @@ impl Sink {
             Sink::Plain(w) => w.write_all(&chunk),
             Sink::Gzip(g) => g.push(chunk),
             Sink::Pgp(w) => w.write_all(&chunk),
+            Sink::ParPgp(w) => w.push(&chunk),
         }
     }
 }
@@ -973,7 +976,10 @@ impl VolumeWriter<'_, '_> {
             Wrapping::Gpg => {
                 let c = self.ctx.crypto.as_ref();
                 let c = c.ok_or_else(|| Error::usage("encryption is not configured"))?;
-                Sink::Pgp(c.writer(&path)?)
+                match c.par_writer(&path, pool, Some(self.ratio.clone()))? {
+                    Some(w) => Sink::ParPgp(w),
+                    None => Sink::Pgp(c.writer(&path)?),
+                }
             }
         };
         self.cur = Some(OpenVolume {
@@ -1057,6 +1063,10 @@ impl VolumeWriter<'_, '_> {
                     let stored = r.and_then(HashCount::finish);
                     volume_made(done, info, (path, name, slot), stored);
                 }),
+            ),
+            Sink::ParPgp(w) => w.finish(
+                &last,
+                Box::new(move |stored| volume_made(done, info, (path, name, slot), stored)),
             ),
             Sink::Plain(mut w) => w.write_all(&last).and_then(|_| {
                 pool.run(Box::new(move || {
