@@ -689,10 +689,12 @@ struct CountHash {
 }
 
 impl CountHash {
+    /// Writes out what is buffered; returns the size and SHA1. Encrypted files are all
+    /// temporary copies read back for upload, so they are not flushed to disk (see
+    /// `codec::HashCount::finish`).
     fn finish(mut self) -> io::Result<(u64, String)> {
         self.inner.flush()?;
-        let file = self.inner.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        self.inner.into_inner().map_err(|e| e.into_error())?;
         Ok((
             self.count.load(Ordering::Relaxed),
             crate::codec::hex(&self.sha1.finalize()),
