@@ -93,6 +93,10 @@ if [ $CALLGRIND = 0 ] && perf_works; then
     GRAPH=(-g)
     [ $DWARF = 0 ] || GRAPH=(--call-graph dwarf)
     note "perf record ${GRAPH[*]}: ${CMD[*]}"
+    # The writes of the steps before are flushed first, so that the profile does not show
+    # their writeback.
+    sync
+    sleep 2
     /usr/bin/time -f "%e s wall, %U s user, %S s system, %M KB peak RSS" -o "$OUT/time.txt" \
         perf record "${GRAPH[@]}" -o "$OUT/perf.data" -- "${CMD[@]}" >"$OUT/step.log" 2>&1 ||
         die "the profiled step failed (see $OUT/step.log)"
@@ -102,8 +106,8 @@ if [ $CALLGRIND = 0 ] && perf_works; then
     perf report -i "$OUT/perf.data" --stdio --no-children -g none --sort dso,symbol \
         --percent-limit 0.3 2>/dev/null | sed -n '/^ *[0-9]/{s/[ -]*$//;p}' | head -n "$TOP"
     echo
-    echo "By thread name and object (kernel time is [kernel.kallsyms]):"
-    perf report -i "$OUT/perf.data" --stdio --no-children -g none --sort comm,dso \
+    echo "By thread (pid:name) and object (kernel time is [kernel.kallsyms]):"
+    perf report -i "$OUT/perf.data" --stdio --no-children -g none --sort pid,dso \
         --percent-limit 0.3 2>/dev/null | sed -n '/^ *[0-9]/{s/[ -]*$//;p}' | head -n 20
     echo
     echo "perf data: $OUT/perf.data (perf report -i $OUT/perf.data)"
