@@ -617,6 +617,54 @@ fn build_selection(
     Selection::new(&opts, ns).map(|s| Some(Arc::new(s)))
 }
 
+/// A passphrase from the environment: `NAME` itself (as duplicity), else the first line of
+/// the file `NAME_FILE`, else the first line that the shell command `NAME_COMMAND` prints
+/// (for systemd credentials and secret stores: the passphrase never shows in the process
+/// list). Setting both `NAME_FILE` and `NAME_COMMAND` is refused.
+fn passphrase_from_env(name: &str) -> Result<Option<String>> {
+    if let Ok(p) = std::env::var(name) {
+        return Ok(Some(p));
+    }
+    let file = std::env::var_os(format!("{name}_FILE"));
+    let command = std::env::var(format!("{name}_COMMAND")).ok();
+    let text = match (file, command) {
+        (Some(_), Some(_)) => {
+            return Err(Error::usage(format!(
+                "{name}_FILE and {name}_COMMAND are both set: keep one"
+            )))
+        }
+        (Some(f), None) => std::fs::read(&f).map_err(|e| {
+            Error::usage(format!(
+                "{name}_FILE: cannot read {} ({e}): give a readable file holding the passphrase",
+                Path::new(&f).display()
+            ))
+        })?,
+        (None, Some(c)) => {
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", &c])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| Error::usage(format!("{name}_COMMAND: cannot run /bin/sh ({e})")))?;
+            if !out.status.success() {
+                return Err(Error::usage(format!(
+                    "{name}_COMMAND failed ({}): fix the command that prints the passphrase",
+                    out.status
+                )));
+            }
+            out.stdout
+        }
+        (None, None) => return Ok(None),
+    };
+    let text = String::from_utf8(text).map_err(|_| {
+        Error::usage(format!(
+            "{name}_FILE or {name}_COMMAND: the passphrase is not UTF-8 text"
+        ))
+    })?;
+    let line = text.lines().next().unwrap_or("");
+    Ok(Some(line.to_string()))
+}
+
 /// Encryption settings from the options and the environment.
 fn crypto_config(cli: &Cli) -> Result<CryptoConfig> {
     let mut cipher = SymmetricKeyAlgorithm::AES256;
@@ -645,8 +693,8 @@ fn crypto_config(cli: &Cli) -> Result<CryptoConfig> {
             .chain(&cli.encrypt_secret_keyring)
             .cloned()
             .collect(),
-        passphrase: std::env::var("PASSPHRASE").ok(),
-        sign_passphrase: std::env::var("SIGN_PASSPHRASE").ok(),
+        passphrase: passphrase_from_env("PASSPHRASE")?,
+        sign_passphrase: passphrase_from_env("SIGN_PASSPHRASE")?,
         use_agent: cli.use_agent,
         recipients,
         hidden_recipients: cli.hidden_encrypt_key.clone(),

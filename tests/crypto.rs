@@ -902,3 +902,73 @@ fn gpg_path_checks_who_signed() {
     );
     assert_fails(&r, 22, &["is not signed by", &other, &fpr]);
 }
+
+/// ferrodup with GNUPGHOME, no PASSPHRASE, and the given extra environment.
+fn fd_env(w: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut c = Command::new(ferrodup_bin());
+    c.current_dir(w)
+        .args(args)
+        .env("GNUPGHOME", home)
+        .env_remove("PASSPHRASE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(&mut c, &format!("ferrodup {}", args.join(" ")))
+}
+
+/// PASSPHRASE_FILE and PASSPHRASE_COMMAND give the passphrase without it being in the
+/// environment or the process list: a backup made with the file restores with the command
+/// and with duplicity given the same passphrase; both set, an unreadable file or a failing
+/// command is a one-line usage error.
+#[test]
+fn passphrase_from_a_file_or_a_command() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    make_fixture_tree(&w.join("src"), 1, false);
+    let file = w.join("pass");
+    std::fs::write(&file, format!("{PASS}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let u = url(w);
+
+    fd_env(w, &home, &[("PASSPHRASE_FILE", file)], &["full", "src", &u]).ok();
+    let cat = format!("cat '{file}'");
+    fd_env(
+        w,
+        &home,
+        &[("PASSPHRASE_COMMAND", &cat)],
+        &["restore", &u, "out1"],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("out1"), "restored with the command");
+    dup(w, &home, Some(PASS), &["restore", &u, "out2"]).ok();
+    assert_same_tree(&w.join("src"), &w.join("out2"), "duplicity with PASSPHRASE");
+
+    let r = fd_env(
+        w,
+        &home,
+        &[("PASSPHRASE_FILE", file), ("PASSPHRASE_COMMAND", &cat)],
+        &["collection-status", &u],
+    );
+    assert_fails(
+        &r,
+        23,
+        &["PASSPHRASE_FILE", "PASSPHRASE_COMMAND", "keep one"],
+    );
+    let missing = w.join("no-such-file");
+    let r = fd_env(
+        w,
+        &home,
+        &[("PASSPHRASE_FILE", missing.to_str().unwrap())],
+        &["restore", &u, "out3"],
+    );
+    assert_fails(&r, 23, &["PASSPHRASE_FILE", "no-such-file"]);
+    let r = fd_env(
+        w,
+        &home,
+        &[("PASSPHRASE_COMMAND", "exit 3")],
+        &["restore", &u, "out4"],
+    );
+    assert_fails(&r, 23, &["PASSPHRASE_COMMAND", "failed"]);
+    assert!(!w.join("out3").exists() && !w.join("out4").exists());
+}
