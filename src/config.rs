@@ -181,6 +181,39 @@ fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
     Ok(())
 }
 
+/// The commands, as duplicity names them.
+const COMMANDS: &[&str] = &[
+    "full",
+    "incremental",
+    "backup",
+    "restore",
+    "verify",
+    "collection-status",
+    "list-current-files",
+    "cleanup",
+    "remove-older-than",
+    "remove-all-but-n-full",
+    "remove-all-inc-of-but-n-full",
+];
+
+/// For a first argument that is neither a command nor an existing path (so not a folder
+/// to back up): the command it looks like a typo of, or where the help is.
+fn command_hint(word: &str) -> Option<String> {
+    if word == "help" {
+        return Some("help: the commands and options are shown by `ferrodup --help`".to_string());
+    }
+    let (best, distance) = COMMANDS
+        .iter()
+        .map(|c| (*c, strsim::damerau_levenshtein(word, c)))
+        .min_by_key(|(_, d)| *d)?;
+    (word.len() >= 3 && distance <= 2).then(|| {
+        format!(
+            "unknown command {word:?}: did you mean {best}? (nothing named {word:?} exists to \
+             back up either)"
+        )
+    })
+}
+
 /// The command from the positional arguments, with duplicity's names and aliases.
 fn parse_command(args: &[String], now: i64) -> Result<Command> {
     if args.is_empty() {
@@ -262,6 +295,11 @@ fn parse_command(args: &[String], now: i64) -> Result<Command> {
             }
         }
         _ => {
+            if !cmd.contains("://") && std::fs::symlink_metadata(cmd).is_err() {
+                if let Some(hint) = command_hint(cmd) {
+                    return Err(Error::usage(hint));
+                }
+            }
             want(args, 2, "SOURCE_DIR URL  or  ferrodup URL DEST")?;
             if args[0].contains("://") {
                 Command::Restore {

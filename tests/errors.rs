@@ -353,3 +353,34 @@ fn selection_options_the_command_cannot_use() {
     let r = restore(w, &["--include", "nothing-like-this", "--exclude", "**"]);
     assert_fails(&r, 23, &["selection", "nothing restored"]);
 }
+
+/// A mistyped command is not taken as a backup of a folder of that name when nothing of
+/// that name exists: the error names the command it looks like (`help` points to
+/// `--help`); a folder that does exist under such a name is backed up as before.
+#[test]
+fn mistyped_commands_get_a_suggestion() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let url = format!("file://{}/target", w.display());
+    for (args, words) in [
+        (
+            vec!["colection-status", url.as_str()],
+            vec!["\"colection-status\"", "did you mean collection-status?"],
+        ),
+        (
+            vec!["restor", url.as_str(), "out"],
+            vec!["\"restor\"", "did you mean restore?"],
+        ),
+        (vec!["help"], vec!["ferrodup --help"]),
+    ] {
+        let r = ferrodup(w, &args);
+        assert_fails(&r, 23, &words);
+    }
+    assert!(!w.join("target").exists(), "nothing was backed up");
+
+    std::fs::create_dir(w.join("restor")).unwrap();
+    std::fs::write(w.join("restor/f"), "a folder named like a command").unwrap();
+    ferrodup(w, &["--no-encryption", "restor", &url]).ok();
+    ferrodup(w, &["--no-encryption", "restore", &url, "out"]).ok();
+    assert_same_tree(&w.join("restor"), &w.join("out"), "a folder named restor");
+}
