@@ -33,13 +33,19 @@ fn gpg(home: &Path, args: &[&str]) -> Run {
 
 /// ferrodup with GNUPGHOME and optionally PASSPHRASE set.
 fn fd(w: &Path, home: &Path, pass: Option<&str>, args: &[&str]) -> Run {
+    let env: Vec<(&str, &str)> = pass.map(|p| ("PASSPHRASE", p)).into_iter().collect();
+    fd_env(w, home, &env, args)
+}
+
+/// ferrodup with GNUPGHOME, no PASSPHRASE unless `env` sets it, and `env`.
+fn fd_env(w: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut c = Command::new(ferrodup_bin());
     c.current_dir(w)
         .args(args)
         .env("GNUPGHOME", home)
         .env_remove("PASSPHRASE");
-    if let Some(p) = pass {
-        c.env("PASSPHRASE", p);
+    for (k, v) in env {
+        c.env(k, v);
     }
     run(&mut c, &format!("ferrodup {}", args.join(" ")))
 }
@@ -901,19 +907,6 @@ fn gpg_path_checks_who_signed() {
         ],
     );
     assert_fails(&r, 22, &["is not signed by", &other, &fpr]);
-}
-
-/// ferrodup with GNUPGHOME, no PASSPHRASE, and the given extra environment.
-fn fd_env(w: &Path, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut c = Command::new(ferrodup_bin());
-    c.current_dir(w)
-        .args(args)
-        .env("GNUPGHOME", home)
-        .env_remove("PASSPHRASE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    run(&mut c, &format!("ferrodup {}", args.join(" ")))
 }
 
 /// PASSPHRASE_FILE and PASSPHRASE_COMMAND give the passphrase without it being in the
