@@ -18,6 +18,8 @@ pub const VERSION: &str = concat!("3.2.1 (ferrodup ", env!("CARGO_PKG_VERSION"),
     version = VERSION,
     infer_long_args = true,
     args_override_self = true,
+    disable_help_flag = true,
+    disable_version_flag = true,
     override_usage = "ferrodup [OPTIONS] full|incremental|backup SOURCE_DIR URL\n       \
                       ferrodup [OPTIONS] restore URL DEST\n       \
                       ferrodup [OPTIONS] verify URL SOURCE_DIR\n       \
@@ -465,6 +467,21 @@ pub struct Cli {
     /// ferrodup always does (replaced by --concurrency).
     #[arg(long)]
     pub asynchronous_upload: bool,
+
+    // The help (see `crate::help`, which finds help requests before the parse).
+    /// Print help (-h: short, --help: with examples, URL forms and environment); with a
+    /// command, that command's help, as `ferrodup help COMMAND` and `--help-COMMAND`.
+    #[arg(short = 'h', long, action = clap::ArgAction::SetTrue)]
+    pub help: bool,
+    /// Print the version.
+    #[arg(short = 'V', long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Print the man page (roff), e.g. into ~/.local/share/man/man1/ferrodup.1.
+    #[arg(long)]
+    pub man_page: bool,
+    /// Print the completion script of SHELL (bash, zsh, fish, elvish or powershell).
+    #[arg(long, value_name = "SHELL")]
+    pub completion: Option<clap_complete::Shell>,
 }
 
 impl Cli {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod failpoint;
 pub mod format;
 pub mod fsmeta;
+pub mod help;
 pub mod log;
 pub mod pargz;
 pub mod progress;

@@ -1,9 +1,34 @@
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use ferrodup::cli::{selection_options, Cli};
 use ferrodup::config::Config;
+use ferrodup::error::Code;
+use std::io::Write;
+
+/// Prints `bytes` on standard output and ends the process (status 0, or 23 when the output
+/// cannot be written).
+fn print_and_exit(bytes: &[u8]) -> ! {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            ferrodup::log::fatal(Code::UserError as i32, &format!("standard output: {e}"));
+            std::process::exit(Code::UserError as i32);
+        }
+    }
+    std::process::exit(0)
+}
 
 fn main() {
-    let parsed = Cli::command()
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(req) = ferrodup::help::request(&args) {
+        match ferrodup::help::render(&req) {
+            Ok(text) => print_and_exit(text.as_bytes()),
+            Err(e) => {
+                ferrodup::log::fatal(Code::UserError as i32, &e);
+                std::process::exit(Code::UserError as i32);
+            }
+        }
+    }
+    let parsed = ferrodup::help::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, selection_options(&m))));
     let (cli, select) = match parsed {
@@ -11,7 +36,7 @@ fn main() {
         Err(e) => {
             // duplicity 3.2.1 reports argparse's errors as its own command-line errors.
             let code = if e.use_stderr() {
-                ferrodup::error::Code::UserError as i32
+                Code::UserError as i32
             } else {
                 0
             };
@@ -19,6 +44,26 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if cli.help {
+        print_and_exit(
+            ferrodup::help::command()
+                .render_long_help()
+                .to_string()
+                .as_bytes(),
+        );
+    }
+    if cli.man_page {
+        match ferrodup::help::man_page() {
+            Ok(page) => print_and_exit(&page),
+            Err(e) => {
+                ferrodup::log::fatal(Code::UserError as i32, &format!("man page: {e}"));
+                std::process::exit(Code::UserError as i32);
+            }
+        }
+    }
+    if let Some(shell) = cli.completion {
+        print_and_exit(&ferrodup::help::completion(shell));
+    }
     match Config::from_cli(cli, select).and_then(ferrodup::app::run) {
         Ok(outcome) => {
             if let Some(m) = outcome.message() {

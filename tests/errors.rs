@@ -355,8 +355,8 @@ fn selection_options_the_command_cannot_use() {
 }
 
 /// A mistyped command is not taken as a backup of a folder of that name when nothing of
-/// that name exists: the error names the command it looks like (`help` points to
-/// `--help`); a folder that does exist under such a name is backed up as before.
+/// that name exists: the error names the command it looks like (`help` with what is no
+/// help topic points to the topics and `--help`); a folder that does exist under such a name is backed up as before.
 #[test]
 fn mistyped_commands_get_a_suggestion() {
     let work = tempfile::tempdir().unwrap();
@@ -371,7 +371,11 @@ fn mistyped_commands_get_a_suggestion() {
             vec!["restor", url.as_str(), "out"],
             vec!["\"restor\"", "did you mean restore?"],
         ),
-        (vec!["help"], vec!["ferrodup --help"]),
+        (
+            vec!["help", url.as_str()],
+            vec!["no help on", "collection-status"],
+        ),
+        (vec!["help", url.as_str(), "out"], vec!["ferrodup --help"]),
     ] {
         let r = ferrodup(w, &args);
         assert_fails(&r, 23, &words);
