@@ -49,9 +49,18 @@ pub fn sha1_file(path: &Path) -> Result<String> {
     file_digest::<Sha1>(path)
 }
 
+/// The lowercase hex SHA1 of what is left to read of `f`, the file at `path`.
+pub fn sha1_open(f: &mut File, path: &Path) -> Result<String> {
+    digest_of::<Sha1>(f, path)
+}
+
 /// The lowercase hex digest (SHA1, MD5, SHA-256, ...) of a file's bytes, read in one pass.
 pub fn file_digest<D: Digest>(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    digest_of::<D>(&mut f, path)
+}
+
+fn digest_of<D: Digest>(f: &mut File, path: &Path) -> Result<String> {
     let mut h = D::new();
     let mut buf = vec![0u8; READ_BUF];
     loop {

@@ -62,7 +62,7 @@ pub enum Code {
 }
 
 /// ferrodup's error type.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{msg}")]
 pub struct Error {
     kind: Kind,

@@ -1,6 +1,7 @@
-//! Test-only crash points. `FERRODUP_FAILPOINT=NAME[:N][:stop]` makes the process kill
-//! itself with SIGKILL (or stop itself with SIGSTOP) the N-th time (default 1) it passes
-//! the point NAME, so that tests can interrupt a run at an exact step. Unset, a point costs
+//! Test-only crash points. `FERRODUP_FAILPOINT=NAME[:N][:stop|:slow]` makes the process
+//! kill itself with SIGKILL (or stop itself with SIGSTOP, or make that thread sleep for a
+//! second) the N-th time (default 1) it passes the point NAME, so that tests can interrupt
+//! or delay a run at an exact step. Unset, a point costs
 //! one load of a cached setting.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::sync::OnceLock;
 struct Armed {
     name: String,
     nth: u64,
+    /// The signal to raise, or 0 to sleep.
     signal: libc::c_int,
     seen: AtomicU64,
 }
@@ -25,6 +27,7 @@ fn armed() -> Option<&'static Armed> {
             for p in parts {
                 match p {
                     "stop" => signal = libc::SIGSTOP,
+                    "slow" => signal = 0,
                     n => nth = n.parse().ok()?,
                 }
             }
@@ -44,6 +47,10 @@ pub fn hit(name: &str) {
         return;
     };
     if a.name == name && a.seen.fetch_add(1, Ordering::SeqCst) + 1 == a.nth {
+        if a.signal == 0 {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            return;
+        }
         // SAFETY: raise only sends a signal to this process.
         unsafe {
             libc::raise(a.signal);

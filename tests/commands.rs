@@ -790,3 +790,60 @@ fn corrupt_middle_volume_fails_naming_it_and_keeps_no_partial_file() {
         );
     }
 }
+
+/// A volume is decoded while its hash is checked. In an uncompressed, unencrypted volume
+/// only the hash can catch a changed byte of a file's data: the files restored from that
+/// volume before the verdict are removed, and nothing that differs from the source is left.
+/// The second restore's hash check is held back a second, so that the files of the volume
+/// are written before the verdict, and removed after it.
+#[test]
+fn files_restored_from_a_volume_with_a_bad_hash_are_removed() {
+    let t = tempfile::tempdir().unwrap();
+    let w = t.path();
+    let src = w.join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..300 {
+        let text = format!("file {i}\n").repeat(200);
+        std::fs::write(src.join(format!("f{i:03}")), text).unwrap();
+    }
+    backup(w, "full", T1, &["--no-compression"]).ok();
+    let vol = names(w)
+        .into_iter()
+        .find(|n| n.contains(".vol1."))
+        .expect("volume 1");
+    let p = w.join("target").join(&vol);
+    let mut data = std::fs::read(&p).unwrap();
+    let at = data
+        .windows(9)
+        .position(|x| x == b"file 150\n")
+        .expect("f150's data in the volume");
+    data[at + 5] = b'7';
+    std::fs::write(&p, &data).unwrap();
+    let u = url(w);
+    for (dest, failpoint) in [("out", ""), ("out2", "volume-hash:1:slow")] {
+        let mut c = std::process::Command::new(ferrodup_bin());
+        c.current_dir(w)
+            .args(["restore", "--no-encryption", "--archive-dir", "cache"])
+            .args(["--name", "n", &u, dest])
+            .env("FERRODUP_FAILPOINT", failpoint);
+        let r = run(&mut c, dest);
+        assert_fails(&r, 21, &[vol.as_str(), "SHA1"]);
+        if !failpoint.is_empty() {
+            let removed = "file(s) restored from volumes not verified were removed";
+            assert!(r.stderr().contains(removed), "{}", r.stderr());
+        }
+        if !w.join(dest).exists() {
+            continue;
+        }
+        let want = snapshot(&src);
+        for (k, got) in snapshot(&w.join(dest)) {
+            if let Obj::File { .. } = got {
+                assert_eq!(want.get(&k), Some(&got), "{k} was kept from the bad volume");
+            }
+        }
+        assert!(
+            !w.join(dest).join("f150").exists(),
+            "the damaged file was kept"
+        );
+    }
+}

@@ -7,6 +7,10 @@
 //! decrypts and decompresses one volume at a time into a few pieces of plain tar stream
 //! ahead of the reader, and the calling thread parses the tar streams, applies deltas and
 //! writes the files. At most a few volumes and pieces per set are in flight.
+//!
+//! A volume is decoded while its fetcher checks its hash. What is restored from it waits
+//! for the verdict before it is handed on (see [`AfterVerdicts`]): a file restored from a
+//! volume whose hash turns out wrong is removed, never left with wrong bytes.
 
 use crate::backend::Backend;
 use crate::codec;
@@ -21,11 +25,12 @@ use crate::format::tar::{EntryType, Header, TarReader};
 use crate::fsmeta::{self, OwnerPolicy};
 use crate::select::{Candidate, Decision, Selection, TreeFilter};
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use tempfile::TempPath;
 
@@ -180,6 +185,47 @@ struct Fetched {
     number: u32,
     name: String,
     stored: Stored,
+    verdict: Arc<Verdict>,
+}
+
+/// Whether a volume's stored bytes have the hash its manifest gives, decided by its
+/// fetcher while the volume is already being decoded.
+#[derive(Default)]
+struct Verdict {
+    state: Mutex<Option<Result<()>>>,
+    decided: Condvar,
+}
+
+impl Verdict {
+    fn decided(r: Result<()>) -> Arc<Verdict> {
+        let v = Arc::new(Verdict::default());
+        v.decide(r);
+        v
+    }
+
+    fn decide(&self, r: Result<()>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.is_none() {
+            *state = Some(r);
+            self.decided.notify_all();
+        }
+    }
+
+    /// The verdict, once decided.
+    fn peek(&self) -> Option<Result<()>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The verdict, waiting for it.
+    fn wait(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = &*state {
+                return r.clone();
+            }
+            state = self.decided.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Where a fetched volume's stored bytes are.
@@ -222,6 +268,7 @@ struct Opened {
     number: u32,
     name: String,
     reader: VolumeReader,
+    verdict: Arc<Verdict>,
 }
 
 /// A volume's plain tar stream, read from its decoder.
@@ -292,6 +339,7 @@ fn spawn_decoder<'s>(
             let opened = Opened {
                 number: v.number,
                 name: v.name.clone(),
+                verdict: v.verdict.clone(),
                 reader: VolumeReader {
                     pieces,
                     recycle,
@@ -338,7 +386,12 @@ struct SetStream {
     multivol: Option<(Vec<u8>, DiffType, u64)>,
     /// Volumes taken so far by every stream of the restore, and how many it reads.
     volumes_read: Arc<(AtomicU64, u64)>,
+    /// The verdicts of every volume opened so far by every stream, in the order opened.
+    verdicts: Verdicts,
 }
+
+/// The verdicts of the volumes opened so far, in the order opened.
+type Verdicts = Arc<Mutex<Vec<Arc<Verdict>>>>;
 
 impl SetStream {
     fn corrupt(&self, e: io::Error) -> Error {
@@ -390,6 +443,10 @@ impl SetStream {
                         Some(&format!("{k} {total}")),
                         &format!("Processed volume {k} of {total}"),
                     );
+                    self.verdicts
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(v.verdict);
                     self.tar = Some(TarReader::new(v.reader));
                     self.volume = Some(v.name);
                 }
@@ -545,6 +602,9 @@ impl Request {
     }
 }
 
+/// Downloads each volume of `volumes` (or finds it in place) and hands it to the decoder,
+/// then checks its hash while it is decoded; with `--ignore-errors` the hash is checked
+/// first, so that a bad volume is skipped whole.
 fn spawn_fetcher<'s>(
     scope: &'s thread::Scope<'s, '_>,
     ctx: &'s Context,
@@ -557,7 +617,7 @@ fn spawn_fetcher<'s>(
     let backend: &dyn Backend = &*ctx.backend;
     scope.spawn(move || {
         for n in volumes {
-            let result = (|| -> Result<Option<Fetched>> {
+            let fetched = (|| -> Result<Option<(Fetched, Option<HashCheck>)>> {
                 let name = set.volumes.get(&n).cloned().ok_or_else(|| {
                     Error::corrupt(format!(
                         "volume {n} of the backup set from {} is missing from the target; \
@@ -574,54 +634,80 @@ fn spawn_fetcher<'s>(
                         Stored::Temp(path)
                     }
                 };
-                if let Some((kind, want)) = manifest.volumes.get(&n).and_then(|v| v.best_hash()) {
-                    if kind == "SHA1" {
-                        let got = codec::sha1_file(stored.path())?;
-                        if !got.eq_ignore_ascii_case(want) {
-                            let msg = format!(
-                                "volume {name} is corrupt: its SHA1 is {got} but the manifest \
-                                 says {want}"
-                            );
-                            if ctx.ignore_errors {
-                                crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
-                                let mut gone = Damage::default();
-                                gone.missing.push(n);
-                                cut.lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .extend(gone.cut_files(&manifest));
-                                return Ok(None);
-                            }
-                            return Err(Error::corrupt(format!(
-                                "{msg}; restore an earlier --time or use --ignore-errors"
-                            ))
-                            .with_code(Code::MismatchedHash));
-                        }
-                    }
-                }
-                Ok(Some(Fetched {
+                let want = match manifest.volumes.get(&n).and_then(|v| v.best_hash()) {
+                    Some(("SHA1", want)) => Some(want.to_string()),
+                    _ => None,
+                };
+                let mut fetched = Fetched {
                     number: n,
                     name,
                     stored,
-                }))
+                    verdict: Verdict::decided(Ok(())),
+                };
+                let Some(want) = want else {
+                    return Ok(Some((fetched, None)));
+                };
+                let path = fetched.stored.path();
+                // Opened now: the decoder may remove a downloaded volume before it is hashed.
+                let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+                if !ctx.ignore_errors {
+                    fetched.verdict = Arc::new(Verdict::default());
+                    return Ok(Some((fetched, Some((f, want)))));
+                }
+                match hash_mismatch(&mut f, path, &fetched.name, &want)? {
+                    None => Ok(Some((fetched, None))),
+                    Some(msg) => {
+                        crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
+                        let mut gone = Damage::default();
+                        gone.missing.push(n);
+                        cut.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(gone.cut_files(&manifest));
+                        Ok(None)
+                    }
+                }
             })();
-            let stop = result.is_err();
-            match result {
-                Ok(None) => continue,
-                Ok(Some(f)) => {
-                    if tx.send(Ok(f)).is_err() {
+            match fetched {
+                Ok(None) => {}
+                Ok(Some((fetched, check))) => {
+                    let verdict = fetched.verdict.clone();
+                    let name = fetched.name.clone();
+                    let path = fetched.stored.path().to_path_buf();
+                    if tx.send(Ok(fetched)).is_err() {
                         return;
+                    }
+                    if let Some((mut f, want)) = check {
+                        crate::failpoint::hit("volume-hash");
+                        verdict.decide(match hash_mismatch(&mut f, &path, &name, &want) {
+                            Ok(None) => Ok(()),
+                            Ok(Some(msg)) => Err(Error::corrupt(format!(
+                                "{msg}; restore an earlier --time or use --ignore-errors"
+                            ))
+                            .with_code(Code::MismatchedHash)),
+                            Err(e) => Err(e),
+                        });
                     }
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));
+                    return;
                 }
-            }
-            if stop {
-                return;
             }
         }
     });
     rx
+}
+
+/// A fetched volume's file, open, and the SHA1 its manifest gives, to check while it is
+/// decoded.
+type HashCheck = (File, String);
+
+/// The message for a volume whose SHA1 is not `want`, or `None` when it is.
+fn hash_mismatch(f: &mut File, path: &Path, name: &str, want: &str) -> Result<Option<String>> {
+    let got = codec::sha1_open(f, path)?;
+    Ok((!got.eq_ignore_ascii_case(want)).then(|| {
+        format!("volume {name} is corrupt: its SHA1 is {got} but the manifest says {want}")
+    }))
 }
 
 /// Replays the chain for `req` into `sink`; returns how many objects were produced.
@@ -668,6 +754,7 @@ pub fn replay(
     ctx.backend.prepare_download(&all_names)?;
     let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     let volumes_read = Arc::new((AtomicU64::new(0), all_names.len() as u64));
+    let verdicts: Verdicts = Arc::default();
     let depth = piece_depth(plans.len());
     thread::scope(|scope| {
         let mut streams: Vec<SetStream> = plans
@@ -684,6 +771,7 @@ pub fn replay(
                 pending: None,
                 multivol: None,
                 volumes_read: volumes_read.clone(),
+                verdicts: verdicts.clone(),
             })
             .collect();
         let mut guarded = SkipCut {
@@ -691,8 +779,139 @@ pub fn replay(
             cut: cut.clone(),
             tmp: &ctx.tempdir,
         };
-        merge(&mut streams, req, &mut guarded, ctx.ignore_errors)
+        let mut checked = AfterVerdicts {
+            inner: &mut guarded,
+            verdicts: verdicts.clone(),
+            verified: 0,
+            waiting: VecDeque::new(),
+        };
+        merge(&mut streams, req, &mut checked, ctx.ignore_errors).map_err(|e| checked.abandon(e))
     })
+}
+
+/// How many restored objects may wait for the verdicts of their volumes.
+const MAX_WAITING: usize = 4096;
+
+/// Hands restored objects on, in order, once every volume opened before each was complete
+/// has been found to have the hash its manifest gives; the objects of a volume whose hash
+/// is wrong are removed instead.
+struct AfterVerdicts<'a> {
+    inner: &'a mut dyn Sink,
+    verdicts: Verdicts,
+    /// How many of the verdicts, from the first, are known to be good.
+    verified: usize,
+    /// Objects in the order they came, each with how many verdicts it waits for.
+    waiting: VecDeque<(Restored, usize)>,
+}
+
+impl AfterVerdicts<'_> {
+    /// The verdict of the volume opened `k`-th.
+    fn verdict(&self, k: usize) -> Arc<Verdict> {
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner())[k].clone()
+    }
+
+    /// Counts the good verdicts decided so far, waiting for them up to the `until`-th;
+    /// fails with a volume's bad verdict.
+    fn check(&mut self, until: usize) -> Result<()> {
+        let opened = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        while self.verified < opened {
+            let v = self.verdict(self.verified);
+            match v.peek() {
+                Some(r) => r?,
+                None if self.verified < until => v.wait()?,
+                None => break,
+            }
+            self.verified += 1;
+        }
+        Ok(())
+    }
+
+    /// Hands on the objects whose volumes are all verified.
+    fn release(&mut self) -> Result<()> {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(_, w)| *w <= self.verified)
+        {
+            let (obj, _) = self.waiting.pop_front().expect("checked");
+            self.inner.put(obj)?;
+        }
+        Ok(())
+    }
+
+    /// After `e` stopped the restore: hands on what is verified and removes the rest; a
+    /// bad hash, the cause of most decoding errors, is the error reported.
+    fn abandon(&mut self, e: Error) -> Error {
+        let opened = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let e = match self.check(opened) {
+            Err(bad) => bad,
+            Ok(()) => e,
+        };
+        if let Err(e) = self.release() {
+            crate::log::warn(&e.to_string());
+        }
+        let mut removed = 0;
+        for (obj, _) in self.waiting.drain(..) {
+            if let Some(Content::Dest(d)) = obj.content {
+                let shown = d.shown().to_path_buf();
+                match d.remove() {
+                    Ok(()) => removed += 1,
+                    Err(_) => crate::log::warn(&format!(
+                        "{} was restored from a volume that was not verified and could not \
+                         be removed: delete it",
+                        shown.display()
+                    )),
+                }
+            }
+        }
+        if removed > 0 {
+            crate::log::warn(&format!(
+                "{removed} file(s) restored from volumes not verified were removed"
+            ));
+        }
+        e
+    }
+}
+
+impl Sink for AfterVerdicts<'_> {
+    fn create_content(&self, index: &[u8]) -> Result<(File, Content)> {
+        self.inner.create_content(index)
+    }
+
+    fn put(&mut self, obj: Restored) -> Result<()> {
+        let opened = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        self.waiting.push_back((obj, opened));
+        let until = if self.waiting.len() > MAX_WAITING {
+            self.waiting.front().map_or(0, |(_, w)| *w)
+        } else {
+            0
+        };
+        self.check(until)?;
+        self.release()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let opened = self
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        self.check(opened)?;
+        self.release()?;
+        self.inner.finish()
+    }
 }
 
 /// Files that missing or skipped volumes cut short (the fetchers add to it).
