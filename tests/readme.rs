@@ -1,8 +1,9 @@
-//! Runs the command examples of README.md's user guide as written, in order, as a reader
-//! would type them into one shell, and checks what they did.
+//! Runs the command examples of README.md's user guide and reference as written, in order,
+//! as a reader would type them into one shell, and checks what they did.
 //!
-//! The guide is the part of README.md between `<!-- examples:start -->` and
-//! `<!-- examples:end -->`. Each fenced block there says what it is:
+//! The examples are the part of README.md between `<!-- examples:start -->` and
+//! `<!-- examples:end -->` (everything before the developer sections). Each fenced block
+//! there says what it is:
 //! - `sh`: run with `bash -euo pipefail`; what it exports (`export -p`) is seen by the
 //!   next `sh` blocks, as in one terminal;
 //! - `crontab`: a `/etc/cron.d` file: `NAME=value` lines are the environment and each
@@ -25,7 +26,8 @@
 //! (all at once, in one pass):
 //! - paths: `/srv/`, `/mnt/`, `/tmp/` become `T/srv/`, `T/mnt/`, `T/tmp/`;
 //!   `/etc/ferrodup` and `/var/cache/ferrodup` become `T/etc/ferrodup` and
-//!   `T/var/cache/ferrodup`; `/usr/local/bin/ferrodup` becomes the linked binary;
+//!   `T/var/cache/ferrodup`; `/home/ann` becomes `T/ann`; `/usr/local/bin/ferrodup`
+//!   becomes the linked binary;
 //! - OVH Swift and PCA (Keystone v3): the auth URL `https://auth.cloud.ovh.net/v3`, the
 //!   user `user-AbCdEf123456`, the password `the-openstack-password`, the project
 //!   `1234567890123456` and the region `"GRA"` become those of the loopback Keystone, and
@@ -37,7 +39,8 @@
 //!   bucket `ferrodup-archive` a new bucket made for the run.
 //!
 //! Each of these strings must occur in the guide, and no `ovh.net` address may be left
-//! in what runs. The source `/srv/data` is the fixture tree plus `projects/notes.txt`.
+//! in what runs. The source `/srv/data` is the fixture tree plus `projects/notes.txt`;
+//! `/home/ann` is a small home folder for the selection example.
 
 mod common;
 
@@ -48,10 +51,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Commands the guide's examples run: 8 `sh` blocks, 1 cron line, 2 `ExecStart=` lines.
-const RUN: usize = 11;
-/// Blocks skipped with a reason: install, man page, completions, systemctl.
-const SKIPPED: usize = 4;
+/// Commands the examples run: 10 `sh` blocks, 1 cron line, 2 `ExecStart=` lines.
+const RUN: usize = 13;
+/// Blocks skipped with a reason: install, man page, completions, systemctl, S3 on AWS.
+const SKIPPED: usize = 5;
 
 /// What a fenced block of the guide is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -331,6 +334,18 @@ fn readme_examples_run_as_written() {
     make_fixture_tree(&source, 1, false);
     std::fs::create_dir(source.join("projects")).unwrap();
     std::fs::write(source.join("projects/notes.txt"), "notes to keep\n").unwrap();
+    let ann = t.join("ann");
+    for (file, text) in [
+        ("projects/web/index.html", "<p>home</p>\n"),
+        ("projects/web/.cache/page.bin", "cached\n"),
+        ("projects/old/.nobackup", ""),
+        ("projects/old/junk.txt", "junk\n"),
+        ("papers/thesis.pdf", "%PDF\n"),
+        ("music/song.mp3", "la la\n"),
+    ] {
+        std::fs::create_dir_all(ann.join(file).parent().unwrap()).unwrap();
+        std::fs::write(ann.join(file), text).unwrap();
+    }
 
     let hot = unique("readme-hot");
     let cold = unique("pca-readme-cold");
@@ -343,6 +358,7 @@ fn readme_examples_run_as_written() {
         ("/tmp/", format!("{root}/tmp/")),
         ("/etc/ferrodup", format!("{root}/etc/ferrodup")),
         ("/var/cache/ferrodup", format!("{root}/var/cache/ferrodup")),
+        ("/home/ann", format!("{root}/ann")),
         (
             "/usr/local/bin/ferrodup",
             format!("{}/ferrodup", bin.display()),
@@ -434,6 +450,28 @@ fn readme_examples_run_as_written() {
         "a manifest and a volume"
     );
     assert_eq!(names(&local, ".manifest.gpg"), 4, "1 full + 3 incrementals");
+
+    // Selection: only the web project comes back, without its cache.
+    let web = t.join("tmp/web");
+    assert_eq!(
+        std::fs::read_to_string(web.join("projects/web/index.html")).unwrap(),
+        "<p>home</p>\n"
+    );
+    for left_out in ["projects/web/.cache", "projects/old", "papers", "music"] {
+        assert!(!web.join(left_out).exists(), "{left_out} restored");
+    }
+    // The local multi:// example: names routed by prefix.
+    let fast = std::fs::read_dir(t.join("mnt/fast/backups")).unwrap();
+    let archive = std::fs::read_dir(t.join("mnt/archive/backups")).unwrap();
+    for (dir, prefix) in [(fast, "hot_"), (archive, "cold_")] {
+        let names: Vec<String> = dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.is_empty() && names.iter().all(|n| n.starts_with(prefix)),
+            "the {prefix} store holds {names:?}"
+        );
+    }
 
     // OVH hot/cold: the split by prefix, the PCA policy, the unsealing, the restore.
     assert_same_tree(
