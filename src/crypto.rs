@@ -293,6 +293,13 @@ impl Crypto {
         self.passphrase.is_some() || !self.keyring.secret.is_empty() || !self.is_symmetric()
     }
 
+    /// True when decrypting should work without asking anything: a passphrase for
+    /// symmetric encryption; a passphrase and a secret key at hand for public keys.
+    pub fn decrypts_unattended(&self) -> bool {
+        let passphrase = self.passphrase.as_deref().is_some_and(|p| !p.is_empty());
+        passphrase && (self.is_symmetric() || !self.keyring.secret.is_empty())
+    }
+
     /// True without recipients: the passphrase encrypts.
     pub fn is_symmetric(&self) -> bool {
         self.recipients.is_empty() && self.hidden_recipients.is_empty()

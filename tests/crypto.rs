@@ -965,3 +965,43 @@ fn passphrase_from_a_file_or_a_command() {
     assert_fails(&r, 23, &["PASSPHRASE_COMMAND", "failed"]);
     assert!(!w.join("out3").exists() && !w.join("out4").exists());
 }
+
+/// An incremental with a passphrase that does not decrypt the chain is refused, as
+/// duplicity refuses it (status 1): the last manifest on the target is read first, so no
+/// set that only another passphrase restores joins the chain. The right passphrase goes on.
+#[test]
+fn an_incremental_with_another_passphrase_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    std::fs::create_dir_all(w.join("src")).unwrap();
+    std::fs::write(w.join("src/a"), "first\n").unwrap();
+    let u = url(w);
+    let backup = |kind: &str, pass: &str| {
+        fd(
+            w,
+            &home,
+            Some(pass),
+            &[kind, "--archive-dir", "c", "src", &u],
+        )
+    };
+    backup("full", PASS).ok();
+    let stored = std::fs::read_dir(w.join("target")).unwrap().count();
+    std::fs::write(w.join("src/a"), "second\n").unwrap();
+    let r = backup("incremental", "not the passphrase");
+    assert_fails(
+        &r,
+        1,
+        &["manifest of the last backup", "passphrase of that chain"],
+    );
+    assert_eq!(std::fs::read_dir(w.join("target")).unwrap().count(), stored);
+    backup("incremental", PASS).ok();
+    fd(
+        w,
+        &home,
+        Some(PASS),
+        &["restore", "--archive-dir", "r", &u, "out"],
+    )
+    .ok();
+    assert_same_tree(&w.join("src"), &w.join("out"), "the chain restored");
+}

@@ -48,6 +48,10 @@ pub trait Backend: Send + Sync {
     fn prepare_download(&self, _names: &[String]) -> Result<()> {
         Ok(())
     }
+    /// True when reading `name` may first need a thaw of hours (a sealed archive).
+    fn is_cold(&self, _name: &str) -> bool {
+        false
+    }
     /// A description for messages (the URL without credentials).
     fn describe(&self) -> String;
     /// How long the storage asked to be left alone (`Retry-After` of a 429 or 503) after
@@ -437,6 +441,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         (**self).prepare_download(names)
+    }
+    fn is_cold(&self, name: &str) -> bool {
+        (**self).is_cold(name)
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -427,6 +427,11 @@ impl Backend for Multi {
         Ok(None)
     }
 
+    /// Cold when every store a read would try is.
+    fn is_cold(&self, name: &str) -> bool {
+        self.eligible(name).iter().all(|s| s.backend.is_cold(name))
+    }
+
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         for s in &self.stores {
             let held: BTreeSet<String> = match s.backend.list() {

@@ -91,6 +91,9 @@ impl<B: Backend> Backend for Retry<B> {
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         self.run("preparing downloads", || self.inner.prepare_download(names))
     }
+    fn is_cold(&self, name: &str) -> bool {
+        self.inner.is_cold(name)
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

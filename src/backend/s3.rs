@@ -788,6 +788,11 @@ impl Backend for S3 {
         Ok(self.head(name)?.map(|(len, _, _)| len))
     }
 
+    /// Volumes stored in an archive class (as this run would store them).
+    fn is_cold(&self, name: &str) -> bool {
+        name.contains(".difftar") && self.opts.volume_class.as_deref().is_some_and(is_cold)
+    }
+
     /// Asks S3 to restore every archived file the restore will read, all at once.
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         let mut asked = 0;

@@ -964,6 +964,11 @@ impl Backend for Swift {
         }
     }
 
+    /// PCA seals every object it stores.
+    fn is_cold(&self, _name: &str) -> bool {
+        self.pca
+    }
+
     /// PCA: asks the archive to unseal every sealed file the restore will read, all at
     /// once; `get` then waits for each as the restore reaches it.
     fn prepare_download(&self, names: &[String]) -> Result<()> {

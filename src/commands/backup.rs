@@ -233,9 +233,11 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
                     crate::format::time::to_string(chain.end())
                 )));
             }
+            let last = chain.incs.last().unwrap_or(&chain.full);
             if !opts.allow_source_mismatch {
-                check_source_match(ctx, chain.incs.last().unwrap_or(&chain.full), &opts.source)?;
+                check_source_match(ctx, last, &opts.source)?;
             }
+            check_last_manifest(ctx, last)?;
             check_chain_complete(ctx, chain)?;
             SetTimes::Inc(chain.end(), now)
         }
@@ -350,6 +352,52 @@ fn wait_past(t: i64) -> i64 {
         thread::sleep(std::time::Duration::from_millis(100));
     }
     crate::wall_clock()
+}
+
+/// As duplicity before an incremental: the last backup's manifest on the target must be
+/// readable (decrypted with the passphrase given) and equal to the archive dir's copy. A
+/// wrong passphrase stops here, instead of adding to the chain a set that no single
+/// passphrase restores. Skipped where it cannot be done unattended (public keys without
+/// their secret key, no passphrase) and on sealed archives, where a read waits for a thaw.
+fn check_last_manifest(ctx: &Context, set: &crate::collection::BackupSet) -> Result<()> {
+    let name = set.manifest.as_deref().expect("complete set");
+    let readable = ctx.crypto.as_ref().is_none_or(|c| c.decrypts_unattended());
+    if !readable || ctx.dry_run || ctx.backend.is_cold(name) {
+        return Ok(());
+    }
+    let tmp = ctx.temp_path("manifest")?;
+    ctx.backend.get(name, &tmp)?;
+    let mut remote = Vec::new();
+    ctx.open_stored(&tmp, name)
+        .and_then(|mut r| {
+            r.read_to_end(&mut remote)
+                .map_err(|e| Error::from_io(e).unwrap_or_else(|e| Error::corrupt(e.to_string())))
+        })
+        .map_err(|e| {
+            Error::input(format!(
+                "cannot read {name}, the manifest of the last backup, to add an incremental \
+                 to its chain ({e}): give the passphrase of that chain, or start a new chain \
+                 with full"
+            ))
+            // duplicity fails this check with its generic status.
+            .with_code(crate::error::Code::Generic)
+        })?;
+    let Some(local) = crate::cache::Cache::local_name(&ctx.prefixes, name)
+        .map(|l| ctx.cache.path(&l))
+        .filter(|p| p.exists())
+    else {
+        return Ok(());
+    };
+    let cached = std::fs::read(&local).map_err(|e| Error::io(&local, e))?;
+    if cached != remote {
+        return Err(Error::corrupt(format!(
+            "{name} on the target differs from its copy {} in the archive dir: one of them \
+             is damaged; check the target, or delete the archive dir's copy to trust the \
+             target",
+            local.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses to extend a chain that cannot be restored because a set misses volumes.
