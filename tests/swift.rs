@@ -550,7 +550,8 @@ fn segments_upload_in_parallel_and_a_retry_sends_only_the_failed_one() {
     let container = unique("slopar");
     let segments = format!("/{container}_segments/");
     proxy.add(rule("PUT", "/00000003", Fault::Status(503)));
-    proxy.add(rule("PUT", &segments, Fault::Delay(Duration::from_millis(400))).always());
+    // Long enough for the three uploads to overlap on a loaded machine.
+    proxy.add(rule("PUT", &segments, Fault::Delay(Duration::from_millis(1000))).always());
     let r = ureq::get(&s["SWIFT_V1_AUTH_URL"])
         .header("X-Auth-User", &s["SWIFT_V1_USER"])
         .header("X-Auth-Key", &s["SWIFT_V1_KEY"])
