@@ -15,6 +15,7 @@ pub mod failpoint;
 pub mod format;
 pub mod fsmeta;
 pub mod help;
+pub mod live;
 pub mod log;
 pub mod pargz;
 pub mod progress;

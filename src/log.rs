@@ -229,7 +229,9 @@ fn human(level: u8, text: &str) {
     };
     LAST_WAS_PROGRESS.store(false, Ordering::Relaxed);
     // Standard error that cannot be written (a closed pipe) is not a reason to stop.
-    let _ = io::stderr().write_all(line.as_bytes());
+    crate::live::above(|| {
+        let _ = io::stderr().write_all(line.as_bytes());
+    });
 }
 
 pub fn warn(msg: &str) {
@@ -354,7 +356,11 @@ fn write_stdout(buf: &[u8]) {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }
-    if let Err(e) = io::stdout().write_all(buf) {
+    if let Err(e) = crate::live::above(|| {
+        io::stdout()
+            .write_all(buf)
+            .and_then(|()| io::stdout().flush())
+    }) {
         let _ = stdout_error(e);
     }
 }

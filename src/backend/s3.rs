@@ -710,6 +710,7 @@ impl Backend for S3 {
                 200..=299 => {
                     super::save_body(&mut r, dest, &what)?;
                     if waited {
+                        crate::live::thawed();
                         crate::log::notice(&format!("{name} is restored and downloaded"));
                     }
                     return Ok(());
@@ -730,6 +731,7 @@ impl Backend for S3 {
                     if let Some((_, _, Restore::None)) = self.head(name)? {
                         self.request_restore(name)?;
                     }
+                    crate::live::next_check(wait);
                     crate::log::notice(&format!(
                         "{name} is archived; waiting for S3 to restore it (looking again in {} s)",
                         wait.as_secs()
@@ -805,6 +807,7 @@ impl Backend for S3 {
             }
         }
         if asked > 0 {
+            crate::live::thaw_asked(asked);
             crate::log::notice(&format!(
                 "asked {} to restore {asked} archived file(s) ({} tier, {} day(s)); the \
                  restore starts as they arrive",

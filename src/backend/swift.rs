@@ -834,6 +834,7 @@ impl Backend for Swift {
                 200..=299 => {
                     super::save_body(&mut r, dest, &what)?;
                     if waited {
+                        crate::live::thawed();
                         crate::log::notice(&format!("{name} is unsealed and downloaded"));
                     }
                     return Ok(());
@@ -847,6 +848,7 @@ impl Backend for Swift {
                 }
                 429 if self.pca => {
                     let wait = self.retry_after(&r);
+                    crate::live::next_check(wait);
                     crate::log::notice(&format!(
                         "{name} is sealed in the archive; unsealing, looking again in {} s",
                         wait.as_secs()
@@ -997,6 +999,7 @@ impl Backend for Swift {
             }
         }
         if sealed > 0 {
+            crate::live::thaw_asked(sealed);
             crate::log::notice(&format!(
                 "asked {} to unseal {sealed} file(s); the restore starts as they arrive",
                 self.describe()

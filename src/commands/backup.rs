@@ -261,6 +261,21 @@ pub fn run(ctx: &Context, opts: &BackupOptions) -> Result<u64> {
         )),
         _ => None,
     };
+    // duplicity's --progress lines replace the live line.
+    let live = match opts.progress {
+        None => crate::live::start(crate::live::Task::Backup),
+        Some(_) => None,
+    };
+    if live.is_some() {
+        // The size of the source, for the percentage and the ETA, found beside the backup.
+        let (source, copy_links, select) =
+            (opts.source.clone(), opts.copy_links, opts.select.clone());
+        thread::spawn(move || {
+            if let Ok(total) = source_bytes(&source, copy_links, &select) {
+                crate::live::set_total(total);
+            }
+        });
+    }
     if full {
         crate::log::notice("Starting full backup.");
     } else {
@@ -1442,11 +1457,13 @@ impl Engine<'_, '_> {
             let sig = p.signature.as_deref();
             if fsmeta::unchanged_file(&p.header, p.fine.as_ref(), sig, &e, &now_header) {
                 crate::progress::add_skipped(e.size);
+                crate::live::add_file();
                 self.stats.source_files += 1;
                 self.stats.source_size += e.stat_size;
                 return Ok(());
             }
         }
+        crate::live::add_file();
         self.stats.source_files += 1;
         self.stats.delta_entries += 1;
         if e.kind != EntryType::Regular {

@@ -115,9 +115,12 @@ struct LocalWriter<'a> {
 
 impl Write for LocalWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file
+        let n = self
+            .file
             .write(buf)
-            .map_err(|e| Error::io(self.path, e).into_io())
+            .map_err(|e| Error::io(self.path, e).into_io())?;
+        crate::live::add_written(n as u64);
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file
@@ -437,6 +440,7 @@ impl SetStream {
                     crate::log::debug(&format!("reading volume {} ({})", v.number, v.name));
                     let (read, total) = &*self.volumes_read;
                     let k = read.fetch_add(1, AtomicOrdering::Relaxed) + 1;
+                    crate::live::add_volume(Some(*total));
                     crate::log::log(
                         crate::log::INFO,
                         crate::log::info_code::PROGRESS,
@@ -839,6 +843,7 @@ impl AfterVerdicts<'_> {
         {
             let (obj, _) = self.waiting.pop_front().expect("checked");
             self.inner.put(obj)?;
+            crate::live::add_file();
         }
         Ok(())
     }
@@ -1483,6 +1488,8 @@ pub fn restore(
         ))
         .with_code(Code::RestorePathExists));
     }
+    let started = std::time::Instant::now();
+    let live = crate::live::start(crate::live::Task::Restore);
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
@@ -1519,6 +1526,13 @@ pub fn restore(
         ))
         .with_code(Code::RestorePathNotFound));
     }
+    drop(live);
+    crate::log::notice(&format!(
+        "Restore complete: {n} files and folders ({} of file data) written to {} in {:.1} s",
+        crate::live::size_text(crate::live::written()),
+        dest.display(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -1530,6 +1544,7 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
             local.display()
         )));
     }
+    let live = crate::live::start(crate::live::Task::Verify);
     let remote = ctx.backend.list()?;
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
@@ -1542,6 +1557,7 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
         req.select.as_ref().map(|f| f.select.clone()),
     );
     replay(ctx, &sets, req, &mut sink)?;
+    drop(live);
     crate::log::notice(&format!(
         "Verify complete: {} file(s) compared, {} difference(s) found.",
         sink.compared, sink.differences

@@ -241,6 +241,7 @@ impl<'s> Uploader<'s> {
                     }
                     stored += size;
                     crate::progress::add_stored(size);
+                    crate::live::add_volume(None);
                     // The control line carries the source bytes done so far, which
                     // deja-dup compares with the total of a --dry-run.
                     crate::log::log(
