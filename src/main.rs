@@ -17,6 +17,24 @@ fn print_and_exit(bytes: &[u8]) -> ! {
     std::process::exit(0)
 }
 
+/// A command-line error of clap's as one line: its message, then its tip or the possible
+/// values, and where the help is (not the usage block clap prints).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad command line");
+    let mut parts = vec![first.trim_start_matches("error: ").to_string()];
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip: ") {
+            parts.push(tip.to_string());
+        } else if l.starts_with("[possible values") {
+            parts.push(l.trim_matches(['[', ']']).to_string());
+        }
+    }
+    parts.push("see ferrodup --help".to_string());
+    parts.join("; ")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(req) = ferrodup::help::request(&args) {
@@ -33,15 +51,14 @@ fn main() {
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, selection_options(&m))));
     let (cli, select) = match parsed {
         Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(0);
+        }
         Err(e) => {
             // duplicity 3.2.1 reports argparse's errors as its own command-line errors.
-            let code = if e.use_stderr() {
-                Code::UserError as i32
-            } else {
-                0
-            };
-            let _ = e.print();
-            std::process::exit(code);
+            ferrodup::log::fatal(Code::UserError as i32, &one_line(&e));
+            std::process::exit(Code::UserError as i32);
         }
     };
     if cli.help {

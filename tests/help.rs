@@ -261,3 +261,30 @@ fn every_help_example_runs_as_written() {
         "hot: {hot:?}, cold: {cold:?}"
     );
 }
+
+/// Command-line errors found while parsing are one `ferrodup:` line too, with clap's tip or
+/// the possible values, and status 23 as duplicity's.
+#[test]
+fn command_line_errors_are_one_line() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    for (args, words) in [
+        (
+            &["--volsise", "3", "full", "src", "file:///x"][..],
+            &["unexpected argument '--volsise'", "--volsize", "--help"][..],
+        ),
+        (
+            &["--volsize", "abc", "full", "src", "file:///x"],
+            &["invalid value 'abc'", "--volsize"],
+        ),
+        (
+            &["--completion", "tcsh"],
+            &["'tcsh'", "possible values: bash"],
+        ),
+        (&["restore", "--time"], &["a value is required for '--time"]),
+    ] {
+        let r = ferrodup(w, args);
+        assert_fails(&r, 23, words);
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.stderr());
+    }
+}
