@@ -254,7 +254,8 @@ fn remove_older_than_and_keep_n_full() {
     .ok();
     assert!(r.stdout().contains("--force"), "{}", r.stdout());
     assert_eq!(count(w, ".manifest"), 5);
-    ferrodup(
+    let before = names(w).len();
+    let r = ferrodup(
         w,
         &[
             &["remove-older-than", "20240103T000000Z", "--force"][..],
@@ -265,6 +266,8 @@ fn remove_older_than_and_keep_n_full() {
     )
     .ok();
     assert_eq!(count(w, ".manifest"), 3);
+    let summary = format!("Deleted {} file(s) from file://", before - names(w).len());
+    assert!(r.stderr().contains(&summary), "{}", r.stderr());
     assert_eq!(count(w, "20240101T120000Z"), 0, "{:?}", names(w));
     // Incrementals of older chains only.
     ferrodup(

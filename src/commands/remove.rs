@@ -8,18 +8,26 @@ use crate::format::naming::{Kind, SetTimes};
 use crate::format::time::pretty;
 use std::collections::BTreeSet;
 
+/// Deletes `remote` from the target and `local` from the archive dir, then says how many.
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
     for name in remote {
         crate::failpoint::hit("remove-delete");
         ctx.backend.delete(name)?;
     }
+    let mut removed = 0;
     for name in local {
         crate::failpoint::hit("remove-delete");
         let p = ctx.cache.path(name);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            removed += 1;
         }
     }
+    crate::log::notice(&format!(
+        "Deleted {} file(s) from {} and {removed} from the archive dir",
+        remote.len(),
+        ctx.backend.describe()
+    ));
     Ok(())
 }
 
