@@ -181,30 +181,14 @@ fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
     Ok(())
 }
 
-/// The commands, as duplicity names them.
-const COMMANDS: &[&str] = &[
-    "full",
-    "incremental",
-    "backup",
-    "restore",
-    "verify",
-    "collection-status",
-    "list-current-files",
-    "cleanup",
-    "remove-older-than",
-    "remove-all-but-n-full",
-    "remove-all-inc-of-but-n-full",
-];
-
 /// For a first argument that is neither a command nor an existing path (so not a folder
 /// to back up): the command it looks like a typo of, or where the help is.
 fn command_hint(word: &str) -> Option<String> {
     if word == "help" {
         return Some("help: the commands and options are shown by `ferrodup --help`".to_string());
     }
-    let (best, distance) = COMMANDS
-        .iter()
-        .map(|c| (*c, strsim::damerau_levenshtein(word, c)))
+    let (best, distance) = crate::help::command_names()
+        .map(|c| (c, strsim::damerau_levenshtein(word, c)))
         .min_by_key(|(_, d)| *d)?;
     (word.len() >= 3 && distance <= 2).then(|| {
         format!(

@@ -371,11 +371,7 @@ pub fn command() -> Command {
         .after_long_help(format!(
             "{EXAMPLES}\n\n{URLS}\n\n{ENVIRONMENT}\n\nCommands: {}.\nHelp on a command: \
              ferrodup help COMMAND, ferrodup COMMAND --help, or --help-COMMAND.",
-            TOPICS
-                .iter()
-                .map(|t| t.names[0])
-                .collect::<Vec<_>>()
-                .join(", ")
+            command_names().collect::<Vec<_>>().join(", ")
         ));
     for (heading, ids) in GROUPS {
         for id in *ids {
@@ -397,6 +393,11 @@ pub enum Request {
     Urls,
     /// `ferrodup help WORD` with a word that is no topic.
     Unknown(String),
+}
+
+/// The commands, as duplicity names them.
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    TOPICS.iter().map(|t| t.names[0])
 }
 
 fn topic(word: &str) -> Option<usize> {
@@ -446,7 +447,7 @@ pub fn render(req: &Request) -> Result<String, String> {
         Request::Urls => format!("{URLS}\n"),
         Request::Command(i) => command_help(&TOPICS[*i]),
         Request::Unknown(w) => {
-            let names: Vec<&str> = TOPICS.iter().map(|t| t.names[0]).collect();
+            let names: Vec<&str> = command_names().collect();
             return Err(format!(
                 "no help on {w:?}: ask for one of {}, or urls",
                 names.join(", ")

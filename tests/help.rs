@@ -125,19 +125,7 @@ fn the_man_page_and_the_completions_list_every_option() {
 /// its `\` line continuations.
 fn help_examples() -> Vec<String> {
     let mut texts = vec![stdout_of(&["--help"])];
-    for command in [
-        "full",
-        "incremental",
-        "backup",
-        "restore",
-        "verify",
-        "collection-status",
-        "list-current-files",
-        "cleanup",
-        "remove-older-than",
-        "remove-all-but-n-full",
-        "remove-all-inc-of-but-n-full",
-    ] {
+    for command in ferrodup::help::command_names() {
         texts.push(stdout_of(&["help", command]));
     }
     let mut examples: Vec<String> = Vec::new();

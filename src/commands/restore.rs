@@ -809,6 +809,14 @@ struct AfterVerdicts<'a> {
 }
 
 impl AfterVerdicts<'_> {
+    /// How many volumes were opened so far.
+    fn opened(&self) -> usize {
+        self.verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// The verdict of the volume opened `k`-th.
     fn verdict(&self, k: usize) -> Arc<Verdict> {
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner())[k].clone()
@@ -817,11 +825,7 @@ impl AfterVerdicts<'_> {
     /// Counts the good verdicts decided so far, waiting for them up to the `until`-th;
     /// fails with a volume's bad verdict.
     fn check(&mut self, until: usize) -> Result<()> {
-        let opened = self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
+        let opened = self.opened();
         while self.verified < opened {
             let v = self.verdict(self.verified);
             match v.peek() {
@@ -851,11 +855,7 @@ impl AfterVerdicts<'_> {
     /// After `e` stopped the restore: hands on what is verified and removes the rest; a
     /// bad hash, the cause of most decoding errors, is the error reported.
     fn abandon(&mut self, e: Error) -> Error {
-        let opened = self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
+        let opened = self.opened();
         let e = match self.check(opened) {
             Err(bad) => bad,
             Ok(()) => e,
@@ -892,11 +892,7 @@ impl Sink for AfterVerdicts<'_> {
     }
 
     fn put(&mut self, obj: Restored) -> Result<()> {
-        let opened = self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
+        let opened = self.opened();
         self.waiting.push_back((obj, opened));
         let until = if self.waiting.len() > MAX_WAITING {
             self.waiting.front().map_or(0, |(_, w)| *w)
@@ -908,11 +904,7 @@ impl Sink for AfterVerdicts<'_> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let opened = self
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
+        let opened = self.opened();
         self.check(opened)?;
         self.release()?;
         self.inner.finish()
