@@ -3,7 +3,7 @@
 use crate::crypto::{Crypto, PgpWriter};
 use crate::error::{Error, Kind, Result};
 use crate::format::naming::Wrapping;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use sha1::{Digest, Sha1};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -33,6 +33,8 @@ pub fn open_stored(
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let r = BufReader::with_capacity(READ_BUF, f);
     if name.ends_with(".gz") || name.ends_with(".z") {
+        // The decoder reads this buffer itself (flate2's `read` decoder would copy it into
+        // a second one).
         Ok(Box::new(MultiGzDecoder::new(r)))
     } else {
         Ok(Box::new(r))
