@@ -397,10 +397,7 @@ fn check_last_manifest(ctx: &Context, set: &crate::collection::BackupSet) -> Res
             // duplicity fails this check with its generic status.
             .with_code(crate::error::Code::Generic)
         })?;
-    let Some(local) = crate::cache::Cache::local_name(&ctx.prefixes, name)
-        .map(|l| ctx.cache.path(&l))
-        .filter(|p| p.exists())
-    else {
+    let Some(local) = ctx.cached_copy(name) else {
         return Ok(());
     };
     let cached = std::fs::read(&local).map_err(|e| Error::io(&local, e))?;

@@ -53,9 +53,7 @@ pub fn run(ctx: &Context, time: i64, select: Option<&PathFilter>) -> Result<()> 
     let names = chain.files_until(time);
     let mut files = Vec::new();
     for name in names {
-        let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
-            .map(|l| ctx.cache.path(&l))
-            .filter(|p| p.exists());
+        let local = ctx.cached_copy(name);
         let reader = match local {
             Some(p) => {
                 let lname = p

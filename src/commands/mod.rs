@@ -99,6 +99,14 @@ impl Context {
         }
     }
 
+    /// The archive dir's copy of the remote manifest or signature file `remote`, when
+    /// there is one.
+    pub fn cached_copy(&self, remote: &str) -> Option<std::path::PathBuf> {
+        crate::cache::Cache::local_name(&self.prefixes, remote)
+            .map(|l| self.cache.path(&l))
+            .filter(|p| p.exists())
+    }
+
     /// Opens a file downloaded from the target, unwrapping it by its name.
     pub fn open_stored(
         &self,

@@ -163,9 +163,7 @@ pub fn read_manifest(ctx: &Context, set: &BackupSet) -> Result<Manifest> {
 /// Reads the manifest `name` (the archive dir's copy if there is one), with its list of
 /// changed files if `filelist`.
 pub fn read_manifest_named(ctx: &Context, name: &str, filelist: bool) -> Result<Manifest> {
-    let local = crate::cache::Cache::local_name(&ctx.prefixes, name)
-        .map(|l| ctx.cache.path(&l))
-        .filter(|p| p.exists());
+    let local = ctx.cached_copy(name);
     let (reader, shown): (Box<dyn Read + Send>, String) = match local {
         Some(p) => (
             Box::new(File::open(&p).map_err(|e| Error::io(&p, e))?),
