@@ -107,7 +107,7 @@ impl Drop for Guard {
             let _ = h.join();
         }
         ACTIVE.store(false, Ordering::Relaxed);
-        erase();
+        drop(erase());
     }
 }
 
@@ -300,7 +300,8 @@ fn draw(line: &str) {
     }
 }
 
-fn erase() {
+/// Erases the line if it is on the screen; returns the lock, which keeps it off.
+fn erase() -> std::sync::MutexGuard<'static, bool> {
     let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
     if *shown {
         let mut err = std::io::stderr().lock();
@@ -308,6 +309,7 @@ fn erase() {
         let _ = err.flush();
         *shown = false;
     }
+    shown
 }
 
 /// Runs `write` (output to the terminal) with the line erased first and kept off the
@@ -316,13 +318,7 @@ pub fn above<T>(write: impl FnOnce() -> T) -> T {
     if !ACTIVE.load(Ordering::Relaxed) {
         return write();
     }
-    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if *shown {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(b"\r\x1b[K");
-        let _ = err.flush();
-        *shown = false;
-    }
+    let _off = erase();
     write()
 }
 
