@@ -330,7 +330,9 @@ fn serve(
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("").to_string();
     let fault = script.lock().unwrap().pick(&method, &target);
-    let _counted = InFlight::new(script, &method);
+    // Counted until just before the answer goes out: once the client has it, it may start
+    // its next request, which must not find this one still counted.
+    let counted = InFlight::new(script, &method);
     let answer = |out: &mut TcpStream, status: u16, retry_after: Option<u64>| {
         let text = format!("fault injected by the test proxy: HTTP {status}\n");
         let text = if method == "HEAD" { "" } else { text.as_str() };
@@ -346,9 +348,16 @@ fn serve(
         out.write_all(msg.as_bytes())
     };
     match &fault {
-        Some(Fault::Status(s)) => return answer(&mut out, *s, None),
-        Some(Fault::RetryAfter(s, secs)) => return answer(&mut out, *s, Some(*secs)),
+        Some(Fault::Status(s)) => {
+            drop(counted);
+            return answer(&mut out, *s, None);
+        }
+        Some(Fault::RetryAfter(s, secs)) => {
+            drop(counted);
+            return answer(&mut out, *s, Some(*secs));
+        }
         Some(Fault::Reset) => {
+            drop(counted);
             reset(&conn);
             return Ok(());
         }
@@ -368,6 +377,7 @@ fn serve(
     } else {
         read_body(&mut up, &rhead, true)?
     };
+    drop(counted);
     out.write_all(&closing(&rhead))?;
     match fault {
         Some(Fault::Truncate) => {
