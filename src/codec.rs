@@ -3,7 +3,6 @@
 use crate::crypto::{Crypto, PgpWriter};
 use crate::error::{Error, Kind, Result};
 use crate::format::naming::Wrapping;
-use flate2::bufread::MultiGzDecoder;
 use sha1::{Digest, Sha1};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -33,9 +32,7 @@ pub fn open_stored(
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let r = BufReader::with_capacity(READ_BUF, f);
     if name.ends_with(".gz") || name.ends_with(".z") {
-        // The decoder reads this buffer itself (flate2's `read` decoder would copy it into
-        // a second one).
-        Ok(Box::new(MultiGzDecoder::new(r)))
+        Ok(Box::new(crate::pargz::Gunzip::new(r)))
     } else {
         Ok(Box::new(r))
     }
@@ -154,7 +151,7 @@ impl Read for Source<'_> {
 }
 
 /// Writes everything `input` yields into `dest`, wrapped as `wrap` (gzip is made on every
-/// core, level 6 with no file name, as Python's `GzipFile` writes it); returns the size.
+/// core, one member per 1 MiB with no file name); returns the size.
 /// Input that cannot be decrypted, decompressed or verified is corrupt backup data;
 /// failures to write `dest` are local errors.
 pub fn store(

@@ -104,7 +104,7 @@ fn small_tree(root: &Path, state: u32) {
 /// The member names of a gzip'd tar file, in order.
 fn tar_names(path: &Path) -> Vec<String> {
     let mut data = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_end(&mut data)
         .unwrap();
     let mut names = Vec::new();

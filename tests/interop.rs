@@ -126,6 +126,24 @@ fn check_duplicity_reads(work: &Path, states: &[(i64, PathBuf)], extra: &[&str])
         "{}",
         v.stdout()
     );
+
+    // gzip(1) takes every gzip file too: ferrodup writes one member per 1 MiB of data.
+    let mut gzipped = 0;
+    for e in std::fs::read_dir(work.join("target")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "gz") {
+            let out = std::process::Command::new("gzip")
+                .arg("-t")
+                .arg(&p)
+                .output()
+                .expect("gzip runs (apt install gzip)");
+            assert!(out.status.success(), "gzip -t {}: {out:?}", p.display());
+            gzipped += 1;
+        }
+    }
+    if !extra.contains(&"--no-compression") {
+        assert!(gzipped >= 8, "volumes and signature files: {gzipped}");
+    }
 }
 
 /// Paths of `list-current-files` output lines (`Www Mmm dd hh:mm:ss yyyy path`), sorted.

@@ -1028,10 +1028,7 @@ impl VolumeWriter<'_, '_> {
             Wrapping::Gzip => {
                 let out = HashCount::create(&path)?;
                 let mtime = crate::wall_clock() as u32;
-                Sink::Gzip(
-                    ParGz::new(pool, out, mtime, Some(self.ratio.clone()))
-                        .map_err(|e| Error::io(&path, e))?,
-                )
+                Sink::Gzip(ParGz::new(pool, out, mtime, Some(self.ratio.clone())))
             }
             Wrapping::Gpg => {
                 let c = self.ctx.crypto.as_ref();
