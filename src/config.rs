@@ -44,6 +44,11 @@ pub enum Command {
     List {
         url: String,
     },
+    /// `check URL`: every volume, manifest and signature file is in place, from listings,
+    /// without reading cold storage.
+    Check {
+        url: String,
+    },
     Cleanup {
         url: String,
     },
@@ -69,6 +74,7 @@ impl Command {
             | Command::Verify { url, .. }
             | Command::Status { url }
             | Command::List { url }
+            | Command::Check { url }
             | Command::Cleanup { url }
             | Command::RemoveOlderThan { url, .. }
             | Command::RemoveAllButN { url, .. } => url,
@@ -252,6 +258,9 @@ fn parse_command(args: &[String], now: i64) -> Result<Command> {
         },
         "list-current-files" | "ls" => Command::List {
             url: one("list-current-files URL")?,
+        },
+        "check" => Command::Check {
+            url: one("check URL")?,
         },
         "cleanup" | "cl" => Command::Cleanup {
             url: one("cleanup URL")?,

@@ -326,6 +326,17 @@ const TOPICS: &[Topic] = &[
         groups: READ_GROUPS,
     },
     Topic {
+        names: &["check"],
+        usage: "ferrodup [OPTIONS] check URL",
+        about: "Check, without reading or thawing cold storage, that every volume of every \
+                chain at URL is in each store that must hold it, with the size its manifest \
+                gives and, where the store lists MD5s (Swift, PCA, S3), the same content; \
+                and that the manifests and the signature files on hot storage read. \
+                Exit status 1 if anything is wrong.",
+        examples: &["ferrodup check file:///mnt/backups/data"],
+        groups: READ_GROUPS,
+    },
+    Topic {
         names: &["cleanup", "cl"],
         usage: "ferrodup [OPTIONS] cleanup URL",
         about: "Delete what failed backups left at URL and in the archive dir (with --force; \

@@ -850,3 +850,69 @@ fn files_restored_from_a_volume_with_a_bad_hash_are_removed() {
         );
     }
 }
+
+/// `check` on a local target: sizes (recorded in the manifests) and presence of every
+/// volume of both sets, and every signature file read through; a removed volume, a cut one
+/// and a damaged signature file are each named, with exit status 1.
+#[test]
+fn check_finds_missing_and_cut_volumes_and_unreadable_signatures() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    big_source(w);
+    backup(w, "full", T1, &["--volsize", "1"]).ok();
+    edits::state3(&w.join("src"), T2 - 60);
+    backup(w, "incremental", T2, &[]).ok();
+    let check = |w: &Path| {
+        ferrodup(
+            w,
+            &[
+                "check",
+                "--no-encryption",
+                "--archive-dir",
+                "cache",
+                "--name",
+                "n",
+                &url(w),
+            ],
+        )
+    };
+    let r = check(w).ok();
+    let vols = names(w).iter().filter(|n| n.contains(".difftar")).count();
+    assert!(vols >= 5, "{:?}", names(w));
+    assert!(
+        r.stderr().contains(&format!(
+            "Check complete: {vols} volume(s) in 1 chain(s) on {} (0 by content, the others \
+             by size and presence), 2 manifest(s), 2 signature file(s); 0 problem(s) found.",
+            url(w)
+        )),
+        "{}",
+        r.stderr()
+    );
+    let target = w.join("target");
+    let name = |pat: &str| names(w).into_iter().find(|n| n.contains(pat)).unwrap();
+    std::fs::remove_file(target.join(name(".vol2.difftar"))).unwrap();
+    let vol3 = name(".vol3.difftar");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(target.join(&vol3))
+        .unwrap();
+    f.set_len(1000).unwrap();
+    let sig = name("new-signatures");
+    let mut data = std::fs::read(target.join(&sig)).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(target.join(&sig), data).unwrap();
+    let r = check(w);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(
+        err.contains(".vol2.difftar.gz (volume 2 of duplicity-full."),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{vol3} on {} has 1000 bytes", url(w))),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{sig} cannot be read")), "{err}");
+    assert!(err.contains("3 problem(s) found"), "{err}");
+}

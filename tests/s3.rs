@@ -253,6 +253,89 @@ fn deep_archive_volumes_are_restored_before_reading() {
     assert!(err.contains("is restored and downloaded"), "{err}");
 }
 
+/// `check` on DEEP_ARCHIVE volumes: one listing compares every volume by size and MD5
+/// (the ETag), with no GET or restore request for any of them (counted at a proxy in
+/// front of the server); a deleted and a replaced volume are named.
+#[test]
+fn check_compares_archived_volumes_from_the_listing_alone() {
+    let s = service_env("s3");
+    let env = creds(&s);
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    let url = format!("s3://{bucket}/host");
+    make_fixture_tree(&w.join("src"), 1, true);
+    let proxy = common::proxy::Proxy::start(&endpoint);
+    let with = |args: &[&str]| {
+        let mut a = vec!["--s3-endpoint-url", proxy.url.as_str(), "--no-encryption"];
+        a.extend_from_slice(args);
+        fd(w, &env, &a)
+    };
+    with(&[
+        "full",
+        "--volsize",
+        "1",
+        "--s3-use-deep-archive",
+        "--archive-dir",
+        "c",
+        "src",
+        &url,
+    ])
+    .ok();
+    let volumes: Vec<String> = boto3(
+        &s,
+        &bucket,
+        "for o in s3.list_objects_v2(Bucket=bucket)['Contents']:\n    print(o['Key'])",
+    )
+    .lines()
+    .filter(|k| k.contains(".difftar"))
+    .map(str::to_string)
+    .collect();
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    let before = proxy.log().len();
+    let r = with(&["check", "--archive-dir", "fresh", &url]).ok();
+    let err = r.stderr();
+    let n = volumes.len();
+    assert!(err.contains(&format!("({n} by content")), "{err}");
+    assert!(err.contains("0 problem(s) found"), "{err}");
+    let requests = proxy.log()[before..].to_vec();
+    assert!(
+        !requests
+            .iter()
+            .any(|l| l.contains(".difftar") || l.contains("restore")),
+        "no request named a volume: {requests:?}"
+    );
+    // One volume deleted, one replaced by other bytes of the same length.
+    let (gone, other) = (&volumes[0], &volumes[1]);
+    boto3(
+        &s,
+        &bucket,
+        &format!(
+            "s3.delete_object(Bucket=bucket, Key='{gone}')\n\
+             n = s3.head_object(Bucket=bucket, Key='{other}')['ContentLength']\n\
+             s3.put_object(Bucket=bucket, Key='{other}', Body=b'x' * n, StorageClass='DEEP_ARCHIVE')"
+        ),
+    );
+    let r = with(&["check", "--archive-dir", "c", &url]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    let short = |k: &str| k.trim_start_matches("host/").to_string();
+    assert!(
+        err.contains(&format!("{} (volume 1 of ", short(gone)))
+            && err.contains("is missing from s3://"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{} on s3://{bucket}/host has other content",
+            short(other)
+        )),
+        "{err}"
+    );
+    assert!(err.contains("2 problem(s) found"), "{err}");
+}
+
 #[test]
 fn s3_errors_are_one_clear_line() {
     let s = service_env("s3");

@@ -42,41 +42,30 @@ fn creds(s: &HashMap<String, String>, var: &str, v3: bool) -> Vec<(String, Strin
     out
 }
 
+/// python-swiftclient's `swift`, logged in to the tempauth account.
+fn swift_cli(s: &HashMap<String, String>) -> Command {
+    let mut c = Command::new("swift");
+    c.args([
+        "-A",
+        &s["SWIFT_V1_AUTH_URL"],
+        "-U",
+        &s["SWIFT_V1_USER"],
+        "-K",
+        &s["SWIFT_V1_KEY"],
+    ]);
+    c
+}
+
 /// Object names in a container of the tempauth account, listed by python-swiftclient.
 fn swift_list(s: &HashMap<String, String>, container: &str) -> Vec<String> {
-    let out = run(
-        Command::new("swift")
-            .args([
-                "-A",
-                &s["SWIFT_V1_AUTH_URL"],
-                "-U",
-                &s["SWIFT_V1_USER"],
-                "-K",
-                &s["SWIFT_V1_KEY"],
-            ])
-            .args(["list", container]),
-        "swift list",
-    )
-    .ok();
+    let out = run(swift_cli(s).args(["list", container]), "swift list").ok();
     out.stdout().lines().map(str::to_string).collect()
 }
 
 fn swift_stat(s: &HashMap<String, String>, container: &str) -> String {
-    run(
-        Command::new("swift")
-            .args([
-                "-A",
-                &s["SWIFT_V1_AUTH_URL"],
-                "-U",
-                &s["SWIFT_V1_USER"],
-                "-K",
-                &s["SWIFT_V1_KEY"],
-            ])
-            .args(["stat", container]),
-        "swift stat",
-    )
-    .ok()
-    .stdout()
+    run(swift_cli(s).args(["stat", container]), "swift stat")
+        .ok()
+        .stdout()
 }
 
 #[test]
@@ -140,6 +129,27 @@ fn swift_keystone_v3_and_tempauth_round_trip_with_duplicity() {
         &w.join("by-duplicity"),
         "duplicity restore from swift:// (v3)",
     );
+    // What duplicity read: manifests with each volume's MD5 and size beside its SHA1
+    // (duplicity keeps every Hash line, checks SHA1 and skips Size).
+    let cache = std::fs::read_dir(w.join("c"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifests: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".manifest"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(manifests.len(), 2);
+    for m in &manifests {
+        assert!(
+            m.contains("    Hash SHA1 ") && m.contains("    Hash MD5 ") && m.contains("    Size "),
+            "{m}"
+        );
+    }
     fd(
         w,
         &v3,
@@ -341,13 +351,24 @@ fn pca_restore_asks_for_every_volume_at_once_and_waits_for_each() {
     );
 }
 
-/// The flagship setup: manifests and signatures on Swift, volumes on PCA, through one
-/// multi:// config whose stores carry their own credentials.
-#[test]
-fn hot_swift_cold_pca_multi_with_per_store_credentials() {
-    let s = services();
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
+/// The flagship setup's multi:// target in `w`: manifests and signatures (`hot_`) on a
+/// Swift container, volumes (`cold_`) on a PCA one, each store with its own credentials.
+struct Flagship {
+    url: String,
+    hot: String,
+    cold: String,
+}
+
+const FLAGSHIP_PREFIXES: [&str; 6] = [
+    "--file-prefix-manifest",
+    "hot_",
+    "--file-prefix-signature",
+    "hot_",
+    "--file-prefix-archive",
+    "cold_",
+];
+
+fn flagship(w: &std::path::Path, s: &HashMap<String, String>) -> Flagship {
     let env_json = |creds: Vec<(String, String)>| {
         creds
             .iter()
@@ -362,26 +383,158 @@ fn hot_swift_cold_pca_multi_with_per_store_credentials() {
         format!(
             r#"[ {{"url": "swift://{hot}", "description": "hot", "prefixes": ["hot_"], "env": [{}]}},
                  {{"url": "pca://{cold}", "description": "cold", "prefixes": ["cold_"], "env": [{}]}} ]"#,
-            env_json(creds(&s, "SWIFT_", false)),
-            env_json(creds(&s, "PCA_", false))
+            env_json(creds(s, "SWIFT_", false)),
+            env_json(creds(s, "PCA_", false))
         ),
     )
     .unwrap();
-    let url = format!("multi://{}?mode=mirror&onfail=abort", config.display());
-    let prefixes = [
-        "--file-prefix-manifest",
-        "hot_",
-        "--file-prefix-signature",
-        "hot_",
-        "--file-prefix-archive",
-        "cold_",
-    ];
-    let none: Vec<(String, String)> = Vec::new();
-    let run_fd = |args: &[&str]| {
-        let mut a: Vec<&str> = prefixes.to_vec();
-        a.extend_from_slice(args);
-        fd(w, &none, &a).ok()
+    Flagship {
+        url: format!("multi://{}?mode=mirror&onfail=abort", config.display()),
+        hot,
+        cold,
+    }
+}
+
+/// ferrodup with the flagship's prefixes; the stores' credentials are in the config.
+fn flagship_run(w: &std::path::Path, args: &[&str]) -> Run {
+    let mut a: Vec<&str> = FLAGSHIP_PREFIXES.to_vec();
+    a.extend_from_slice(args);
+    fd(w, &[], &a)
+}
+
+/// The headers `swift stat` shows for one object.
+fn swift_stat_object(s: &HashMap<String, String>, container: &str, object: &str) -> String {
+    run(swift_cli(s).args(["stat", container, object]), "swift stat")
+        .ok()
+        .stdout()
+}
+
+/// Deletes `object` from `container` with python-swiftclient.
+fn swift_delete(s: &HashMap<String, String>, container: &str, object: &str) {
+    run(
+        swift_cli(s).args(["delete", container, object]),
+        "swift delete",
+    )
+    .ok();
+}
+
+/// Stores `data` as `object` in `container` with python-swiftclient.
+fn swift_put(s: &HashMap<String, String>, container: &str, object: &str, data: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("data");
+    std::fs::write(&f, data).unwrap();
+    run(
+        swift_cli(s).current_dir(dir.path()).args([
+            "upload",
+            "--object-name",
+            object,
+            container,
+            "data",
+        ]),
+        "swift upload",
+    )
+    .ok();
+}
+
+/// `check` on the flagship setup: every cold volume is compared by size and MD5 from the
+/// PCA listing and stays sealed (no GET, which would start an unseal); a deleted, a
+/// replaced and a shortened volume are each named.
+#[test]
+fn check_reads_no_cold_object_and_finds_missing_replaced_and_resized_volumes() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let Flagship { url, hot, cold } = flagship(w, &s);
+    make_fixture_tree(&w.join("src"), 1, true);
+    flagship_run(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let volumes: Vec<String> = swift_list(&s, &cold);
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    assert_eq!(swift_list(&s, &hot).len(), 2);
+    // From a fresh archive dir (manifests read from Swift) and from the backup's own.
+    for cache in ["fresh", "c"] {
+        let r = flagship_run(
+            w,
+            &["check", "--no-encryption", "--archive-dir", cache, &url],
+        )
+        .ok();
+        let err = r.stderr();
+        let n = volumes.len();
+        assert!(err.contains("0 problem(s) found"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{n} volume(s) in 1 chain(s) on hot (swift://{hot}), cold (pca://{cold}) \
+                 ({n} by content"
+            )),
+            "{err}"
+        );
+    }
+    for v in &volumes {
+        let stat = swift_stat_object(&s, &cold, v);
+        assert!(
+            stat.contains("X-Ovh-Retrieval-State: sealed"),
+            "{v} was read: {stat}"
+        );
+    }
+    // Damage three volumes behind ferrodup's back.
+    swift_delete(&s, &cold, &volumes[0]);
+    let size = |v: &str| -> usize {
+        let stat = swift_stat_object(&s, &cold, v);
+        let line = stat
+            .lines()
+            .find(|l| l.contains("Content Length:"))
+            .unwrap();
+        line.split(':').nth(1).unwrap().trim().parse().unwrap()
     };
+    let n1 = size(&volumes[1]);
+    swift_put(&s, &cold, &volumes[1], &vec![7u8; n1]);
+    swift_put(&s, &cold, &volumes[2], b"short");
+    let r = flagship_run(w, &["check", "--no-encryption", "--archive-dir", "c", &url]);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!("{} (volume 1 of hot_", volumes[0]))
+            && err.contains(") is missing from cold (pca://"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{} on cold (pca://{cold}) has other content",
+            volumes[1]
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{} on cold (pca://{cold}) has 5 bytes, its manifest says",
+            volumes[2]
+        )),
+        "{err}"
+    );
+    assert!(err.contains("3 problem(s) found"), "{err}");
+}
+
+/// The flagship setup: manifests and signatures on Swift, volumes on PCA, through one
+/// multi:// config whose stores carry their own credentials.
+#[test]
+fn hot_swift_cold_pca_multi_with_per_store_credentials() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let Flagship { url, hot, cold } = flagship(w, &s);
+    let run_fd = |args: &[&str]| flagship_run(w, args).ok();
     make_fixture_tree(&w.join("src"), 1, false);
     let (t1, t2) = (T1.to_string(), T2.to_string());
     run_fd(&[
@@ -745,16 +898,8 @@ fn storage_policy_and_segmented_uploads_as_static_large_objects() {
     // its segments too: here an orphaned volume that cleanup deletes.
     let orphan = "host1/duplicity-full.20200101T000000Z.vol1.difftar.gz";
     run(
-        Command::new("swift")
+        swift_cli(&s)
             .current_dir(w)
-            .args([
-                "-A",
-                &s["SWIFT_V1_AUTH_URL"],
-                "-U",
-                &s["SWIFT_V1_USER"],
-                "-K",
-                &s["SWIFT_V1_KEY"],
-            ])
             .args(["upload", "-S", "1048576", "--object-name", orphan])
             .args([container.as_str(), "src/big.bin"]),
         "swift upload (DLO)",

@@ -52,6 +52,35 @@ pub trait Backend: Send + Sync {
     fn is_cold(&self, _name: &str) -> bool {
         false
     }
+    /// What the store tells about each file without reading it: size, MD5 where its
+    /// listing gives one, and whether it can be read now. By default, the names and a size
+    /// request for each.
+    fn list_details(&self) -> Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        for name in self.list()? {
+            let size = self.size(&name)?;
+            out.push(Listed {
+                name,
+                size,
+                ..Listed::default()
+            });
+        }
+        Ok(out)
+    }
+    /// Each store's listing and which files it must hold, for `check`: one for most
+    /// backends, one per store of a multi:// mirror.
+    fn store_listings(&self) -> Result<Vec<StoreListing>> {
+        Ok(vec![StoreListing {
+            store: self.describe(),
+            entries: self.list_details()?,
+            holds: Box::new(|_: &str| true),
+        }])
+    }
+    /// True when listings give the MD5 of files uploaded whole (Swift's and S3's ETags):
+    /// backups then record each volume's MD5 in the manifest, for `check`.
+    fn lists_md5(&self) -> bool {
+        false
+    }
     /// A description for messages (the URL without credentials).
     fn describe(&self) -> String;
     /// How long the storage asked to be left alone (`Retry-After` of a 429 or 503) after
@@ -59,6 +88,28 @@ pub trait Backend: Send + Sync {
     fn take_retry_after(&self) -> Option<Duration> {
         None
     }
+}
+
+/// What a listing tells about one file, without reading it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub size: Option<u64>,
+    /// Lowercase hex MD5 of the content, where the listing gives one (the ETag of a file
+    /// uploaded whole; not that of a multipart or segmented upload).
+    pub md5: Option<String>,
+    /// `Some(false)` when a read must wait for a thaw (sealed, or in an archive class and
+    /// not restored); `None` when the listing does not say.
+    pub readable: Option<bool>,
+}
+
+/// One store's listing and which files it must hold.
+pub struct StoreListing {
+    /// The store, for messages.
+    pub store: String,
+    pub entries: Vec<Listed>,
+    /// True for the names this store must hold.
+    pub holds: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 /// How backends are opened: retries, and settings of particular kinds of storage.
@@ -444,6 +495,15 @@ impl Backend for Box<dyn Backend> {
     }
     fn is_cold(&self, name: &str) -> bool {
         (**self).is_cold(name)
+    }
+    fn list_details(&self) -> Result<Vec<Listed>> {
+        (**self).list_details()
+    }
+    fn store_listings(&self) -> Result<Vec<StoreListing>> {
+        (**self).store_listings()
+    }
+    fn lists_md5(&self) -> bool {
+        (**self).lists_md5()
     }
     fn describe(&self) -> String {
         (**self).describe()

@@ -427,6 +427,48 @@ impl Backend for Multi {
         Ok(None)
     }
 
+    /// Mirror: each store's own listing, holding the files routed to it. Stripe: one
+    /// listing of every store's files, since each file is on one of them.
+    fn store_listings(&self) -> Result<Vec<super::StoreListing>> {
+        let routes: Vec<Vec<String>> = self.stores.iter().map(|s| s.prefixes.clone()).collect();
+        let routes = std::sync::Arc::new(routes);
+        let mut out: Vec<super::StoreListing> = Vec::new();
+        for (i, s) in self.stores.iter().enumerate() {
+            let entries = match s.backend.list_details() {
+                Ok(e) => e,
+                Err(e) => {
+                    self.failed(s, "listing", e)?;
+                    continue;
+                }
+            };
+            if self.mode == Mode::Stripe {
+                match out.first_mut() {
+                    Some(all) => all.entries.extend(entries),
+                    None => out.push(super::StoreListing {
+                        store: self.describe(),
+                        entries,
+                        holds: Box::new(|_: &str| true),
+                    }),
+                }
+                continue;
+            }
+            let routes = routes.clone();
+            out.push(super::StoreListing {
+                store: s.name.clone(),
+                entries,
+                holds: Box::new(move |name: &str| {
+                    let routed = |r: &Vec<String>| r.iter().any(|p| name.starts_with(p.as_str()));
+                    routed(&routes[i]) || !routes.iter().any(routed)
+                }),
+            });
+        }
+        Ok(out)
+    }
+
+    fn lists_md5(&self) -> bool {
+        self.stores.iter().any(|s| s.backend.lists_md5())
+    }
+
     /// Cold when every store a read would try is.
     fn is_cold(&self, name: &str) -> bool {
         self.eligible(name).iter().all(|s| s.backend.is_cold(name))

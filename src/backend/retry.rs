@@ -94,6 +94,19 @@ impl<B: Backend> Backend for Retry<B> {
     fn is_cold(&self, name: &str) -> bool {
         self.inner.is_cold(name)
     }
+    fn list_details(&self) -> Result<Vec<super::Listed>> {
+        self.run(&format!("listing {}", self.inner.describe()), || {
+            self.inner.list_details()
+        })
+    }
+    fn store_listings(&self) -> Result<Vec<super::StoreListing>> {
+        self.run(&format!("listing {}", self.inner.describe()), || {
+            self.inner.store_listings()
+        })
+    }
+    fn lists_md5(&self) -> bool {
+        self.inner.lists_md5()
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -661,7 +661,14 @@ enum Restore {
 
 impl Backend for S3 {
     fn list(&self) -> Result<Vec<String>> {
-        let mut names = Vec::new();
+        Ok(self.list_details()?.into_iter().map(|l| l.name).collect())
+    }
+
+    /// ListObjectsV2 gives each object's size, ETag and storage class: objects in an
+    /// archive class (GLACIER, DEEP_ARCHIVE) may need a restore before a read; the ETag is
+    /// the content's MD5 unless the object was uploaded in parts (`-N` suffix).
+    fn list_details(&self) -> Result<Vec<super::Listed>> {
+        let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut q = vec![("list-type", "2"), ("prefix", self.prefix.as_str())];
@@ -680,13 +687,27 @@ impl Backend for S3 {
                 .read_to_string()
                 .map_err(|e| Error::backend(format!("{what}: {e}")))?;
             for part in xml.split("<Contents>").skip(1) {
-                if let Some(key) = xml_text(part, "Key") {
-                    if let Some(name) = key.strip_prefix(&self.prefix) {
-                        if !name.is_empty() && !name.contains('/') {
-                            names.push(name.to_string());
-                        }
-                    }
+                let Some(key) = xml_text(part, "Key") else {
+                    continue;
+                };
+                let Some(name) = key.strip_prefix(&self.prefix) else {
+                    continue;
+                };
+                if name.is_empty() || name.contains('/') {
+                    continue;
                 }
+                // With SSE-KMS the ETag is not the content's MD5.
+                let md5 = xml_text(part, "ETag")
+                    .filter(|_| !matches!(self.sse, Some(Sse::Kms { .. })))
+                    .map(|e| e.trim_matches('"').to_ascii_lowercase())
+                    .filter(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+                let class = xml_text(part, "StorageClass").unwrap_or_default();
+                out.push(super::Listed {
+                    name: name.to_string(),
+                    size: xml_text(part, "Size").and_then(|n| n.parse().ok()),
+                    md5,
+                    readable: Some(!is_cold(&class)),
+                });
             }
             if xml_text(&xml, "IsTruncated").as_deref() != Some("true") {
                 break;
@@ -696,8 +717,12 @@ impl Backend for S3 {
                 break;
             }
         }
-        names.sort();
-        Ok(names)
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn lists_md5(&self) -> bool {
+        !matches!(self.sse, Some(Sse::Kms { .. }))
     }
 
     fn get(&self, name: &str, dest: &Path) -> Result<()> {

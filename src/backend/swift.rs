@@ -670,7 +670,7 @@ impl Swift {
     }
 
     /// The objects under the prefix, with their PCA retrieval state when asked for.
-    fn list_objects(&self, policy_extra: bool) -> Result<Vec<(String, Option<String>)>> {
+    fn list_objects(&self, policy_extra: bool) -> Result<Vec<Object>> {
         let mut out = Vec::new();
         let mut marker = String::new();
         loop {
@@ -718,8 +718,13 @@ impl Swift {
                 };
                 if let Some(name) = full.strip_prefix(&self.prefix) {
                     if !name.is_empty() && !name.contains('/') {
-                        let state = o["policy_retrieval_state"].as_str().map(str::to_string);
-                        out.push((name.to_string(), state));
+                        out.push(Object {
+                            name: name.to_string(),
+                            bytes: o["bytes"].as_u64(),
+                            hash: o["hash"].as_str().map(str::to_string),
+                            large: o.get("slo_etag").is_some(),
+                            state: o["policy_retrieval_state"].as_str().map(str::to_string),
+                        });
                     }
                 }
             }
@@ -806,12 +811,60 @@ impl std::io::Write for DigestWriter<'_> {
     }
 }
 
+/// One object of a container listing.
+struct Object {
+    name: String,
+    bytes: Option<u64>,
+    /// The ETag: the content's MD5, except for large objects.
+    hash: Option<String>,
+    /// A Static Large Object (its listing carries `slo_etag`).
+    large: bool,
+    /// PCA's retrieval state, with `policy_extra`: sealed, unsealing or unsealed.
+    state: Option<String>,
+}
+
 impl Backend for Swift {
+    /// The listing gives each object's size and ETag, and on PCA (with `policy_extra`)
+    /// its retrieval state: only unsealed objects read at once.
+    fn list_details(&self) -> Result<Vec<super::Listed>> {
+        let mut out: Vec<super::Listed> = self
+            .list_objects(self.pca)?
+            .into_iter()
+            .map(|o| {
+                let whole = !o.large
+                    && (self.segment_size == 0 || o.bytes.is_some_and(|b| b <= self.segment_size));
+                let md5 = o
+                    .hash
+                    .filter(|_| whole)
+                    .map(|h| {
+                        h.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+                super::Listed {
+                    name: o.name,
+                    size: o.bytes,
+                    md5,
+                    readable: Some(!self.pca || o.state.as_deref() == Some("unsealed")),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn lists_md5(&self) -> bool {
+        true
+    }
+
     fn list(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .list_objects(false)?
             .into_iter()
-            .map(|(n, _)| n)
+            .map(|o| o.name)
             .collect();
         names.sort();
         Ok(names)
@@ -979,7 +1032,7 @@ impl Backend for Swift {
         }
         let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
         let mut sealed = 0;
-        for (name, state) in self.list_objects(true)? {
+        for Object { name, state, .. } in self.list_objects(true)? {
             if !wanted.contains(name.as_str()) || state.as_deref() != Some("sealed") {
                 continue;
             }

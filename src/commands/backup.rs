@@ -868,17 +868,29 @@ impl OpenVolume {
     }
 }
 
-/// Reports a volume made (or not) to the uploader: its stored size and SHA1 recorded.
+/// Reports a volume made (or not) to the uploader: its stored size and SHA1 recorded, and
+/// its MD5 if `md5` (for a target whose listings give MD5s, so that `check` can compare
+/// them without reading the volumes).
 fn volume_made(
     done: mpsc::Sender<(u32, Result<FinishedVolume>)>,
     mut info: VolumeInfo,
     (path, name, slot): (PathBuf, String, Slot),
     stored: io::Result<(u64, String)>,
+    md5: bool,
 ) {
     let n = info.number;
+    let stored = stored.and_then(|(size, sha1)| {
+        let md5 = md5
+            .then(|| codec::file_digest::<md5::Md5>(&path))
+            .transpose()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        Ok((size, sha1, md5))
+    });
     let result = match stored {
-        Ok((size, sha1)) => {
+        Ok((size, sha1, md5)) => {
             info.hashes = vec![("SHA1".to_string(), sha1)];
+            info.hashes.extend(md5.map(|m| ("MD5".to_string(), m)));
+            info.size = Some(size);
             failpoint::hit("volume-made");
             Ok(FinishedVolume {
                 path,
@@ -1091,6 +1103,7 @@ impl VolumeWriter<'_, '_> {
             end,
             end_block,
             hashes: Vec::new(),
+            size: None,
         };
         let name = self.ctx.prefixes.volume(self.set, self.number, self.wrap);
         let last = if v.held.len() > 1 {
@@ -1113,17 +1126,18 @@ impl VolumeWriter<'_, '_> {
         }
         let shown = path.clone();
         let ratio = self.ratio.clone();
+        let md5 = self.ctx.backend.lists_md5();
         let ended = match sink {
             Sink::Gzip(g) => g.finish(
                 last,
                 Box::new(move |r| {
                     let stored = r.and_then(HashCount::finish);
-                    volume_made(done, info, (path, name, slot), stored);
+                    volume_made(done, info, (path, name, slot), stored, md5);
                 }),
             ),
             Sink::ParPgp(w) => w.finish(
                 &last,
-                Box::new(move |stored| volume_made(done, info, (path, name, slot), stored)),
+                Box::new(move |stored| volume_made(done, info, (path, name, slot), stored, md5)),
             ),
             Sink::Plain(mut w) => w.write_all(&last).and_then(|_| {
                 pool.run(Box::new(move || {
@@ -1131,7 +1145,7 @@ impl VolumeWriter<'_, '_> {
                     if let Ok((size, _)) = &stored {
                         ratio.add(plain_len, *size);
                     }
-                    volume_made(done, info, (path, name, slot), stored);
+                    volume_made(done, info, (path, name, slot), stored, md5);
                 }))
             }),
             Sink::Pgp(mut w) => w.write_all(&last).and_then(|_| {
@@ -1140,7 +1154,7 @@ impl VolumeWriter<'_, '_> {
                     if let Ok((size, _)) = &stored {
                         ratio.add(plain_len, *size);
                     }
-                    volume_made(done, info, (path, name, slot), stored);
+                    volume_made(done, info, (path, name, slot), stored, md5);
                 }))
             }),
         };

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod changes;
+pub mod check;
 pub mod dupview;
 pub mod jsonstat;
 pub mod list;

@@ -392,6 +392,7 @@ mod tests {
                             end: Vec::new(),
                             end_block: None,
                             hashes: Vec::new(),
+                            size: None,
                         },
                         slot: slots.acquire().unwrap(),
                     };

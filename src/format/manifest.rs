@@ -100,6 +100,9 @@ pub struct VolumeInfo {
     pub end: Vec<u8>,
     pub end_block: Option<u64>,
     pub hashes: Vec<(String, String)>,
+    /// The stored file's size (a `Size` line, which ferrodup writes and duplicity's
+    /// reader skips), so that `check` can compare it with a listing.
+    pub size: Option<u64>,
 }
 
 impl VolumeInfo {
@@ -138,6 +141,9 @@ impl VolumeInfo {
         s.extend(format!(" {}\n", blk(self.end_block)).into_bytes());
         for (k, v) in &self.hashes {
             s.extend(format!("    Hash {k} {v}\n").into_bytes());
+        }
+        if let Some(n) = self.size {
+            s.extend(format!("    Size {n}\n").into_bytes());
         }
         s
     }
@@ -265,6 +271,7 @@ impl Manifest {
                     end: Vec::new(),
                     end_block: None,
                     hashes: Vec::new(),
+                    size: None,
                 };
                 current = Some((vi, false, false));
                 continue;
@@ -316,6 +323,13 @@ impl Manifest {
                         let v = String::from_utf8_lossy(parts[2]).into_owned();
                         vi.hashes.retain(|(old, _)| *old != k);
                         vi.hashes.push((k, v));
+                    }
+                    b"size" => {
+                        let n = parts.get(1).and_then(|b| std::str::from_utf8(b).ok());
+                        vi.size = Some(
+                            n.and_then(|n| n.parse().ok())
+                                .ok_or_else(|| format!("bad Size in volume {num}"))?,
+                        );
                     }
                     _ => {}
                 }
@@ -395,6 +409,18 @@ Filelist 2
         assert_eq!(m.volumes_containing(b"big.bin"), vec![1, 2, 3]);
         assert_eq!(m.volumes_containing(b"hello.txt"), vec![3]);
         assert_eq!(m.volumes_containing(b""), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn size_and_md5_lines_round_trip_and_sha1_stays_the_best_hash() {
+        let text = "Volume 1:\n    StartingPath   .  \n    EndingPath     a  \n    \
+                    Hash SHA1 aa\n    Hash MD5 bb\n    Size 1234\nFilelist 0\n";
+        let m = Manifest::parse(text.as_bytes()).unwrap();
+        assert_eq!(m.volumes[&1].size, Some(1234));
+        assert_eq!(m.volumes[&1].best_hash(), Some(("SHA1", "aa")));
+        assert_eq!(String::from_utf8(m.to_text()).unwrap(), text);
+        let bad = text.replace("Size 1234", "Size lots");
+        assert!(Manifest::parse(bad.as_bytes()).is_err());
     }
 
     #[test]
