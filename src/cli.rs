@@ -93,7 +93,8 @@ pub struct Cli {
     /// Do not check that the host name and source directory match the last backup.
     #[arg(long)]
     pub allow_source_mismatch: bool,
-    /// Compute everything but write nothing to the target or the cache.
+    /// Compute everything but write nothing to the target or the cache; with restore and
+    /// verify, print the plan of what would be read (and thawed) and stop.
     #[arg(long)]
     pub dry_run: bool,
     /// Do not upload an incremental that has no changes.

@@ -269,7 +269,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// `m:ss`, or `h:mm:ss` past an hour.
-fn clock(d: Duration) -> String {
+pub fn clock(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)

@@ -336,6 +336,110 @@ fn check_compares_archived_volumes_from_the_listing_alone() {
     assert!(err.contains("2 problem(s) found"), "{err}");
 }
 
+/// A restore from DEEP_ARCHIVE: `--dry-run` prints the plan (every volume to thaw, their
+/// bytes, AWS's wait for the tier) and sends no restore request; a restore killed once it
+/// has asked for the restores, run again, asks for none twice (POSTs counted at a proxy)
+/// and restores the tree.
+#[test]
+fn restore_plan_and_a_rerun_that_asks_for_no_restore_twice() {
+    let s = service_env("s3");
+    let env = creds(&s);
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    let url = format!("s3://{bucket}");
+    make_fixture_tree(&w.join("src"), 1, true);
+    let proxy = common::proxy::Proxy::start(&endpoint);
+    let args = |more: &[&'static str]| -> Vec<String> {
+        let mut a = vec!["--s3-endpoint-url".to_string(), proxy.url.clone()];
+        a.extend(["--no-encryption", "--s3-restore-tier", "Bulk"].map(str::to_string));
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    // The arguments with "URL" standing for the target.
+    let with = |more: &[&'static str], url: &str| -> Vec<String> {
+        args(more)
+            .into_iter()
+            .map(|a| if a == "URL" { url.to_string() } else { a })
+            .collect()
+    };
+    let run = |a: Vec<String>| fd(w, &env, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    run(with(
+        &[
+            "full",
+            "--volsize",
+            "1",
+            "--s3-use-deep-archive",
+            "--archive-dir",
+            "c",
+            "src",
+            "URL",
+        ],
+        &url,
+    ))
+    .ok();
+    let sizes = boto3(
+        &s,
+        &bucket,
+        "for o in s3.list_objects_v2(Bucket=bucket)['Contents']:\n    \
+         print(o['Key'], o['Size'])",
+    );
+    let volumes: Vec<(&str, u64)> = sizes
+        .lines()
+        .filter(|l| l.contains(".difftar"))
+        .map(|l| {
+            let (k, n) = l.split_once(' ').unwrap();
+            (k, n.parse().unwrap())
+        })
+        .collect();
+    let n = volumes.len();
+    assert!(n >= 3, "{sizes}");
+    let size = ferrodup::live::size_text(volumes.iter().map(|v| v.1).sum());
+    let restores = || {
+        proxy
+            .log()
+            .iter()
+            .filter(|l| l.starts_with("POST ") && l.contains("restore"))
+            .count()
+    };
+    let plan = run(with(
+        &["restore", "--dry-run", "--archive-dir", "r", "URL", "out"],
+        &url,
+    ))
+    .ok()
+    .stderr();
+    assert!(
+        plan.contains(&format!(
+            "s3://{bucket}: {n} volume(s), {size}: 0 readable now, {n} to thaw, {size} (wait: \
+             as the provider documents it (AWS: within 48 hours))"
+        )),
+        "{plan}"
+    );
+    assert_eq!(restores(), 0, "the dry run asked for no restore");
+    assert!(!w.join("out").exists());
+    let a = with(&["restore", "--archive-dir", "r", "URL", "out"], &url);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let first = fd_killed_after(w, &env, &a, "archived file(s)");
+    assert!(
+        first.contains(&format!("restore {n} archived file(s)")),
+        "{first}"
+    );
+    assert_eq!(restores(), n);
+    std::fs::remove_dir_all(w.join("out")).ok();
+    let again = fd(w, &env, &a).ok().stderr();
+    assert!(
+        !again.contains("to thaw") && !again.contains("archived file(s)"),
+        "{again}"
+    );
+    assert_eq!(restores(), n, "no restore was asked for twice");
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore after a killed restore",
+    );
+}
+
 #[test]
 fn s3_errors_are_one_clear_line() {
     let s = service_env("s3");

@@ -526,6 +526,120 @@ fn check_reads_no_cold_object_and_finds_missing_replaced_and_resized_volumes() {
     assert!(err.contains("3 problem(s) found"), "{err}");
 }
 
+/// A restore from PCA: `--dry-run` prints the plan (the volumes, their bytes, all sealed)
+/// and unseals nothing; a restore killed while it waits for the unseals, run again, asks
+/// for no unseal twice (counted in the server's log), says they are thawing, and restores
+/// the tree.
+#[test]
+fn pca_restore_plan_and_a_rerun_that_asks_for_no_unseal_twice() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let Flagship { url, cold, .. } = flagship(w, &s);
+    make_fixture_tree(&w.join("src"), 1, true);
+    flagship_run(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let volumes = swift_list(&s, &cold);
+    let n = volumes.len();
+    assert!(n >= 3, "{volumes:?}");
+    let bytes: u64 = volumes
+        .iter()
+        .map(|v| {
+            let stat = swift_stat_object(&s, &cold, v);
+            let line = stat
+                .lines()
+                .find(|l| l.contains("Content Length:"))
+                .unwrap();
+            line.split(':')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let size = ferrodup::live::size_text(bytes);
+    let r = flagship_run(
+        w,
+        &[
+            "restore",
+            "--dry-run",
+            "--no-encryption",
+            "--archive-dir",
+            "r",
+            &url,
+            "out",
+        ],
+    )
+    .ok();
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!("Restore plan: {n} volume(s), {size} in all")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "cold (pca://{cold}): {n} volume(s), {size}: 0 readable now, {n} to thaw, {size} \
+             (wait: OVH announces it when asked; usually hours)"
+        )),
+        "{err}"
+    );
+    assert!(!w.join("out").exists());
+    for v in &volumes {
+        assert!(swift_stat_object(&s, &cold, v).contains("X-Ovh-Retrieval-State: sealed"));
+    }
+    // The first restore is killed once it has asked for the unseals.
+    let mut args: Vec<&str> = FLAGSHIP_PREFIXES.to_vec();
+    args.extend_from_slice(&[
+        "restore",
+        "--no-encryption",
+        "--archive-dir",
+        "r",
+        &url,
+        "out",
+    ]);
+    let first = fd_killed_after(w, &[], &args, "to unseal");
+    assert!(first.contains(&format!("{n} to thaw")), "{first}");
+    assert!(first.contains(&format!("unseal {n} file(s)")), "{first}");
+    std::fs::remove_dir_all(w.join("out")).ok();
+    let again = flagship_run(w, &args[6..]).ok();
+    let err = again.stderr();
+    assert!(
+        !err.contains("to unseal"),
+        "no unseal asked for again: {err}"
+    );
+    // Depending on the time since the first run: some or all are unsealed, the others
+    // still unsealing; none is to thaw.
+    assert!(!err.contains("to thaw"), "{err}");
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "restore after a killed restore",
+    );
+    let log =
+        std::fs::read_to_string(std::path::Path::new(&s["SWIFT_STATE_DIR"]).join("log/proxy.log"))
+            .unwrap();
+    for v in &volumes {
+        let asked = log
+            .lines()
+            .filter(|l| l.contains("pca: unsealing") && l.contains(&format!("/{cold}/{v} ")))
+            .count();
+        assert_eq!(asked, 1, "{v} was asked to unseal once");
+    }
+}
+
 /// The flagship setup: manifests and signatures on Swift, volumes on PCA, through one
 /// multi:// config whose stores carry their own credentials.
 #[test]

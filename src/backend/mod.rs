@@ -76,6 +76,33 @@ pub trait Backend: Send + Sync {
             holds: Box::new(|_: &str| true),
         }])
     }
+    /// Where each of `names` would be read from and whether it can be read now, for a
+    /// restore plan; nothing is asked to thaw. By default, from one listing.
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<PlannedRead>> {
+        let listed: HashMap<String, Listed> = self
+            .list_details()?
+            .into_iter()
+            .map(|l| (l.name.clone(), l))
+            .collect();
+        let store = self.describe();
+        Ok(names
+            .iter()
+            .filter_map(|n| listed.get(n))
+            .map(|l| PlannedRead {
+                name: l.name.clone(),
+                store: store.clone(),
+                size: l.size,
+                state: if l.readable == Some(false) {
+                    ReadState::Frozen {
+                        wait: "unknown".into(),
+                        usd_per_gb: None,
+                    }
+                } else {
+                    ReadState::Now
+                },
+            })
+            .collect())
+    }
     /// True when listings give the MD5 of files uploaded whole (Swift's and S3's ETags):
     /// backups then record each volume's MD5 in the manifest, for `check`.
     fn lists_md5(&self) -> bool {
@@ -101,6 +128,32 @@ pub struct Listed {
     /// `Some(false)` when a read must wait for a thaw (sealed, or in an archive class and
     /// not restored); `None` when the listing does not say.
     pub readable: Option<bool>,
+}
+
+/// A file a restore will read: from which store, its size, and when it can be read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedRead {
+    pub name: String,
+    pub store: String,
+    pub size: Option<u64>,
+    pub state: ReadState,
+}
+
+/// Whether a file can be read now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadState {
+    Now,
+    /// A thaw was asked for already (by an earlier run): ready in about this long, if
+    /// the store says.
+    Thawing {
+        ready_in: Option<Duration>,
+    },
+    /// Archived: a read first asks for a thaw, which takes `wait` (as the store documents
+    /// it) and costs `usd_per_gb` where the store has a known price list.
+    Frozen {
+        wait: String,
+        usd_per_gb: Option<f64>,
+    },
 }
 
 /// One store's listing and which files it must hold.
@@ -501,6 +554,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn store_listings(&self) -> Result<Vec<StoreListing>> {
         (**self).store_listings()
+    }
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<PlannedRead>> {
+        (**self).plan_reads(names)
     }
     fn lists_md5(&self) -> bool {
         (**self).lists_md5()

@@ -16,7 +16,7 @@
 
 use super::Backend;
 use crate::error::{Code, Error, Result};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -463,6 +463,32 @@ impl Backend for Multi {
             });
         }
         Ok(out)
+    }
+
+    /// Each file from the first store that holds it, in config order, as `get` reads it.
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
+        let mut found: BTreeMap<String, super::PlannedRead> = BTreeMap::new();
+        for s in &self.stores {
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|n| !found.contains_key(*n))
+                .filter(|n| self.eligible(n).iter().any(|e| std::ptr::eq(*e, s)))
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            match s.backend.plan_reads(&mine) {
+                Ok(plan) => {
+                    for mut p in plan {
+                        p.store = s.name.clone();
+                        found.insert(p.name.clone(), p);
+                    }
+                }
+                Err(e) => self.failed(s, "listing", e)?,
+            }
+        }
+        Ok(names.iter().filter_map(|n| found.remove(n)).collect())
     }
 
     fn lists_md5(&self) -> bool {

@@ -104,6 +104,11 @@ impl<B: Backend> Backend for Retry<B> {
             self.inner.store_listings()
         })
     }
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
+        self.run(&format!("listing {}", self.inner.describe()), || {
+            self.inner.plan_reads(names)
+        })
+    }
     fn lists_md5(&self) -> bool {
         self.inner.lists_md5()
     }

@@ -16,7 +16,7 @@ use super::Backend;
 use crate::error::{Code, Error, Result};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 use ureq::http::Response;
@@ -652,6 +652,18 @@ impl S3 {
     }
 }
 
+/// How long AWS says a restore of `class` at `tier` takes, and its retrieval price in USD
+/// per GB (us-east-1 list prices, without the per-request fees).
+fn thaw_terms(class: &str, tier: &str) -> (&'static str, Option<f64>) {
+    match (class, tier) {
+        ("DEEP_ARCHIVE", "Bulk") => ("within 48 hours", Some(0.0025)),
+        ("DEEP_ARCHIVE", _) => ("within 12 hours", Some(0.02)),
+        (_, "Expedited") => ("1-5 minutes", Some(0.03)),
+        (_, "Bulk") => ("5-12 hours", Some(0.0)),
+        _ => ("3-5 hours", Some(0.01)),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Restore {
     None,
@@ -723,6 +735,46 @@ impl Backend for S3 {
 
     fn lists_md5(&self) -> bool {
         !matches!(self.sse, Some(Sse::Kms { .. }))
+    }
+
+    /// One listing, and a HEAD of each archived file for its restore status.
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
+        let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let aws = self.opts.endpoint.is_none() || self.host.ends_with(".amazonaws.com");
+        let store = self.describe();
+        let mut out = Vec::new();
+        for l in self.list_details()? {
+            if !wanted.contains(l.name.as_str()) {
+                continue;
+            }
+            let state = if l.readable != Some(false) {
+                super::ReadState::Now
+            } else {
+                match self.head(&l.name)? {
+                    Some((_, _, Restore::Done)) => super::ReadState::Now,
+                    Some((_, _, Restore::Ongoing)) => super::ReadState::Thawing { ready_in: None },
+                    Some((_, class, Restore::None)) => {
+                        let (wait, usd) = thaw_terms(&class, &self.opts.restore_tier);
+                        super::ReadState::Frozen {
+                            wait: if aws {
+                                wait.to_string()
+                            } else {
+                                format!("as the provider documents it (AWS: {wait})")
+                            },
+                            usd_per_gb: usd.filter(|_| aws),
+                        }
+                    }
+                    None => continue,
+                }
+            };
+            out.push(super::PlannedRead {
+                name: l.name,
+                store: store.clone(),
+                size: l.size,
+                state,
+            });
+        }
+        Ok(out)
     }
 
     fn get(&self, name: &str, dest: &Path) -> Result<()> {

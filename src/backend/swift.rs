@@ -724,6 +724,7 @@ impl Swift {
                             hash: o["hash"].as_str().map(str::to_string),
                             large: o.get("slo_etag").is_some(),
                             state: o["policy_retrieval_state"].as_str().map(str::to_string),
+                            delay: o["policy_retrieval_delay"].as_u64(),
                         });
                     }
                 }
@@ -821,6 +822,8 @@ struct Object {
     large: bool,
     /// PCA's retrieval state, with `policy_extra`: sealed, unsealing or unsealed.
     state: Option<String>,
+    /// While unsealing, the seconds left.
+    delay: Option<u64>,
 }
 
 impl Backend for Swift {
@@ -858,6 +861,37 @@ impl Backend for Swift {
 
     fn lists_md5(&self) -> bool {
         true
+    }
+
+    /// On PCA, one listing gives each object's retrieval state, and while it unseals the
+    /// seconds left.
+    fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
+        let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        let store = self.describe();
+        let mut out = Vec::new();
+        for o in self.list_objects(self.pca)? {
+            if !wanted.contains(o.name.as_str()) {
+                continue;
+            }
+            let state = match o.state.as_deref() {
+                _ if !self.pca => super::ReadState::Now,
+                Some("unsealed") => super::ReadState::Now,
+                Some("unsealing") => super::ReadState::Thawing {
+                    ready_in: o.delay.map(Duration::from_secs),
+                },
+                _ => super::ReadState::Frozen {
+                    wait: "OVH announces it when asked; usually hours".into(),
+                    usd_per_gb: None,
+                },
+            };
+            out.push(super::PlannedRead {
+                name: o.name,
+                store: store.clone(),
+                size: o.bytes,
+                state,
+            });
+        }
+        Ok(out)
     }
 
     fn list(&self) -> Result<Vec<String>> {

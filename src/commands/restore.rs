@@ -12,7 +12,7 @@
 //! for the verdict before it is handed on (see [`AfterVerdicts`]): a file restored from a
 //! volume whose hash turns out wrong is removed, never left with wrong bytes.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, PlannedRead, ReadState};
 use crate::codec;
 use crate::collection::{BackupSet, Collection, Damage};
 use crate::commands::Context;
@@ -25,13 +25,14 @@ use crate::format::tar::{EntryType, Header, TarReader};
 use crate::fsmeta::{self, OwnerPolicy};
 use crate::select::{Candidate, Decision, Selection, TreeFilter};
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
+use std::time::Duration;
 use tempfile::TempPath;
 
 /// Where a restored regular file's content was written.
@@ -712,13 +713,16 @@ fn hash_mismatch(f: &mut File, path: &Path, name: &str, want: &str) -> Result<Op
     }))
 }
 
-/// Replays the chain for `req` into `sink`; returns how many objects were produced.
-pub fn replay(
-    ctx: &Context,
-    sets: &[BackupSet],
-    req: &Request,
-    sink: &mut dyn Sink,
-) -> Result<u64> {
+/// The volumes a restore of `req` reads, set by set: each set's manifest, the set and the
+/// numbers of its volumes to read; the names of all of them; and the files that missing
+/// volumes cut (with --ignore-errors).
+type Needed = (
+    Vec<(Manifest, BackupSet, Vec<u32>)>,
+    Vec<String>,
+    Vec<Vec<u8>>,
+);
+
+fn needed_volumes(ctx: &Context, sets: &[BackupSet], req: &Request) -> Result<Needed> {
     let mut plans = Vec::new();
     let mut all_names = Vec::new();
     let mut cut_files = Vec::new();
@@ -753,6 +757,118 @@ pub fn replay(
         }
         plans.push((m, set.clone(), vols));
     }
+    Ok((plans, all_names, cut_files))
+}
+
+/// Prints what reading `names` takes: per store, the volumes and bytes, how many can be
+/// read now, are thawing or must be thawed (with the store's documented wait), and the
+/// retrieval cost where the store has a known price list. Printed before any thaw is
+/// asked for when something must thaw, and always with --dry-run.
+fn print_plan(ctx: &Context, names: &[String]) -> Result<()> {
+    let plan = ctx.backend.plan_reads(names)?;
+    let cold = plan.iter().any(|p| p.state != ReadState::Now);
+    if cold || ctx.dry_run {
+        for line in plan_lines(&plan) {
+            crate::log::notice(&line);
+        }
+    }
+    Ok(())
+}
+
+/// The lines of [`print_plan`].
+fn plan_lines(plan: &[PlannedRead]) -> Vec<String> {
+    let total: u64 = plan.iter().filter_map(|p| p.size).sum();
+    let mut lines = vec![format!(
+        "Restore plan: {} volume(s), {} in all",
+        plan.len(),
+        crate::live::size_text(total)
+    )];
+    let mut stores: Vec<&str> = plan.iter().map(|p| p.store.as_str()).collect();
+    stores.dedup();
+    let mut seen = BTreeSet::new();
+    stores.retain(|s| seen.insert(*s));
+    let mut cost = 0.0;
+    let mut priced = false;
+    for store in stores {
+        let mine: Vec<&PlannedRead> = plan.iter().filter(|p| p.store == store).collect();
+        let bytes: u64 = mine.iter().filter_map(|p| p.size).sum();
+        let now = mine.iter().filter(|p| p.state == ReadState::Now).count();
+        let thawing: Vec<Option<Duration>> = mine
+            .iter()
+            .filter_map(|p| match p.state {
+                ReadState::Thawing { ready_in } => Some(ready_in),
+                _ => None,
+            })
+            .collect();
+        let frozen: Vec<&PlannedRead> = mine
+            .iter()
+            .filter(|p| matches!(p.state, ReadState::Frozen { .. }))
+            .copied()
+            .collect();
+        let mut parts = vec![format!("{now} readable now")];
+        if !thawing.is_empty() {
+            let last = thawing.iter().flatten().max();
+            parts.push(match last {
+                Some(d) => format!(
+                    "{} thawing (all ready in about {})",
+                    thawing.len(),
+                    crate::live::clock(*d)
+                ),
+                None => format!("{} thawing (asked for by an earlier run)", thawing.len()),
+            });
+        }
+        if let Some(ReadState::Frozen { wait, .. }) = frozen.first().map(|p| &p.state) {
+            let frozen_bytes: u64 = frozen.iter().filter_map(|p| p.size).sum();
+            parts.push(format!(
+                "{} to thaw, {} (wait: {wait})",
+                frozen.len(),
+                crate::live::size_text(frozen_bytes)
+            ));
+            for p in &frozen {
+                if let ReadState::Frozen {
+                    usd_per_gb: Some(price),
+                    ..
+                } = p.state
+                {
+                    cost += price * p.size.unwrap_or(0) as f64 / 1e9;
+                    priced = true;
+                }
+            }
+        }
+        lines.push(format!(
+            "  {store}: {} volume(s), {}: {}",
+            mine.len(),
+            crate::live::size_text(bytes),
+            parts.join(", ")
+        ));
+    }
+    if priced {
+        lines.push(format!(
+            "  Retrieval cost estimate: ${cost:.2} (AWS us-east-1 list prices per GB \
+             thawed, without request fees)"
+        ));
+    }
+    lines
+}
+
+/// A restore or verify with --dry-run: the plan of what it would read, and nothing asked
+/// for, downloaded or written.
+fn dry_run(ctx: &Context, sets: &[BackupSet], req: &Request) -> Result<()> {
+    let (_, names, _) = needed_volumes(ctx, sets, req)?;
+    print_plan(ctx, &names)?;
+    crate::log::notice("Dry run: no thaw was asked for, nothing downloaded or written");
+    Ok(())
+}
+
+/// Replays the chain for `req` into `sink`; returns how many objects were produced.
+pub fn replay(
+    ctx: &Context,
+    sets: &[BackupSet],
+    req: &Request,
+    sink: &mut dyn Sink,
+) -> Result<u64> {
+    let (plans, all_names, cut_files) = needed_volumes(ctx, sets, req)?;
+    print_plan(ctx, &all_names)?;
     ctx.backend.prepare_download(&all_names)?;
     let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     let volumes_read = Arc::new((AtomicU64::new(0), all_names.len() as u64));
@@ -1485,6 +1601,9 @@ pub fn restore(
     let col = Collection::from_names(&ctx.prefixes, &remote);
     crate::commands::status::log_collection(&col);
     let sets = sets_at(ctx, &col, req.time)?;
+    if ctx.dry_run {
+        return dry_run(ctx, &sets, req);
+    }
     let mut sink = WriteSink {
         dest: Dest::open(dest)?,
         strip: req.path.clone(),
@@ -1539,6 +1658,10 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
     ctx.sync_cache(&remote)?;
     let col = Collection::from_names(&ctx.prefixes, &remote);
     let sets = sets_at(ctx, &col, req.time)?;
+    if ctx.dry_run {
+        dry_run(ctx, &sets, req)?;
+        return Ok(0);
+    }
     let mut sink = CompareSink::new(
         local,
         req.path.clone(),
@@ -1554,4 +1677,51 @@ pub fn verify(ctx: &Context, req: &Request, local: &Path, compare_data: bool) ->
     ));
     let _ = io::stdout().flush();
     Ok(sink.differences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(name: &str, store: &str, size: u64, state: ReadState) -> PlannedRead {
+        PlannedRead {
+            name: name.into(),
+            store: store.into(),
+            size: Some(size),
+            state,
+        }
+    }
+
+    #[test]
+    fn a_plan_counts_each_store_and_prices_what_must_thaw() {
+        let frozen = |usd| ReadState::Frozen {
+            wait: "within 12 hours".into(),
+            usd_per_gb: usd,
+        };
+        let plan = [
+            read("v1", "s3://b", 3_000_000_000, frozen(Some(0.02))),
+            read("v2", "s3://b", 1_000_000_000, frozen(Some(0.02))),
+            read("v3", "s3://b", 500_000_000, ReadState::Now),
+            read(
+                "v4",
+                "pca://c",
+                250_000_000,
+                ReadState::Thawing {
+                    ready_in: Some(Duration::from_secs(3725)),
+                },
+            ),
+        ];
+        assert_eq!(
+            plan_lines(&plan),
+            [
+                "Restore plan: 4 volume(s), 4.4 GB in all",
+                "  s3://b: 3 volume(s), 4.2 GB: 1 readable now, 2 to thaw, 3.7 GB (wait: \
+                 within 12 hours)",
+                "  pca://c: 1 volume(s), 238 MB: 0 readable now, 1 thawing (all ready in \
+                 about 1:02:05)",
+                "  Retrieval cost estimate: $0.08 (AWS us-east-1 list prices per GB thawed, \
+                 without request fees)",
+            ]
+        );
+    }
 }

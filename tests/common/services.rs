@@ -56,6 +56,45 @@ pub fn fd(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
     )
 }
 
+/// Starts ferrodup with only `env` as storage settings, and kills it (as a crash or a
+/// closed terminal would) as soon as its standard error contains `marker`; returns what it
+/// printed there. Fails after 120 s without the marker.
+pub fn fd_killed_after(
+    cwd: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+    marker: &str,
+) -> String {
+    let log = cwd.join(format!("killed-{}.err", unique("run")));
+    let err = std::fs::File::create(&log).unwrap();
+    let mut child = command(&ferrodup_bin(), cwd, env, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("ferrodup starts");
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(marker) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return text;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ferrodup {} ended ({status}) before printing {marker:?}: {text}",
+                args.join(" ")
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "ferrodup {} did not print {marker:?} in 120 s: {text}",
+            args.join(" ")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs the real duplicity with only `env` as storage settings.
 pub fn dup(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
     run(
