@@ -236,6 +236,11 @@ pub struct Cli {
     /// S3: restore tier for archived volumes: Expedited, Standard or Bulk.
     #[arg(long, default_value = "Standard", value_name = "TIER")]
     pub s3_restore_tier: String,
+    /// Cold storage's minimum storage period, for the warning of remove-* and cleanup
+    /// before deleting younger objects (default: S3 GLACIER and GLACIER_IR 90, DEEP_ARCHIVE
+    /// 180; pca:// none).
+    #[arg(long, value_name = "DAYS")]
+    pub min_storage_days: Option<u32>,
     /// SSH options for sftp:// (-oIdentityFile=, -oUserKnownHostsFile=, -oStrictHostKeyChecking=;
     /// repeatable: the values add up).
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]

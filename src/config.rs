@@ -549,6 +549,7 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
         tries: cli.num_retries,
         delay: Duration::from_secs(cli.backend_retry_delay),
         timeout: Duration::from_secs(cli.timeout),
+        min_storage_days: cli.min_storage_days,
         transfers: cli.concurrency.map_or(upload::DEFAULT_CONCURRENCY, |n| {
             (n.max(1) as usize).min(upload::MAX_CONCURRENCY)
         }),

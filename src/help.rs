@@ -107,6 +107,7 @@ const GROUPS: &[(&str, &[&str])] = &[
             "s3_use_rrs",
             "s3_restore_days",
             "s3_restore_tier",
+            "min_storage_days",
             "s3_use_server_side_encryption",
             "s3_use_server_side_kms_encryption",
             "s3_kms_key_id",

@@ -440,6 +440,83 @@ fn restore_plan_and_a_rerun_that_asks_for_no_restore_twice() {
     );
 }
 
+/// remove-all-but-n-full on GLACIER volumes younger than 90 days warns what deleting them
+/// costs, and with --force deletes them anyway; `--min-storage-days 0` silences it.
+#[test]
+fn early_deletion_of_archived_volumes_is_warned_about_and_still_done() {
+    let s = service_env("s3");
+    let env = creds(&s);
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    let url = format!("s3://{bucket}");
+    make_fixture_tree(&w.join("src"), 1, false);
+    let run = |more: &[&str]| {
+        let mut a = vec!["--s3-endpoint-url", endpoint.as_str(), "--no-encryption"];
+        a.extend_from_slice(more);
+        fd(w, &env, &a)
+    };
+    let (t1, t2, t3) = (T1.to_string(), T2.to_string(), (T2 + 86_400).to_string());
+    for t in [&t1, &t2, &t3] {
+        run(&[
+            "full",
+            "--s3-use-glacier",
+            "--current-time",
+            t,
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ])
+        .ok();
+    }
+    let volumes = || {
+        boto3(
+            &s,
+            &bucket,
+            "for o in s3.list_objects_v2(Bucket=bucket)['Contents']:\n    print(o['Key'])",
+        )
+        .lines()
+        .filter(|k| k.contains(".difftar"))
+        .count()
+    };
+    assert_eq!(volumes(), 3);
+    let quiet = run(&[
+        "remove-all-but-n-full",
+        "2",
+        "--min-storage-days",
+        "0",
+        "--archive-dir",
+        "c",
+        &url,
+    ])
+    .ok();
+    assert!(
+        !quiet.stderr().contains("minimum storage"),
+        "{}",
+        quiet.stderr()
+    );
+    let r = run(&[
+        "remove-all-but-n-full",
+        "1",
+        "--force",
+        "--archive-dir",
+        "c",
+        &url,
+    ])
+    .ok();
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!(
+            "to delete on s3://{bucket} are younger than their minimum storage period \
+             (90 days; the youngest "
+        )) && err.contains("--force deletes them anyway"),
+        "{err}"
+    );
+    assert_eq!(volumes(), 1, "the two older chains were deleted: {err}");
+}
+
 #[test]
 fn s3_errors_are_one_clear_line() {
     let s = service_env("s3");

@@ -103,6 +103,11 @@ pub trait Backend: Send + Sync {
             })
             .collect())
     }
+    /// True when its listings may carry minimum storage periods (cold classes), which
+    /// `remove-*` and `cleanup` warn about.
+    fn minimum_storage(&self) -> bool {
+        false
+    }
     /// True when listings give the MD5 of files uploaded whole (Swift's and S3's ETags):
     /// backups then record each volume's MD5 in the manifest, for `check`.
     fn lists_md5(&self) -> bool {
@@ -118,7 +123,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// What a listing tells about one file, without reading it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Listed {
     pub name: String,
     pub size: Option<u64>,
@@ -128,6 +133,20 @@ pub struct Listed {
     /// `Some(false)` when a read must wait for a thaw (sealed, or in an archive class and
     /// not restored); `None` when the listing does not say.
     pub readable: Option<bool>,
+    /// When it was stored (Unix seconds), where the listing says.
+    pub modified: Option<i64>,
+    /// Its storage class's minimum storage period in days: deleting it younger is charged
+    /// as if it had stayed that long.
+    pub min_days: Option<u32>,
+    /// What a month of storage of a GB costs in its class, in USD, where the store has a
+    /// known price list.
+    pub usd_per_gb_month: Option<f64>,
+}
+
+/// A time of a listing (`2026-11-30T11:12:37.000Z` from S3, `2026-11-30T22:23:29.177650`
+/// from Swift, both UTC) in Unix seconds.
+pub(crate) fn listing_time(s: &str) -> Option<i64> {
+    crate::format::time::from_string(&format!("{}Z", s.get(..19)?))
 }
 
 /// A file a restore will read: from which store, its size, and when it can be read.
@@ -175,6 +194,9 @@ pub struct Options {
     /// Connection and stall limit of network storage (`--timeout`): connecting, and each
     /// read or write on an open connection, fail after this long without progress.
     pub timeout: Duration,
+    /// `--min-storage-days`: the minimum storage period of cold objects, instead of
+    /// their class's.
+    pub min_storage_days: Option<u32>,
     /// Transfers a store runs at once (`--concurrency`): segments of one Swift large
     /// object, SFTP connections. 0 counts as 1.
     pub transfers: usize,
@@ -557,6 +579,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn plan_reads(&self, names: &[String]) -> Result<Vec<PlannedRead>> {
         (**self).plan_reads(names)
+    }
+    fn minimum_storage(&self) -> bool {
+        (**self).minimum_storage()
     }
     fn lists_md5(&self) -> bool {
         (**self).lists_md5()

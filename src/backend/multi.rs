@@ -491,6 +491,10 @@ impl Backend for Multi {
         Ok(names.iter().filter_map(|n| found.remove(n)).collect())
     }
 
+    fn minimum_storage(&self) -> bool {
+        self.stores.iter().any(|s| s.backend.minimum_storage())
+    }
+
     fn lists_md5(&self) -> bool {
         self.stores.iter().any(|s| s.backend.lists_md5())
     }

@@ -109,6 +109,9 @@ impl<B: Backend> Backend for Retry<B> {
             self.inner.plan_reads(names)
         })
     }
+    fn minimum_storage(&self) -> bool {
+        self.inner.minimum_storage()
+    }
     fn lists_md5(&self) -> bool {
         self.inner.lists_md5()
     }

@@ -142,6 +142,8 @@ pub struct S3 {
     secret: String,
     token: Option<String>,
     opts: S3Options,
+    /// `--min-storage-days`, instead of the classes' own periods.
+    min_storage_days: Option<u32>,
     /// The server-side encryption every upload asks for.
     sse: Option<Sse>,
     /// `Retry-After` of the last 429 or 503 answer.
@@ -278,6 +280,7 @@ impl S3 {
             secret: need("AWS_SECRET_ACCESS_KEY")?,
             token: get("AWS_SESSION_TOKEN"),
             opts: opts.clone(),
+            min_storage_days: backend_opts.min_storage_days,
             sse: Sse::from_options(&opts.sse)?,
             retry_after: Default::default(),
         })
@@ -628,6 +631,11 @@ impl S3 {
         }
     }
 
+    /// True when the store is AWS itself, whose prices and delays ferrodup knows.
+    fn is_aws(&self) -> bool {
+        self.opts.endpoint.is_none() || self.host.ends_with(".amazonaws.com")
+    }
+
     /// Asks S3 to restore an archived object (a restore already under way is fine).
     fn request_restore(&self, name: &str) -> Result<()> {
         let body = format!(
@@ -649,6 +657,17 @@ impl S3 {
             200..=299 | 409 => Ok(()),
             _ => Err(self.failure(&what, &mut r)),
         }
+    }
+}
+
+/// The minimum storage period in days of an archive class, and its storage price in USD
+/// per GB-month (AWS's, us-east-1 list prices).
+fn minimum_storage(class: &str) -> Option<(u32, f64)> {
+    match class {
+        "GLACIER" => Some((90, 0.0036)),
+        "GLACIER_IR" => Some((90, 0.004)),
+        "DEEP_ARCHIVE" => Some((180, 0.00099)),
+        _ => None,
     }
 }
 
@@ -714,11 +733,20 @@ impl Backend for S3 {
                     .map(|e| e.trim_matches('"').to_ascii_lowercase())
                     .filter(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()));
                 let class = xml_text(part, "StorageClass").unwrap_or_default();
+                let (min_days, usd) = match minimum_storage(&class) {
+                    Some((days, usd)) => (Some(self.min_storage_days.unwrap_or(days)), Some(usd)),
+                    None => (None, None),
+                };
                 out.push(super::Listed {
                     name: name.to_string(),
                     size: xml_text(part, "Size").and_then(|n| n.parse().ok()),
                     md5,
                     readable: Some(!is_cold(&class)),
+                    modified: xml_text(part, "LastModified")
+                        .as_deref()
+                        .and_then(super::listing_time),
+                    min_days,
+                    usd_per_gb_month: usd.filter(|_| self.is_aws()),
                 });
             }
             if xml_text(&xml, "IsTruncated").as_deref() != Some("true") {
@@ -737,10 +765,14 @@ impl Backend for S3 {
         !matches!(self.sse, Some(Sse::Kms { .. }))
     }
 
+    fn minimum_storage(&self) -> bool {
+        true
+    }
+
     /// One listing, and a HEAD of each archived file for its restore status.
     fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
         let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
-        let aws = self.opts.endpoint.is_none() || self.host.ends_with(".amazonaws.com");
+        let aws = self.is_aws();
         let store = self.describe();
         let mut out = Vec::new();
         for l in self.list_details()? {

@@ -74,6 +74,8 @@ pub struct Swift {
     policy: Option<String>,
     /// Segment size of large uploads in bytes (0: none).
     segment_size: u64,
+    /// `--min-storage-days`, for PCA objects.
+    min_storage_days: Option<u32>,
     session: Mutex<Option<Session>>,
     /// Segments uploaded at once (`--concurrency`).
     transfers: usize,
@@ -266,6 +268,7 @@ impl Swift {
             pca,
             policy,
             segment_size: if pca { 0 } else { opts.swift.segment_size },
+            min_storage_days: opts.min_storage_days,
             session: Mutex::new(None),
             transfers: opts.transfers,
             stored_segments: Mutex::default(),
@@ -725,6 +728,7 @@ impl Swift {
                             large: o.get("slo_etag").is_some(),
                             state: o["policy_retrieval_state"].as_str().map(str::to_string),
                             delay: o["policy_retrieval_delay"].as_u64(),
+                            modified: o["last_modified"].as_str().map(str::to_string),
                         });
                     }
                 }
@@ -824,6 +828,8 @@ struct Object {
     state: Option<String>,
     /// While unsealing, the seconds left.
     delay: Option<u64>,
+    /// `last_modified`, in UTC.
+    modified: Option<String>,
 }
 
 impl Backend for Swift {
@@ -852,6 +858,9 @@ impl Backend for Swift {
                     size: o.bytes,
                     md5,
                     readable: Some(!self.pca || o.state.as_deref() == Some("unsealed")),
+                    modified: o.modified.as_deref().and_then(super::listing_time),
+                    min_days: self.min_storage_days.filter(|_| self.pca),
+                    usd_per_gb_month: None,
                 }
             })
             .collect();
@@ -861,6 +870,10 @@ impl Backend for Swift {
 
     fn lists_md5(&self) -> bool {
         true
+    }
+
+    fn minimum_storage(&self) -> bool {
+        self.pca && self.min_storage_days.is_some()
     }
 
     /// On PCA, one listing gives each object's retrieval state, and while it unseals the

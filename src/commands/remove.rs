@@ -1,12 +1,71 @@
 //! `cleanup`, `remove-older-than`, `remove-all-but-n-full` and
 //! `remove-all-inc-of-but-n-full`: list what would go, and delete it only with `--force`.
 
+use crate::backend::StoreListing;
 use crate::collection::{BackupSet, Collection};
 use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::format::naming::{Kind, SetTimes};
 use crate::format::time::pretty;
 use std::collections::BTreeSet;
+
+/// Warns about the files of `remote` that cold storage keeps charging for if deleted
+/// before their class's minimum storage period.
+fn warn_early_deletion(ctx: &Context, remote: &[String]) -> Result<()> {
+    if remote.is_empty() || !ctx.backend.minimum_storage() {
+        return Ok(());
+    }
+    let listings = ctx.backend.store_listings()?;
+    for line in early_deletion(&listings, remote, ctx.now) {
+        crate::log::warn(&line);
+    }
+    Ok(())
+}
+
+/// One line per store holding files of `names` younger than their minimum storage period
+/// at `now`: how many, their size, the most days any is short, and the charge for the
+/// rest of the period where the price is known.
+fn early_deletion(listings: &[StoreListing], names: &[String], now: i64) -> Vec<String> {
+    let names: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let mut lines = Vec::new();
+    for l in listings {
+        let (mut count, mut bytes, mut short, mut usd, mut priced) = (0, 0u64, 0i64, 0.0, false);
+        let mut period = 0;
+        for e in l.entries.iter().filter(|e| names.contains(e.name.as_str())) {
+            let (Some(min), Some(at)) = (e.min_days, e.modified) else {
+                continue;
+            };
+            let left = i64::from(min) - (now - at).max(0) / 86_400;
+            if left <= 0 {
+                continue;
+            }
+            count += 1;
+            bytes += e.size.unwrap_or(0);
+            short = short.max(left);
+            period = period.max(min);
+            if let Some(p) = e.usd_per_gb_month {
+                usd += p * e.size.unwrap_or(0) as f64 / 1e9 * left as f64 / 30.0;
+                priced = true;
+            }
+        }
+        if count == 0 {
+            continue;
+        }
+        let cost = if priced {
+            format!(", about ${usd:.2} at AWS us-east-1 list prices")
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "{count} file(s) ({}) to delete on {} are younger than their minimum storage \
+             period ({period} days; the youngest {short} day(s) short): deleting them now is \
+             charged as if they stayed that long{cost}; --force deletes them anyway",
+            crate::live::size_text(bytes),
+            l.store
+        ));
+    }
+    lines
+}
 
 /// Deletes `remote` from the target and `local` from the archive dir, then says how many.
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
@@ -65,6 +124,7 @@ pub fn cleanup(ctx: &Context) -> Result<()> {
         crate::log::warn("No extraneous files found, nothing deleted in cleanup.");
         return Ok(());
     }
+    warn_early_deletion(ctx, &remote)?;
     let all: Vec<&String> = local.iter().chain(remote.iter()).collect();
     let list = all
         .iter()
@@ -154,6 +214,7 @@ pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
         }
     }
     let when: Vec<String> = old.iter().map(|c| pretty(c.end())).collect();
+    warn_early_deletion(ctx, &remote)?;
     if ctx.force {
         crate::outln!("Deleting backup chain(s) at times:\n{}", when.join("\n"));
         if !ctx.dry_run {
@@ -167,4 +228,47 @@ pub fn remove_older_than(ctx: &Context, t: i64, scope: Scope) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Listed;
+
+    #[test]
+    fn files_younger_than_their_minimum_storage_period_are_counted_and_priced() {
+        let day = 86_400;
+        let now = 1_000 * day;
+        let entry = |name: &str, size, age_days, min_days| Listed {
+            name: name.into(),
+            size: Some(size),
+            modified: Some(now - age_days * day),
+            min_days,
+            usd_per_gb_month: Some(0.0036),
+            ..Listed::default()
+        };
+        let listing = StoreListing {
+            store: "s3://b".into(),
+            entries: vec![
+                entry("young", 10_000_000_000, 30, Some(90)),
+                entry("older", 10_000_000_000, 80, Some(90)),
+                entry("old", 10_000_000_000, 200, Some(90)),
+                entry("hot", 10_000_000_000, 1, None),
+                entry("kept", 10_000_000_000, 1, Some(90)),
+            ],
+            holds: Box::new(|_: &str| true),
+        };
+        let names: Vec<String> = ["young", "older", "old", "hot"].map(String::from).to_vec();
+        // 10 GB for 60 more days and 10 GB for 10: (600 + 100) GB-days at $0.0036 a
+        // GB-month.
+        assert_eq!(
+            early_deletion(&[listing], &names, now),
+            [
+                "2 file(s) (18.6 GB) to delete on s3://b are younger than their minimum storage \
+              period (90 days; the youngest 60 day(s) short): deleting them now is charged as \
+              if they stayed that long, about $0.08 at AWS us-east-1 list prices; --force \
+              deletes them anyway"
+            ]
+        );
+    }
 }
