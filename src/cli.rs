@@ -236,6 +236,14 @@ pub struct Cli {
     /// S3: restore tier for archived volumes: Expedited, Standard or Bulk.
     #[arg(long, default_value = "Standard", value_name = "TIER")]
     pub s3_restore_tier: String,
+    /// S3: lock every file uploaded against deletion and overwriting (S3 Object Lock; the
+    /// bucket must have it enabled) for DAYS.
+    #[arg(long, value_name = "DAYS")]
+    pub object_lock_days: Option<u32>,
+    /// S3: the Object Lock mode: GOVERNANCE (lifted only with a special permission) or
+    /// COMPLIANCE (by no one).
+    #[arg(long, default_value = "GOVERNANCE", value_name = "MODE")]
+    pub object_lock_mode: String,
     /// Cold storage's minimum storage period, for the warning of remove-* and cleanup
     /// before deleting younger objects (default: S3 GLACIER and GLACIER_IR 90, DEEP_ARCHIVE
     /// 180; pca:// none).

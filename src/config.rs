@@ -569,6 +569,16 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             multipart_chunk: cli.s3_multipart_chunk_size.saturating_mul(1 << 20),
             multipart_procs: cli.s3_multipart_max_procs,
             unencrypted: cli.s3_unencrypted_connection,
+            object_lock_days: cli.object_lock_days,
+            object_lock_mode: match cli.object_lock_mode.to_ascii_uppercase().as_str() {
+                m @ ("GOVERNANCE" | "COMPLIANCE") => m.to_string(),
+                _ => {
+                    return Err(Error::usage(format!(
+                        "--object-lock-mode {}: give GOVERNANCE or COMPLIANCE",
+                        cli.object_lock_mode
+                    )))
+                }
+            },
         },
         ssh: backend::SshOptions {
             askpass: cli.ssh_askpass,

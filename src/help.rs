@@ -108,6 +108,8 @@ const GROUPS: &[(&str, &[&str])] = &[
             "s3_restore_days",
             "s3_restore_tier",
             "min_storage_days",
+            "object_lock_days",
+            "object_lock_mode",
             "s3_use_server_side_encryption",
             "s3_use_server_side_kms_encryption",
             "s3_kms_key_id",

@@ -517,6 +517,122 @@ fn early_deletion_of_archived_volumes_is_warned_about_and_still_done() {
     assert_eq!(volumes(), 1, "the two older chains were deleted: {err}");
 }
 
+/// `--object-lock-days`: every file of the backup is stored under Object Lock (mode and
+/// date seen by boto3), the multipart volume too; remove-* refuses to delete locked chains
+/// with one line and deletes nothing; unlocked files in the same bucket are deleted for
+/// good (no version left behind a delete marker).
+#[test]
+fn object_lock_keeps_volumes_from_deletion_until_their_date() {
+    let s = service_env("s3");
+    let env = creds(&s);
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = unique("lock");
+    boto3(
+        &s,
+        &bucket,
+        "s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)",
+    );
+    make_fixture_tree(&w.join("src"), 1, false);
+    std::fs::write(w.join("src/random.bin"), edits::prng_bytes(3, 6 << 20)).unwrap();
+    let run = |more: &[&str]| {
+        let mut a = vec!["--s3-endpoint-url", endpoint.as_str(), "--no-encryption"];
+        a.extend_from_slice(more);
+        fd(w, &env, &a)
+    };
+    let (t1, t2, t3) = (T1.to_string(), T2.to_string(), (T2 + 86_400).to_string());
+    let locked = format!("s3://{bucket}/locked");
+    for t in [&t1, &t2] {
+        run(&[
+            "full",
+            "--object-lock-days",
+            "2",
+            "--s3-multipart-chunk-size",
+            "5",
+            "--current-time",
+            t,
+            "--archive-dir",
+            "c",
+            "src",
+            &locked,
+        ])
+        .ok();
+    }
+    let retention = boto3(
+        &s,
+        &bucket,
+        "import datetime\n\
+         for o in s3.list_objects_v2(Bucket=bucket, Prefix='locked/')['Contents']:\n    \
+         h = s3.head_object(Bucket=bucket, Key=o['Key'])\n    \
+         left = h['ObjectLockRetainUntilDate'] - datetime.datetime.now(datetime.timezone.utc)\n    \
+         print(o['Key'], h['ObjectLockMode'], round(left.total_seconds() / 86400))",
+    );
+    assert_eq!(retention.lines().count(), 6, "{retention}");
+    assert!(
+        retention.lines().all(|l| l.ends_with(" GOVERNANCE 2")),
+        "{retention}"
+    );
+    let r = run(&[
+        "remove-all-but-n-full",
+        "1",
+        "--force",
+        "--archive-dir",
+        "c",
+        &locked,
+    ]);
+    assert_fails(
+        &r,
+        r.code(),
+        &[
+            "locked by S3 Object Lock (GOVERNANCE retention)",
+            "nothing was deleted",
+        ],
+    );
+    assert_ne!(r.code(), 0);
+    let count = |prefix: &str| {
+        boto3(
+            &s,
+            &bucket,
+            &format!(
+                "v = s3.list_object_versions(Bucket=bucket, Prefix='{prefix}')\n\
+                 print(len(v.get('Versions', [])), len(v.get('DeleteMarkers', [])))"
+            ),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(count("locked/"), "6 0", "nothing deleted, nothing hidden");
+    // Without --object-lock-days, files in the same bucket are deleted for good.
+    let open = format!("s3://{bucket}/open");
+    for t in [&t1, &t3] {
+        run(&[
+            "full",
+            "--current-time",
+            t,
+            "--archive-dir",
+            "c2",
+            "src",
+            &open,
+        ])
+        .ok();
+    }
+    run(&[
+        "remove-all-but-n-full",
+        "1",
+        "--force",
+        "--archive-dir",
+        "c2",
+        &open,
+    ])
+    .ok();
+    assert_eq!(
+        count("open/"),
+        "3 0",
+        "the old chain's 3 files are gone, versions and all"
+    );
+}
+
 #[test]
 fn s3_errors_are_one_clear_line() {
     let s = service_env("s3");

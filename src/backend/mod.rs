@@ -103,6 +103,11 @@ pub trait Backend: Send + Sync {
             })
             .collect())
     }
+    /// Fails, naming the first and how long, when any of `names` may not be deleted yet
+    /// (S3 Object Lock): a removal checks this before it deletes anything.
+    fn check_deletable(&self, _names: &[String]) -> Result<()> {
+        Ok(())
+    }
     /// True when its listings may carry minimum storage periods (cold classes), which
     /// `remove-*` and `cleanup` warn about.
     fn minimum_storage(&self) -> bool {
@@ -582,6 +587,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn minimum_storage(&self) -> bool {
         (**self).minimum_storage()
+    }
+    fn check_deletable(&self, names: &[String]) -> Result<()> {
+        (**self).check_deletable(names)
     }
     fn lists_md5(&self) -> bool {
         (**self).lists_md5()

@@ -491,6 +491,22 @@ impl Backend for Multi {
         Ok(names.iter().filter_map(|n| found.remove(n)).collect())
     }
 
+    fn check_deletable(&self, names: &[String]) -> Result<()> {
+        for s in &self.stores {
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|n| self.eligible(n).iter().any(|e| std::ptr::eq(*e, s)))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                s.backend
+                    .check_deletable(&mine)
+                    .map_err(|e| e.reword(|m| format!("{}: {m}", s.name)))?;
+            }
+        }
+        Ok(())
+    }
+
     fn minimum_storage(&self) -> bool {
         self.stores.iter().any(|s| s.backend.minimum_storage())
     }

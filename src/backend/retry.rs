@@ -112,6 +112,11 @@ impl<B: Backend> Backend for Retry<B> {
     fn minimum_storage(&self) -> bool {
         self.inner.minimum_storage()
     }
+    fn check_deletable(&self, names: &[String]) -> Result<()> {
+        self.run("checking Object Lock retention", || {
+            self.inner.check_deletable(names)
+        })
+    }
     fn lists_md5(&self) -> bool {
         self.inner.lists_md5()
     }

@@ -47,6 +47,11 @@ pub struct S3Options {
     pub multipart_procs: usize,
     /// `--s3-unencrypted-connection`: plain HTTP to AWS (an endpoint URL says its scheme).
     pub unencrypted: bool,
+    /// `--object-lock-days`: every file uploaded is locked (S3 Object Lock) for this many
+    /// days.
+    pub object_lock_days: Option<u32>,
+    /// `--object-lock-mode`: GOVERNANCE or COMPLIANCE.
+    pub object_lock_mode: String,
 }
 
 /// The server-side encryption options, read when an s3:// target is opened (as duplicity
@@ -148,6 +153,8 @@ pub struct S3 {
     sse: Option<Sse>,
     /// `Retry-After` of the last 429 or 503 answer.
     retry_after: super::RetryAfter,
+    /// Whether the bucket has Object Lock, asked once.
+    lock_enabled: std::sync::OnceLock<bool>,
 }
 
 /// S3's smallest part of a multipart upload (but the last).
@@ -283,6 +290,7 @@ impl S3 {
             min_storage_days: backend_opts.min_storage_days,
             sse: Sse::from_options(&opts.sse)?,
             retry_after: Default::default(),
+            lock_enabled: std::sync::OnceLock::new(),
         })
     }
 
@@ -476,6 +484,9 @@ impl S3 {
         let result = self
             .upload_parts(src, len, &key, &upload_id, &what)
             .and_then(|etags| self.complete_multipart(&key, &upload_id, &etags, &what));
+        // The retention of the upload's headers, set again on the object: some
+        // S3-compatible stores drop it from multipart uploads.
+        let result = result.and_then(|()| self.set_retention(&key, &what));
         if result.is_err() {
             // Best effort: the upload failed already, and its error is what to report.
             if let Ok(mut r) = self.send(
@@ -527,11 +538,20 @@ impl S3 {
                 .read_to_end(&mut buf)
                 .map_err(|e| Error::io(src, e))?;
             let number = (k + 1).to_string();
+            let mut part_headers = Vec::new();
+            if self.opts.object_lock_days.is_some() {
+                use base64::Engine;
+                let md5 = <md5::Md5 as md5::Digest>::digest(&buf);
+                part_headers.push((
+                    "content-md5",
+                    base64::engine::general_purpose::STANDARD.encode(md5),
+                ));
+            }
             let mut r = self.send(
                 "PUT",
                 key,
                 &[("partNumber", number.as_str()), ("uploadId", upload_id)],
-                &[],
+                &part_headers,
                 None,
                 Some(&buf),
             )?;
@@ -631,6 +651,109 @@ impl S3 {
         }
     }
 
+    /// The Object Lock headers of an upload, with `--object-lock-days`.
+    fn lock_headers(&self) -> Vec<(&'static str, String)> {
+        let Some(days) = self.opts.object_lock_days else {
+            return Vec::new();
+        };
+        let until = crate::wall_clock() + i64::from(days) * 86_400;
+        let (y, mo, d) = crate::format::time::civil_from_days(until.div_euclid(86_400));
+        let s = until.rem_euclid(86_400);
+        vec![
+            ("x-amz-object-lock-mode", self.opts.object_lock_mode.clone()),
+            (
+                "x-amz-object-lock-retain-until-date",
+                format!(
+                    "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                    s / 3600,
+                    s / 60 % 60,
+                    s % 60
+                ),
+            ),
+        ]
+    }
+
+    /// Sets the Object Lock retention of `--object-lock-days` on the object at `key`.
+    fn set_retention(&self, key: &str, what: &str) -> Result<()> {
+        let headers = self.lock_headers();
+        let [(_, mode), (_, until)] = headers.as_slice() else {
+            return Ok(());
+        };
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode>\
+             <RetainUntilDate>{until}</RetainUntilDate></Retention>"
+        );
+        let md5 = crate::codec::hex(&<md5::Md5 as md5::Digest>::digest(body.as_bytes()));
+        let mut r = self.send(
+            "PUT",
+            key,
+            &[("retention", "")],
+            &[("content-md5", base64_of_hex(&md5))],
+            None,
+            Some(body.as_bytes()),
+        )?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.failure(
+                &format!("{what}: setting its Object Lock retention"),
+                &mut r,
+            ))
+        }
+    }
+
+    /// Whether the bucket has Object Lock enabled (asked once; stores that do not know
+    /// Object Lock have none).
+    fn lock_enabled(&self) -> Result<bool> {
+        if let Some(&on) = self.lock_enabled.get() {
+            return Ok(on);
+        }
+        let r = self.send(
+            "GET",
+            &self.bucket_root(),
+            &[("object-lock", "")],
+            &[],
+            None,
+            None,
+        );
+        let on = match r {
+            Ok(mut r) if r.status().is_success() => r
+                .body_mut()
+                .with_config()
+                .limit(1 << 16)
+                .read_to_string()
+                .is_ok_and(|x| xml_text(&x, "ObjectLockEnabled").as_deref() == Some("Enabled")),
+            Ok(_) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(*self.lock_enabled.get_or_init(|| on))
+    }
+
+    /// The current version of `name` and its retention (mode and date), or `None` if it
+    /// is not there.
+    fn lock_state(&self, name: &str) -> Result<Option<LockState>> {
+        let what = format!("looking for {name} in {}", self.describe());
+        let mut r = self.send("HEAD", &self.key_path(name), &[], &[], None, None)?;
+        match r.status().as_u16() {
+            200..=299 => {
+                let h = |k: &str| {
+                    r.headers()
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let until =
+                    h("x-amz-object-lock-mode").zip(h("x-amz-object-lock-retain-until-date"));
+                Ok(Some(LockState {
+                    version: h("x-amz-version-id").filter(|v| v != "null"),
+                    until,
+                }))
+            }
+            404 => Ok(None),
+            _ => Err(self.failure(&what, &mut r)),
+        }
+    }
+
     /// True when the store is AWS itself, whose prices and delays ferrodup knows.
     fn is_aws(&self) -> bool {
         self.opts.endpoint.is_none() || self.host.ends_with(".amazonaws.com")
@@ -681,6 +804,22 @@ fn thaw_terms(class: &str, tier: &str) -> (&'static str, Option<f64>) {
         (_, "Bulk") => ("5-12 hours", Some(0.0)),
         _ => ("3-5 hours", Some(0.01)),
     }
+}
+
+/// An object's current version and Object Lock retention.
+struct LockState {
+    version: Option<String>,
+    /// Mode and retain-until date.
+    until: Option<(String, String)>,
+}
+
+/// The base64 form of a hex digest (as `Content-MD5` takes it).
+fn base64_of_hex(hex: &str) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -767,6 +906,37 @@ impl Backend for S3 {
 
     fn minimum_storage(&self) -> bool {
         true
+    }
+
+    fn check_deletable(&self, names: &[String]) -> Result<()> {
+        if !self.lock_enabled()? {
+            return Ok(());
+        }
+        let now = crate::wall_clock();
+        let mut locked: Vec<(&String, String, String)> = Vec::new();
+        for name in names {
+            if let Some(LockState {
+                until: Some((mode, until)),
+                ..
+            }) = self.lock_state(name)?
+            {
+                if super::listing_time(&until).is_some_and(|t| t > now) {
+                    locked.push((name, mode, until));
+                }
+            }
+        }
+        let Some(last) = locked.iter().max_by(|a, b| a.2.cmp(&b.2)) else {
+            return Ok(());
+        };
+        Err(Error::input(format!(
+            "{} file(s) to delete on {} are locked by S3 Object Lock ({} retention) until \
+             {} at the latest ({}): nothing was deleted; remove them after that date",
+            locked.len(),
+            self.describe(),
+            last.1,
+            last.2,
+            last.0
+        )))
     }
 
     /// One listing, and a HEAD of each archived file for its restore status.
@@ -864,10 +1034,16 @@ impl Backend for S3 {
         if let Some(sse) = &self.sse {
             headers.extend(sse.headers());
         }
+        headers.extend(self.lock_headers());
         let len = std::fs::metadata(src).map_err(|e| Error::io(src, e))?.len();
         let chunk = self.opts.multipart_chunk;
         if chunk > 0 && len >= chunk {
             return self.put_multipart(src, name, len, &headers);
+        }
+        if self.opts.object_lock_days.is_some() {
+            // S3 takes a locked upload only with a checksum of its body.
+            let md5 = crate::codec::file_digest::<md5::Md5>(src)?;
+            headers.push(("content-md5", base64_of_hex(&md5)));
         }
         let hash = crate::codec::file_digest::<Sha256>(src)?;
         let what = format!("uploading {name} to {}", self.describe());
@@ -886,9 +1062,22 @@ impl Backend for S3 {
         }
     }
 
+    /// With Object Lock on the bucket (so versioning), the current version itself is
+    /// deleted: a plain DELETE would only hide it behind a delete marker.
     fn delete(&self, name: &str) -> Result<()> {
         let what = format!("deleting {name} from {}", self.describe());
-        let mut r = self.send("DELETE", &self.key_path(name), &[], &[], None, None)?;
+        let mut query = Vec::new();
+        let version;
+        if self.lock_enabled()? {
+            match self.lock_state(name)? {
+                Some(state) => version = state.version,
+                None => return Ok(()),
+            }
+            if let Some(v) = &version {
+                query.push(("versionId", v.as_str()));
+            }
+        }
+        let mut r = self.send("DELETE", &self.key_path(name), &query, &[], None, None)?;
         match r.status().as_u16() {
             200..=299 | 404 => Ok(()),
             _ => Err(self.failure(&what, &mut r)),

@@ -67,8 +67,10 @@ fn early_deletion(listings: &[StoreListing], names: &[String], now: i64) -> Vec<
     lines
 }
 
-/// Deletes `remote` from the target and `local` from the archive dir, then says how many.
+/// Deletes `remote` from the target and `local` from the archive dir, then says how many;
+/// nothing, if the target keeps any of `remote` locked.
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
+    ctx.backend.check_deletable(remote)?;
     for name in remote {
         crate::failpoint::hit("remove-delete");
         ctx.backend.delete(name)?;
