@@ -424,12 +424,27 @@ fn full_volumes_match_duplicity_byte_for_byte() {
         fixtures().join("multivol/remote/duplicity-full.20240101T120000Z.manifest"),
     )
     .unwrap();
+    // Besides the host name and the hashes, ours has a Size line per volume (which
+    // duplicity skips): the size of the volume stored.
+    let parsed = ferrodup::format::manifest::Manifest::parse(ours.as_bytes()).unwrap();
+    for (k, v) in &parsed.volumes {
+        let stored = w.join(format!(
+            "target/duplicity-full.20240101T120000Z.vol{k}.difftar"
+        ));
+        assert_eq!(
+            v.size,
+            Some(std::fs::metadata(stored).unwrap().len()),
+            "volume {k}"
+        );
+    }
     let strip = |s: &str| -> Vec<String> {
         s.lines()
             .filter(|l| !l.starts_with("Hostname") && !l.contains("Hash SHA1"))
+            .filter(|l| !l.starts_with("    Size "))
             .map(str::to_string)
             .collect()
     };
+    assert_eq!(ours.matches("    Size ").count(), 3);
     assert_eq!(strip(&ours), strip(&theirs));
 }
 

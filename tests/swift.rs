@@ -640,6 +640,80 @@ fn pca_restore_plan_and_a_rerun_that_asks_for_no_unseal_twice() {
     }
 }
 
+/// A restore from PCA killed after it downloaded and checked some volumes: run again, it
+/// reads them from where it kept them (no request for them reaches Swift, per its log),
+/// downloads the rest, and removes what it kept once the restore is complete.
+#[test]
+fn a_rerun_restore_reads_again_the_volumes_it_had_thawed() {
+    let s = services();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let Flagship { url, cold, .. } = flagship(w, &s);
+    make_fixture_tree(&w.join("src"), 1, true);
+    flagship_run(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let volumes = swift_list(&s, &cold);
+    assert!(volumes.len() >= 3, "{volumes:?}");
+    std::fs::create_dir(w.join("tmp")).unwrap();
+    let mut args: Vec<&str> = FLAGSHIP_PREFIXES.to_vec();
+    args.extend_from_slice(&[
+        "restore",
+        "--no-encryption",
+        "--tempdir",
+        "tmp",
+        "--archive-dir",
+        "r",
+        &url,
+        "out",
+    ]);
+    // Killed as it is about to check the second volume's hash: the first one is checked
+    // (the fetcher checks each volume before it downloads the next) and kept.
+    let env = [(
+        "FERRODUP_FAILPOINT".to_string(),
+        "volume-hash:2".to_string(),
+    )];
+    let first = fd(w, &env, &args);
+    assert_ne!(first.code(), 0, "killed: {}", first.stderr());
+    assert!(
+        first.stderr().contains("Restore plan"),
+        "{}",
+        first.stderr()
+    );
+    let log_path = std::path::Path::new(&s["SWIFT_STATE_DIR"]).join("log/proxy.log");
+    let seen = std::fs::read_to_string(&log_path).unwrap().len();
+    std::fs::remove_dir_all(w.join("out")).ok();
+    let again = flagship_run(w, &args[6..]).ok();
+    let err = again.stderr();
+    assert!(
+        err.contains("volume(s) downloaded and checked by an earlier run are read again"),
+        "{err}"
+    );
+    assert_same_tree(&w.join("src"), &w.join("out"), "restore from kept volumes");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let gets = log[seen..]
+        .lines()
+        .filter(|l| l.contains(" GET /v1/") && l.contains(&format!("/{cold}/{} ", volumes[0])))
+        .count();
+    assert_eq!(gets, 0, "{} was read from the kept copy", volumes[0]);
+    let left: Vec<_> = std::fs::read_dir(w.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the kept volumes are removed: {left:?}");
+}
+
 /// The flagship setup: manifests and signatures on Swift, volumes on PCA, through one
 /// multi:// config whose stores carry their own credentials.
 #[test]

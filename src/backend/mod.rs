@@ -103,6 +103,11 @@ pub trait Backend: Send + Sync {
             })
             .collect())
     }
+    /// True when some files may have to be thawed before a read (PCA, S3 archive
+    /// classes): restores then plan their reads and keep what they thaw.
+    fn may_thaw(&self) -> bool {
+        false
+    }
     /// Fails, naming the first and how long, when any of `names` may not be deleted yet
     /// (S3 Object Lock): a removal checks this before it deletes anything.
     fn check_deletable(&self, _names: &[String]) -> Result<()> {
@@ -590,6 +595,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn check_deletable(&self, names: &[String]) -> Result<()> {
         (**self).check_deletable(names)
+    }
+    fn may_thaw(&self) -> bool {
+        (**self).may_thaw()
     }
     fn lists_md5(&self) -> bool {
         (**self).lists_md5()

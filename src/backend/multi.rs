@@ -507,6 +507,10 @@ impl Backend for Multi {
         Ok(())
     }
 
+    fn may_thaw(&self) -> bool {
+        self.stores.iter().any(|s| s.backend.may_thaw())
+    }
+
     fn minimum_storage(&self) -> bool {
         self.stores.iter().any(|s| s.backend.minimum_storage())
     }

@@ -112,6 +112,9 @@ impl<B: Backend> Backend for Retry<B> {
     fn minimum_storage(&self) -> bool {
         self.inner.minimum_storage()
     }
+    fn may_thaw(&self) -> bool {
+        self.inner.may_thaw()
+    }
     fn check_deletable(&self, names: &[String]) -> Result<()> {
         self.run("checking Object Lock retention", || {
             self.inner.check_deletable(names)

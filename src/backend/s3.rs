@@ -908,6 +908,10 @@ impl Backend for S3 {
         true
     }
 
+    fn may_thaw(&self) -> bool {
+        true
+    }
+
     fn check_deletable(&self, names: &[String]) -> Result<()> {
         if !self.lock_enabled()? {
             return Ok(());

@@ -872,6 +872,10 @@ impl Backend for Swift {
         true
     }
 
+    fn may_thaw(&self) -> bool {
+        self.pca
+    }
+
     fn minimum_storage(&self) -> bool {
         self.pca && self.min_storage_days.is_some()
     }

@@ -5,6 +5,7 @@ pub mod changes;
 pub mod check;
 pub mod dupview;
 pub mod jsonstat;
+pub mod kept;
 pub mod list;
 mod pool;
 pub mod remove;

@@ -15,6 +15,7 @@
 use crate::backend::{Backend, PlannedRead, ReadState};
 use crate::codec;
 use crate::collection::{BackupSet, Collection, Damage};
+use crate::commands::kept::Kept;
 use crate::commands::Context;
 use crate::crypto::Crypto;
 use crate::dest::{self, Dest, DestFile, DirFd};
@@ -615,6 +616,7 @@ fn spawn_fetcher<'s>(
     set: BackupSet,
     volumes: Vec<u32>,
     cut: CutFiles,
+    keep: Keep<'s>,
 ) -> mpsc::Receiver<Result<Fetched>> {
     let (tx, rx) = mpsc::sync_channel(1);
     let backend: &dyn Backend = &*ctx.backend;
@@ -629,11 +631,17 @@ fn spawn_fetcher<'s>(
                     ))
                     .with_code(Code::Generic)
                 })?;
-                let stored = match backend.local_path(&name) {
-                    Some(p) => Stored::InPlace(p),
-                    None => {
+                let stored = match (backend.local_path(&name), keep.kept) {
+                    (Some(p), _) => Stored::InPlace(p),
+                    (None, Some(k)) if k.find(&name).is_some() => {
+                        Stored::InPlace(k.find(&name).expect("checked"))
+                    }
+                    (None, _) => {
                         let path = ctx.temp_path("volume")?;
                         backend.get(&name, &path)?;
+                        if let Some(k) = keep.kept.filter(|_| keep.thawing.contains(&name)) {
+                            k.hold(&path, &name);
+                        }
                         Stored::Temp(path)
                     }
                 };
@@ -657,7 +665,9 @@ fn spawn_fetcher<'s>(
                     fetched.verdict = Arc::new(Verdict::default());
                     return Ok(Some((fetched, Some((f, want)))));
                 }
-                match hash_mismatch(&mut f, path, &fetched.name, &want)? {
+                let verdict = hash_mismatch(&mut f, path, &fetched.name, &want)?;
+                keep.decided(&fetched.name, verdict.is_none());
+                match verdict {
                     None => Ok(Some((fetched, None))),
                     Some(msg) => {
                         crate::log::warn(&format!("{msg}; skipping it (--ignore-errors)"));
@@ -681,7 +691,9 @@ fn spawn_fetcher<'s>(
                     }
                     if let Some((mut f, want)) = check {
                         crate::failpoint::hit("volume-hash");
-                        verdict.decide(match hash_mismatch(&mut f, &path, &name, &want) {
+                        let checked = hash_mismatch(&mut f, &path, &name, &want);
+                        keep.decided(&name, matches!(checked, Ok(None)));
+                        verdict.decide(match checked {
                             Ok(None) => Ok(()),
                             Ok(Some(msg)) => Err(Error::corrupt(format!(
                                 "{msg}; restore an earlier --time or use --ignore-errors"
@@ -764,7 +776,10 @@ fn needed_volumes(ctx: &Context, sets: &[BackupSet], req: &Request) -> Result<Ne
 /// read now, are thawing or must be thawed (with the store's documented wait), and the
 /// retrieval cost where the store has a known price list. Printed before any thaw is
 /// asked for when something must thaw, and always with --dry-run.
-fn print_plan(ctx: &Context, names: &[String]) -> Result<()> {
+fn print_plan(ctx: &Context, names: &[String]) -> Result<Vec<PlannedRead>> {
+    if !ctx.dry_run && !ctx.backend.may_thaw() {
+        return Ok(Vec::new());
+    }
     let plan = ctx.backend.plan_reads(names)?;
     let cold = plan.iter().any(|p| p.state != ReadState::Now);
     if cold || ctx.dry_run {
@@ -772,7 +787,7 @@ fn print_plan(ctx: &Context, names: &[String]) -> Result<()> {
             crate::log::notice(&line);
         }
     }
-    Ok(())
+    Ok(plan)
 }
 
 /// The lines of [`print_plan`].
@@ -868,8 +883,32 @@ pub fn replay(
     sink: &mut dyn Sink,
 ) -> Result<u64> {
     let (plans, all_names, cut_files) = needed_volumes(ctx, sets, req)?;
-    print_plan(ctx, &all_names)?;
-    ctx.backend.prepare_download(&all_names)?;
+    let kept = if ctx.backend.may_thaw() {
+        Kept::open(ctx)
+    } else {
+        None
+    };
+    let (reused, to_read): (Vec<String>, Vec<String>) = all_names
+        .iter()
+        .cloned()
+        .partition(|n| kept.as_ref().is_some_and(|k| k.find(n).is_some()));
+    if !reused.is_empty() {
+        crate::log::notice(&format!(
+            "{} volume(s) downloaded and checked by an earlier run are read again, without \
+             a thaw",
+            reused.len()
+        ));
+    }
+    let thawing: BTreeSet<String> = print_plan(ctx, &to_read)?
+        .into_iter()
+        .filter(|p| p.state != ReadState::Now)
+        .map(|p| p.name)
+        .collect();
+    ctx.backend.prepare_download(&to_read)?;
+    let keep = Keep {
+        kept: kept.as_ref(),
+        thawing: &thawing,
+    };
     let cut: CutFiles = Arc::new(Mutex::new(cut_files));
     let volumes_read = Arc::new((AtomicU64::new(0), all_names.len() as u64));
     let verdicts: Verdicts = Arc::default();
@@ -880,7 +919,7 @@ pub fn replay(
             .map(|(m, set, vols)| SetStream {
                 rx: spawn_decoder(
                     scope,
-                    spawn_fetcher(scope, ctx, m, set, vols, cut.clone()),
+                    spawn_fetcher(scope, ctx, m, set, vols, cut.clone(), keep),
                     ctx.crypto.as_ref(),
                     depth,
                 ),
@@ -905,6 +944,32 @@ pub fn replay(
         };
         merge(&mut streams, req, &mut checked, ctx.ignore_errors).map_err(|e| checked.abandon(e))
     })
+    .inspect(|_| {
+        if let Some(k) = &kept {
+            k.clear();
+        }
+    })
+}
+
+/// Where a restore keeps the volumes it thaws (see [`Kept`]), and which those are.
+#[derive(Clone, Copy)]
+struct Keep<'a> {
+    kept: Option<&'a Kept>,
+    thawing: &'a BTreeSet<String>,
+}
+
+impl Keep<'_> {
+    /// The hash of volume `name` was checked: a kept copy stays for a rerun if it was
+    /// right, and goes if not.
+    fn decided(&self, name: &str, good: bool) {
+        if let Some(k) = self.kept {
+            if good {
+                k.checked(name);
+            } else {
+                k.forget(name);
+            }
+        }
+    }
 }
 
 /// How many restored objects may wait for the verdicts of their volumes.
