@@ -5,7 +5,7 @@ use crate::backend;
 use crate::cache::Cache;
 use crate::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use crate::commands::restore::{PathFilter, Request};
-use crate::commands::{backup, check, list, remove, restore, status, Context, RunTemp};
+use crate::commands::{backup, check, list, remove, replicate, restore, status, Context, RunTemp};
 use crate::config::{Command, Config, CryptoConfig};
 use crate::crypto::{prompt_passphrase, Crypto, Keyring};
 use crate::error::{Error, Result};
@@ -183,6 +183,10 @@ pub fn run(config: Config) -> Result<Outcome> {
         }
         Command::List { .. } => {
             list::run(&ctx, config.restore.time, req.select.as_ref()).map(|_| Outcome::Done)
+        }
+        Command::Replicate { target, .. } => {
+            let target = backend::open(&target, &config.backend)?;
+            replicate::run(&ctx, &*target, config.restore.time).map(|_| Outcome::Done)
         }
         Command::Check { .. } => {
             let found = check::run(&ctx)?;

@@ -44,6 +44,11 @@ pub enum Command {
     List {
         url: String,
     },
+    /// `replicate SOURCE_URL TARGET_URL`: the backup sets of one target copied to another.
+    Replicate {
+        url: String,
+        target: String,
+    },
     /// `check URL`: every volume, manifest and signature file is in place, from listings,
     /// without reading cold storage.
     Check {
@@ -75,6 +80,7 @@ impl Command {
             | Command::Status { url }
             | Command::List { url }
             | Command::Check { url }
+            | Command::Replicate { url, .. }
             | Command::Cleanup { url }
             | Command::RemoveOlderThan { url, .. }
             | Command::RemoveAllButN { url, .. } => url,
@@ -259,6 +265,10 @@ fn parse_command(args: &[String], now: i64) -> Result<Command> {
         "list-current-files" | "ls" => Command::List {
             url: one("list-current-files URL")?,
         },
+        "replicate" => {
+            let (url, target) = two("replicate SOURCE_URL TARGET_URL")?;
+            Command::Replicate { url, target }
+        }
         "check" => Command::Check {
             url: one("check URL")?,
         },

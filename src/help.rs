@@ -329,6 +329,18 @@ const TOPICS: &[Topic] = &[
         groups: READ_GROUPS,
     },
     Topic {
+        names: &["replicate"],
+        usage: "ferrodup [OPTIONS] replicate SOURCE_URL TARGET_URL",
+        about: "Copy the complete backup sets at SOURCE_URL (those ending by --time, all by \
+                default) to TARGET_URL, e.g. from pca:// to s3:// with \
+                --s3-use-deep-archive: archived files are asked to thaw at once, each \
+                volume's SHA1 is checked before it is stored, files already copied are \
+                skipped (run it again after an interruption), and a set's manifest goes \
+                last. --dry-run counts what would be copied.",
+        examples: &["ferrodup replicate file:///mnt/backups/data file:///mnt/copy/data"],
+        groups: READ_GROUPS,
+    },
+    Topic {
         names: &["check"],
         usage: "ferrodup [OPTIONS] check URL",
         about: "Check, without reading or thawing cold storage, that every volume of every \

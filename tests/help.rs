@@ -162,7 +162,7 @@ fn help_examples() -> Vec<String> {
 #[test]
 fn every_help_example_runs_as_written() {
     let examples = help_examples();
-    assert_eq!(examples.len(), 16, "{examples:#?}");
+    assert_eq!(examples.len(), 17, "{examples:#?}");
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let root = w.join("root");

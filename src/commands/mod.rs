@@ -9,6 +9,7 @@ pub mod kept;
 pub mod list;
 mod pool;
 pub mod remove;
+pub mod replicate;
 pub mod restore;
 pub mod status;
 pub mod upload;
