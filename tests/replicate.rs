@@ -76,16 +76,19 @@ fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity()
     ])
     .ok();
 
+    let replicate = || -> Run {
+        ferro(&[
+            "replicate",
+            "--s3-use-deep-archive",
+            "--archive-dir",
+            "rep",
+            &pca,
+            &target,
+        ])
+        .ok()
+    };
     // From a fresh archive dir: the manifests come from PCA too.
-    let r = ferro(&[
-        "replicate",
-        "--s3-use-deep-archive",
-        "--archive-dir",
-        "rep",
-        &pca,
-        &target,
-    ])
-    .ok();
+    let r = replicate();
     let err = r.stderr();
     assert!(err.contains("Replicate complete: "), "{err}");
     assert!(err.contains("of 2 set(s) copied from pca://"), "{err}");
@@ -104,15 +107,7 @@ fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity()
         assert!(line.ends_with(want), "{line}");
     }
     // Run again: everything is there, nothing is copied.
-    let again = ferro(&[
-        "replicate",
-        "--s3-use-deep-archive",
-        "--archive-dir",
-        "rep",
-        &pca,
-        &target,
-    ])
-    .ok();
+    let again = replicate();
     let said = again.stderr();
     assert!(
         said.contains("Replicate complete: 0 file(s) (0 B) of 2 set(s)")

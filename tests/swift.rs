@@ -395,6 +395,29 @@ fn flagship(w: &std::path::Path, s: &HashMap<String, String>) -> Flagship {
     }
 }
 
+/// A multivolume full backup of the fixture tree (`src`, archive dir `c`) to a new
+/// flagship target; returns the target and the names of its cold volumes.
+fn flagship_backup(w: &std::path::Path, s: &HashMap<String, String>) -> (Flagship, Vec<String>) {
+    let target = flagship(w, s);
+    make_fixture_tree(&w.join("src"), 1, true);
+    flagship_run(
+        w,
+        &[
+            "full",
+            "--no-encryption",
+            "--volsize",
+            "1",
+            "--archive-dir",
+            "c",
+            "src",
+            &target.url,
+        ],
+    )
+    .ok();
+    let volumes = swift_list(s, &target.cold);
+    (target, volumes)
+}
+
 /// ferrodup with the flagship's prefixes; the stores' credentials are in the config.
 fn flagship_run(w: &std::path::Path, args: &[&str]) -> Run {
     let mut a: Vec<&str> = FLAGSHIP_PREFIXES.to_vec();
@@ -444,23 +467,7 @@ fn check_reads_no_cold_object_and_finds_missing_replaced_and_resized_volumes() {
     let s = services();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let Flagship { url, hot, cold } = flagship(w, &s);
-    make_fixture_tree(&w.join("src"), 1, true);
-    flagship_run(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--volsize",
-            "1",
-            "--archive-dir",
-            "c",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
-    let volumes: Vec<String> = swift_list(&s, &cold);
+    let (Flagship { url, hot, cold }, volumes) = flagship_backup(w, &s);
     assert!(volumes.len() >= 3, "{volumes:?}");
     assert_eq!(swift_list(&s, &hot).len(), 2);
     // From a fresh archive dir (manifests read from Swift) and from the backup's own.
@@ -535,23 +542,7 @@ fn pca_restore_plan_and_a_rerun_that_asks_for_no_unseal_twice() {
     let s = services();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let Flagship { url, cold, .. } = flagship(w, &s);
-    make_fixture_tree(&w.join("src"), 1, true);
-    flagship_run(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--volsize",
-            "1",
-            "--archive-dir",
-            "c",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
-    let volumes = swift_list(&s, &cold);
+    let (Flagship { url, cold, .. }, volumes) = flagship_backup(w, &s);
     let n = volumes.len();
     assert!(n >= 3, "{volumes:?}");
     let bytes: u64 = volumes
@@ -648,23 +639,7 @@ fn a_rerun_restore_reads_again_the_volumes_it_had_thawed() {
     let s = services();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let Flagship { url, cold, .. } = flagship(w, &s);
-    make_fixture_tree(&w.join("src"), 1, true);
-    flagship_run(
-        w,
-        &[
-            "full",
-            "--no-encryption",
-            "--volsize",
-            "1",
-            "--archive-dir",
-            "c",
-            "src",
-            &url,
-        ],
-    )
-    .ok();
-    let volumes = swift_list(&s, &cold);
+    let (Flagship { url, cold, .. }, volumes) = flagship_backup(w, &s);
     assert!(volumes.len() >= 3, "{volumes:?}");
     std::fs::create_dir(w.join("tmp")).unwrap();
     let mut args: Vec<&str> = FLAGSHIP_PREFIXES.to_vec();

@@ -620,9 +620,9 @@ impl S3 {
         Ok(())
     }
 
-    /// HEAD of an object: its storage class and whether a restored copy is readable, is
-    /// being made, or neither.
-    fn head(&self, name: &str) -> Result<Option<(u64, String, Restore)>> {
+    /// HEAD of an object: its size, storage class, restore status, version and Object
+    /// Lock retention; `None` if it is not there.
+    fn head(&self, name: &str) -> Result<Option<Head>> {
         let what = format!("looking for {name} in {}", self.describe());
         let mut r = self.send("HEAD", &self.key_path(name), &[], &[], None, None)?;
         match r.status().as_u16() {
@@ -631,20 +631,24 @@ impl S3 {
                     r.headers()
                         .get(k)
                         .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
+                        .map(str::to_string)
                 };
-                let len = h("content-length").parse().unwrap_or(0);
-                let class = h("x-amz-storage-class");
-                let restore = h("x-amz-restore");
-                let state = if restore.contains("ongoing-request=\"true\"") {
-                    Restore::Ongoing
-                } else if restore.contains("ongoing-request=\"false\"") {
-                    Restore::Done
-                } else {
-                    Restore::None
-                };
-                Ok(Some((len, class, state)))
+                let restore = h("x-amz-restore").unwrap_or_default();
+                Ok(Some(Head {
+                    len: h("content-length")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                    class: h("x-amz-storage-class").unwrap_or_default(),
+                    restore: if restore.contains("ongoing-request=\"true\"") {
+                        Restore::Ongoing
+                    } else if restore.contains("ongoing-request=\"false\"") {
+                        Restore::Done
+                    } else {
+                        Restore::None
+                    },
+                    version: h("x-amz-version-id").filter(|v| v != "null"),
+                    lock: h("x-amz-object-lock-mode").zip(h("x-amz-object-lock-retain-until-date")),
+                }))
             }
             404 => Ok(None),
             _ => Err(self.failure(&what, &mut r)),
@@ -729,31 +733,6 @@ impl S3 {
         Ok(*self.lock_enabled.get_or_init(|| on))
     }
 
-    /// The current version of `name` and its retention (mode and date), or `None` if it
-    /// is not there.
-    fn lock_state(&self, name: &str) -> Result<Option<LockState>> {
-        let what = format!("looking for {name} in {}", self.describe());
-        let mut r = self.send("HEAD", &self.key_path(name), &[], &[], None, None)?;
-        match r.status().as_u16() {
-            200..=299 => {
-                let h = |k: &str| {
-                    r.headers()
-                        .get(k)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
-                let until =
-                    h("x-amz-object-lock-mode").zip(h("x-amz-object-lock-retain-until-date"));
-                Ok(Some(LockState {
-                    version: h("x-amz-version-id").filter(|v| v != "null"),
-                    until,
-                }))
-            }
-            404 => Ok(None),
-            _ => Err(self.failure(&what, &mut r)),
-        }
-    }
-
     /// True when the store is AWS itself, whose prices and delays ferrodup knows.
     fn is_aws(&self) -> bool {
         self.opts.endpoint.is_none() || self.host.ends_with(".amazonaws.com")
@@ -806,11 +785,16 @@ fn thaw_terms(class: &str, tier: &str) -> (&'static str, Option<f64>) {
     }
 }
 
-/// An object's current version and Object Lock retention.
-struct LockState {
+/// What a HEAD of an object tells.
+struct Head {
+    len: u64,
+    /// Empty for STANDARD.
+    class: String,
+    restore: Restore,
+    /// The current version, in a versioned bucket.
     version: Option<String>,
-    /// Mode and retain-until date.
-    until: Option<(String, String)>,
+    /// Object Lock mode and retain-until date.
+    lock: Option<(String, String)>,
 }
 
 /// The base64 form of a hex digest (as `Content-MD5` takes it).
@@ -919,10 +903,10 @@ impl Backend for S3 {
         let now = crate::wall_clock();
         let mut locked: Vec<(&String, String, String)> = Vec::new();
         for name in names {
-            if let Some(LockState {
-                until: Some((mode, until)),
+            if let Some(Head {
+                lock: Some((mode, until)),
                 ..
-            }) = self.lock_state(name)?
+            }) = self.head(name)?
             {
                 if super::listing_time(&until).is_some_and(|t| t > now) {
                     locked.push((name, mode, until));
@@ -956,10 +940,10 @@ impl Backend for S3 {
             let state = if l.readable != Some(false) {
                 super::ReadState::Now
             } else {
-                match self.head(&l.name)? {
-                    Some((_, _, Restore::Done)) => super::ReadState::Now,
-                    Some((_, _, Restore::Ongoing)) => super::ReadState::Thawing { ready_in: None },
-                    Some((_, class, Restore::None)) => {
+                match self.head(&l.name)?.map(|h| (h.class, h.restore)) {
+                    Some((_, Restore::Done)) => super::ReadState::Now,
+                    Some((_, Restore::Ongoing)) => super::ReadState::Thawing { ready_in: None },
+                    Some((class, Restore::None)) => {
                         let (wait, usd) = thaw_terms(&class, &self.opts.restore_tier);
                         super::ReadState::Frozen {
                             wait: if aws {
@@ -1011,7 +995,7 @@ impl Backend for S3 {
                         return Err(e);
                     }
                     // Archived: make sure a restore is under way, then wait for it.
-                    if let Some((_, _, Restore::None)) = self.head(name)? {
+                    if self.head(name)?.is_some_and(|h| h.restore == Restore::None) {
                         self.request_restore(name)?;
                     }
                     crate::live::next_check(wait);
@@ -1073,8 +1057,8 @@ impl Backend for S3 {
         let mut query = Vec::new();
         let version;
         if self.lock_enabled()? {
-            match self.lock_state(name)? {
-                Some(state) => version = state.version,
+            match self.head(name)? {
+                Some(head) => version = head.version,
                 None => return Ok(()),
             }
             if let Some(v) = &version {
@@ -1089,7 +1073,7 @@ impl Backend for S3 {
     }
 
     fn size(&self, name: &str) -> Result<Option<u64>> {
-        Ok(self.head(name)?.map(|(len, _, _)| len))
+        Ok(self.head(name)?.map(|h| h.len))
     }
 
     /// Volumes stored in an archive class (as this run would store them).
@@ -1101,7 +1085,12 @@ impl Backend for S3 {
     fn prepare_download(&self, names: &[String]) -> Result<()> {
         let mut asked = 0;
         for name in names {
-            if let Some((_, class, Restore::None)) = self.head(name)? {
+            if let Some(Head {
+                class,
+                restore: Restore::None,
+                ..
+            }) = self.head(name)?
+            {
                 if is_cold(&class) {
                     self.request_restore(name)?;
                     asked += 1;
