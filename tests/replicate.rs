@@ -6,7 +6,6 @@ mod common;
 
 use common::services::*;
 use common::*;
-use std::process::Command;
 
 #[test]
 fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity() {
@@ -24,22 +23,7 @@ fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity()
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let bucket = unique("replica");
-    let boto3 = |code: &str| -> String {
-        let script = format!(
-            "import boto3\nfrom botocore.config import Config\n\
-             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
-             aws_access_key_id='{}', aws_secret_access_key='{}', \
-             config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\n\
-             bucket = '{bucket}'\n{code}\n",
-            s3["S3_ENDPOINT_URL"], s3["AWS_ACCESS_KEY_ID"], s3["AWS_SECRET_ACCESS_KEY"]
-        );
-        run(
-            Command::new(&s3["S3_PYTHON"]).arg("-c").arg(script),
-            "boto3",
-        )
-        .ok()
-        .stdout()
-    };
+    let boto3 = |code: &str| boto3(&s3, &bucket, code);
     boto3("s3.create_bucket(Bucket=bucket)");
     let pca = format!("pca://{}", unique("to-move"));
     let target = format!("s3://{bucket}/moved");

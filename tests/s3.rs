@@ -9,7 +9,6 @@ use common::services::*;
 use common::*;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 /// A runner of ferrodup or duplicity with storage credentials.
 type Tool = fn(&Path, &[(String, String)], &[&str]) -> Run;
@@ -19,22 +18,6 @@ fn creds(s: &HashMap<String, String>) -> Vec<(String, String)> {
         .iter()
         .map(|k| (k.to_string(), s[*k].clone()))
         .collect()
-}
-
-/// Runs a boto3 snippet against the server; `s3` is a path-style client, `bucket` the
-/// bucket. Returns what it prints.
-fn boto3(s: &HashMap<String, String>, bucket: &str, code: &str) -> String {
-    let script = format!(
-        "import boto3, sys\nfrom botocore.config import Config\n\
-         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
-         aws_access_key_id='{}', aws_secret_access_key='{}', \
-         config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\n\
-         bucket = '{bucket}'\n{code}\n",
-        s["S3_ENDPOINT_URL"], s["AWS_ACCESS_KEY_ID"], s["AWS_SECRET_ACCESS_KEY"]
-    );
-    run(Command::new(&s["S3_PYTHON"]).arg("-c").arg(script), "boto3")
-        .ok()
-        .stdout()
 }
 
 fn new_bucket(s: &HashMap<String, String>) -> String {

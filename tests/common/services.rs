@@ -95,6 +95,22 @@ pub fn fd_killed_after(
     }
 }
 
+/// Runs a boto3 snippet against the server; `s3` is a path-style client, `bucket` the
+/// bucket. Returns what it prints.
+pub fn boto3(s: &HashMap<String, String>, bucket: &str, code: &str) -> String {
+    let script = format!(
+        "import boto3, sys\nfrom botocore.config import Config\n\
+         s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='{}', aws_secret_access_key='{}', \
+         config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\n\
+         bucket = '{bucket}'\n{code}\n",
+        s["S3_ENDPOINT_URL"], s["AWS_ACCESS_KEY_ID"], s["AWS_SECRET_ACCESS_KEY"]
+    );
+    run(Command::new(&s["S3_PYTHON"]).arg("-c").arg(script), "boto3")
+        .ok()
+        .stdout()
+}
+
 /// Runs the real duplicity with only `env` as storage settings.
 pub fn dup(cwd: &Path, env: &[(String, String)], args: &[&str]) -> Run {
     run(
