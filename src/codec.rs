@@ -43,6 +43,21 @@ pub fn open_stored(
 /// hash a volume in 145 ms where 256 KiB reads take 210 ms).
 pub const READ_BUF: usize = 64 * 1024;
 
+/// Reads until `buf` is full or the input ends (retrying interrupted reads); returns the
+/// bytes read.
+pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// The lowercase hex SHA1 of a file's bytes.
 pub fn sha1_file(path: &Path) -> Result<String> {
     file_digest::<Sha1>(path)

@@ -560,7 +560,7 @@ impl<R: BufRead> Gunzip<R> {
     /// Reads the next member if it carries its size.
     fn next_member(input: &mut R) -> io::Result<Next> {
         let mut head = vec![0u8; MEMBER_HEAD];
-        let n = read_full(input, &mut head[..12])?;
+        let n = crate::codec::read_full(input, &mut head[..12])?;
         if n == 0 {
             return Ok(Next::End);
         }
@@ -570,7 +570,7 @@ impl<R: BufRead> Gunzip<R> {
         }
         let xlen = u16::from_le_bytes([head[10], head[11]]) as usize;
         head.resize(12 + xlen, 0);
-        let got = read_full(input, &mut head[12..])?;
+        let got = crate::codec::read_full(input, &mut head[12..])?;
         head.truncate(12 + got);
         let size = (got == xlen).then(|| subfield_size(&head[12..])).flatten();
         let Some(size) = size else {
@@ -679,20 +679,6 @@ fn inflate(d: &mut libdeflater::Decompressor, member: &[u8]) -> io::Result<Vec<u
         Ok(_) => Err(bad("a member is shorter than its trailer says")),
         Err(_) => Err(bad("a member's deflate data or CRC-32 is wrong")),
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl<R: BufRead> Read for Gunzip<R> {

@@ -7,7 +7,7 @@
 //! [`upload`]).
 
 use crate::backend::Backend;
-use crate::codec::{self, HashCount};
+use crate::codec::{self, read_full, HashCount};
 use crate::collection::{Chain, Collection};
 use crate::commands::pool::{Pool, Ticket};
 use crate::commands::upload::{self, FinishedVolume, Slot, Slots, Uploader};
@@ -1254,19 +1254,6 @@ struct Engine<'a, 's> {
     /// The changes not written yet, in walk order, with the bytes workers read for them.
     pending: VecDeque<(Pending, u64)>,
     pending_bytes: u64,
-}
-
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Feeds everything read through it into a signature. A read error ends the data (so
