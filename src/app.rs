@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::commands::backup::{BackupOptions, JsonstatOptions, Mode};
 use crate::commands::restore::{PathFilter, Request};
 use crate::commands::{backup, check, list, remove, replicate, restore, status, Context, RunTemp};
-use crate::config::{Command, Config, CryptoConfig};
+use crate::config::{Command, Config, CryptoConfig, ReplicateConfig};
 use crate::crypto::{prompt_passphrase, Crypto, Keyring};
 use crate::error::{Error, Result};
 use crate::select::Selection;
@@ -52,7 +52,10 @@ pub fn run(config: Config) -> Result<Outcome> {
     crate::format::time::set_filename_separator(config.time_separator);
     let reading = matches!(
         config.command,
-        Command::Restore { .. } | Command::Verify { .. } | Command::List { .. }
+        Command::Restore { .. }
+            | Command::Verify { .. }
+            | Command::List { .. }
+            | Command::Replicate { .. }
     );
     let crypto = match &config.crypto {
         Some(c) if config.encrypt => Some(make_crypto(c, reading)?),
@@ -185,13 +188,25 @@ pub fn run(config: Config) -> Result<Outcome> {
             list::run(&ctx, config.restore.time, req.select.as_ref()).map(|_| Outcome::Done)
         }
         Command::Replicate { target, .. } => {
+            let r = &config.replicate;
+            let reencrypt = if r.reencrypts() {
+                Some(target_crypto(&ctx, r)?)
+            } else {
+                None
+            };
             let target = backend::open(&target, &config.backend)?;
-            replicate::run(&ctx, &*target, config.restore.time).map(|_| Outcome::Done)
+            let opts = replicate::Options {
+                until: config.restore.time,
+                since: r.since,
+                thaw_batch: r.thaw_batch,
+                reencrypt,
+            };
+            replicate::run(&ctx, &*target, &opts).map(|_| Outcome::Done)
         }
         Command::Check { .. } => {
-            let found = check::run(&ctx)?;
+            let found = check::run(&ctx, config.repair)?;
             Ok(Outcome::Differences {
-                count: found.problems.len() as u64,
+                count: (found.problems.len() as u64).saturating_sub(found.repaired),
             })
         }
         Command::Cleanup { .. } => remove::cleanup(&ctx).map(|_| Outcome::Done),
@@ -203,6 +218,27 @@ pub fn run(config: Config) -> Result<Outcome> {
             remove::remove_older_than(&ctx, t, scope).map(|_| Outcome::Done)
         }
     }
+}
+
+/// The encryption of a re-encrypted replicate's copy: the source's settings (cipher,
+/// compression, keyring) with the target's keys or passphrase, unsigned.
+fn target_crypto(ctx: &Context, r: &ReplicateConfig) -> Result<Crypto> {
+    let mut c = ctx.crypto.clone().ok_or_else(|| {
+        Error::usage(
+            "--target-encrypt-key and TARGET_PASSPHRASE re-encrypt an encrypted backup: leave              out --no-encryption and set PASSPHRASE to decrypt the source",
+        )
+    })?;
+    c.recipients = r.target_recipients.clone();
+    c.hidden_recipients = Vec::new();
+    c.passphrase = r.target_passphrase.clone();
+    c.sign_key = None;
+    c.sign_passphrase = None;
+    c.check_for_writing().map_err(|e| {
+        e.reword(|m| {
+            format!("the replicate target's encryption: {m} (TARGET_PASSPHRASE for a passphrase)")
+        })
+    })?;
+    Ok(c)
 }
 
 /// Loads the keys and, for restores and verifies, asks for a missing symmetric

@@ -249,6 +249,22 @@ pub struct Cli {
     /// 180; pca:// none).
     #[arg(long, value_name = "DAYS")]
     pub min_storage_days: Option<u32>,
+    /// replicate: copy only the backup sets that end at or after TIME (with --time, the sets
+    /// of a time range).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// replicate: ask the source's archived files to thaw in batches of at most MIB, each
+    /// copied before the next is asked for (default: all at once).
+    #[arg(long, value_name = "MIB")]
+    pub thaw_batch: Option<u64>,
+    /// replicate: encrypt the copy for this public key instead of copying the encrypted
+    /// files as they are (repeatable); TARGET_PASSPHRASE re-encrypts with a new passphrase.
+    #[arg(long, value_name = "KEY", action = clap::ArgAction::Append)]
+    pub target_encrypt_key: Vec<String>,
+    /// check: copy the files missing or damaged on a store of a multi:// mirror from a store
+    /// that holds a good copy.
+    #[arg(long)]
+    pub repair: bool,
     /// SSH options for sftp:// (-oIdentityFile=, -oUserKnownHostsFile=, -oStrictHostKeyChecking=;
     /// repeatable: the values add up).
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]

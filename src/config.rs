@@ -151,6 +151,26 @@ pub struct RestoreConfig {
     pub compare_data: bool,
 }
 
+/// `replicate` settings.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicateConfig {
+    /// `--since`: only the sets that end at or after this time.
+    pub since: Option<i64>,
+    /// `--thaw-batch`, in bytes.
+    pub thaw_batch: Option<u64>,
+    /// `--target-encrypt-key` values.
+    pub target_recipients: Vec<String>,
+    /// `TARGET_PASSPHRASE`.
+    pub target_passphrase: Option<String>,
+}
+
+impl ReplicateConfig {
+    /// True if the copy is to be encrypted anew.
+    pub fn reencrypts(&self) -> bool {
+        !self.target_recipients.is_empty() || self.target_passphrase.is_some()
+    }
+}
+
 /// Everything one run needs.
 pub struct Config {
     pub command: Command,
@@ -182,6 +202,9 @@ pub struct Config {
     pub select: Option<Arc<Selection>>,
     pub backup: BackupConfig,
     pub restore: RestoreConfig,
+    pub replicate: ReplicateConfig,
+    /// `check --repair`.
+    pub repair: bool,
 }
 
 fn want(args: &[String], n: usize, usage: &str) -> Result<()> {
@@ -427,6 +450,19 @@ impl Config {
             },
             compare_data: cli.compare_data,
         };
+        if cli.thaw_batch == Some(0) {
+            return Err(Error::usage("--thaw-batch must be at least 1 (MiB)"));
+        }
+        let replicate = ReplicateConfig {
+            since: cli
+                .since
+                .as_deref()
+                .map(|t| parse_time("--since", t))
+                .transpose()?,
+            thaw_batch: cli.thaw_batch.map(|m| m.saturating_mul(1 << 20)),
+            target_recipients: cli.target_encrypt_key.clone(),
+            target_passphrase: passphrase_from_env("TARGET_PASSPHRASE")?,
+        };
         let backup = BackupConfig {
             volsize: cli.volsize.saturating_mul(1024 * 1024),
             max_blocksize: cli.max_blocksize.map_or(0, round512),
@@ -478,6 +514,8 @@ impl Config {
             select,
             backup,
             restore,
+            replicate,
+            repair: cli.repair,
         })
     }
 }

@@ -12,6 +12,7 @@ const SELECTION: &str = "Selection (backup and verify; the first rule that match
 const ENCRYPTION: &str = "Encryption";
 const STORAGE: &str = "Storage";
 const CACHE: &str = "Archive dir and file names";
+const COPY: &str = "Replicate and check";
 const LOGGING: &str = "Logging and reports";
 const GENERAL: &str = "General";
 const FOREIGN: &str = "Other duplicity backends (accepted, ignored with a warning)";
@@ -159,6 +160,10 @@ const GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        COPY,
+        &["since", "thaw_batch", "target_encrypt_key", "repair"],
+    ),
+    (
         GENERAL,
         &[
             "force",
@@ -218,6 +223,7 @@ Environment:
   PASSPHRASE_FILE             ...or the first line of this file (e.g. systemd's %d/passphrase)
   PASSPHRASE_COMMAND          ...or the first line this shell command prints
   SIGN_PASSPHRASE[_FILE|_COMMAND]   passphrase of --sign-key, if it differs
+  TARGET_PASSPHRASE[_FILE|_COMMAND] replicate: the copy's new symmetric passphrase
   SWIFT_AUTHURL, SWIFT_AUTHVERSION (1 or 3), SWIFT_USERNAME, SWIFT_PASSWORD,
   SWIFT_TENANTNAME or SWIFT_PROJECT_NAME, SWIFT_USER_DOMAIN_NAME,
   SWIFT_PROJECT_DOMAIN_NAME, SWIFT_REGIONNAME, SWIFT_PREAUTHURL + SWIFT_PREAUTHTOKEN
@@ -263,6 +269,7 @@ const BACKUP_GROUPS: &[&str] = &[
     BACKUP, SELECTION, ENCRYPTION, STORAGE, CACHE, LOGGING, GENERAL,
 ];
 const READ_GROUPS: &[&str] = &[RESTORE, ENCRYPTION, STORAGE, CACHE, LOGGING, GENERAL];
+const COPY_GROUPS: &[&str] = &[COPY, RESTORE, ENCRYPTION, STORAGE, CACHE, LOGGING, GENERAL];
 const REMOVE_GROUPS: &[&str] = &[STORAGE, CACHE, LOGGING, GENERAL];
 
 const TOPICS: &[Topic] = &[
@@ -332,13 +339,15 @@ const TOPICS: &[Topic] = &[
         names: &["replicate"],
         usage: "ferrodup [OPTIONS] replicate SOURCE_URL TARGET_URL",
         about: "Copy the complete backup sets at SOURCE_URL (those ending by --time, all by \
-                default) to TARGET_URL, e.g. from pca:// to s3:// with \
-                --s3-use-deep-archive: archived files are asked to thaw at once, each \
-                volume's SHA1 is checked before it is stored, files already copied are \
-                skipped (run it again after an interruption), and a set's manifest goes \
-                last. --dry-run counts what would be copied.",
+                default, and at or after --since) to TARGET_URL, e.g. from pca:// to s3:// \
+                with --s3-use-deep-archive: archived files are asked to thaw at once, or in \
+                batches of --thaw-batch MiB, each batch's plan printed first; each volume's \
+                SHA1 is checked before it is stored, files already copied are skipped (run \
+                it again after an interruption), and a set's manifest goes last. \
+                --target-encrypt-key KEY or TARGET_PASSPHRASE encrypts the copy anew. \
+                --dry-run prints the plan and counts what would be copied.",
         examples: &["ferrodup replicate file:///mnt/backups/data file:///mnt/copy/data"],
-        groups: READ_GROUPS,
+        groups: COPY_GROUPS,
     },
     Topic {
         names: &["check"],
@@ -347,9 +356,10 @@ const TOPICS: &[Topic] = &[
                 chain at URL is in each store that must hold it, with the size its manifest \
                 gives and, where the store lists MD5s (Swift, PCA, S3), the same content; \
                 and that the manifests and the signature files on hot storage read. \
-                Exit status 1 if anything is wrong.",
+                Exit status 1 if anything is wrong. On a multi:// mirror, --repair copies \
+                each file missing or damaged on one store from a store with a good copy.",
         examples: &["ferrodup check file:///mnt/backups/data"],
-        groups: READ_GROUPS,
+        groups: COPY_GROUPS,
     },
     Topic {
         names: &["cleanup", "cl"],

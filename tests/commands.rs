@@ -916,3 +916,74 @@ fn check_finds_missing_and_cut_volumes_and_unreadable_signatures() {
     assert!(err.contains(&format!("{sig} cannot be read")), "{err}");
     assert!(err.contains("3 problem(s) found"), "{err}");
 }
+
+/// `replicate --since`/`--time` copy the sets of a time range: the incremental alone (with
+/// a warning that its full is not on the target), then the rest; the copy restores both
+/// states, and a range holding no set is an error.
+#[test]
+fn replicate_copies_a_time_range() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, true);
+    backup(w, "full", T1, &[]).ok();
+    copy_tree(&w.join("src"), &w.join("state1"));
+    edits::state3(&w.join("src"), T2 - 60);
+    backup(w, "incremental", T2, &[]).ok();
+    let copy = format!("file://{}/copy", w.display());
+    let replicate = |extra: &[&str]| {
+        let mut args = vec!["replicate", "--no-encryption", "--archive-dir", "rc"];
+        args.extend_from_slice(extra);
+        let u = url(w);
+        args.extend_from_slice(&[&u, &copy]);
+        ferrodup(w, &args)
+    };
+    let t2 = T2.to_string();
+    let r = replicate(&["--since", &t2]).ok();
+    let said = r.stderr();
+    assert!(said.contains("of 1 set(s) copied"), "{said}");
+    assert!(
+        said.contains("whose full backup is not on file://"),
+        "{said}"
+    );
+    let copied: Vec<String> = std::fs::read_dir(w.join("copy"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !copied.is_empty() && copied.iter().all(|n| n.contains(".to.")),
+        "only the incremental set's files: {copied:?}"
+    );
+    let r = replicate(&["--time", &(T2 - 1).to_string()]).ok();
+    assert!(r.stderr().contains("of 1 set(s) copied"), "{}", r.stderr());
+    let r = replicate(&[]).ok();
+    assert!(
+        r.stderr()
+            .contains("Replicate complete: 0 file(s) (0 B) of 2 set(s)"),
+        "{}",
+        r.stderr()
+    );
+    for (t, state, dest) in [(T1, "state1", "r1"), (T2, "src", "r2")] {
+        let ts = t.to_string();
+        ferrodup(
+            w,
+            &[
+                "restore",
+                "--no-encryption",
+                "--archive-dir",
+                "cc",
+                "--time",
+                &ts,
+                &copy,
+                dest,
+            ],
+        )
+        .ok();
+        assert_same_tree(&w.join(state), &w.join(dest), dest);
+    }
+    let r = replicate(&["--since", &(T2 + 1).to_string()]);
+    assert_fails(
+        &r,
+        23,
+        &["no complete backup set ending between", "to replicate"],
+    );
+}

@@ -1005,3 +1005,74 @@ fn an_incremental_with_another_passphrase_is_refused() {
     .ok();
     assert_same_tree(&w.join("src"), &w.join("out"), "the chain restored");
 }
+
+/// `replicate` with TARGET_PASSPHRASE, then with --target-encrypt-key: every file of a
+/// symmetric chain decrypted and encrypted anew, the manifests recording the new volumes'
+/// hashes; gpg, duplicity and ferrodup read each copy with the new secret, the old
+/// passphrase opens none of it, and a rerun copies nothing.
+#[test]
+fn replicate_encrypts_the_copy_anew() {
+    const NEW: &str = "the-copy's-own-passphrase";
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let home = gnupg_home(w);
+    import_fixture_key(&home);
+    let states = ferrodup_chain(w, &home, Some(PASS), &[]);
+    std::fs::rename(w.join("target"), w.join("orig")).unwrap();
+    let orig = format!("file://{}/orig", w.display());
+    let replicate = |env: &[(&str, &str)], extra: &[&str], cache: &str| {
+        let mut args = vec!["replicate", "--archive-dir", cache];
+        args.extend_from_slice(extra);
+        let u = url(w);
+        args.extend_from_slice(&[&orig, &u]);
+        fd_env(w, &home, env, &args).ok()
+    };
+    let env = [("PASSPHRASE", PASS), ("TARGET_PASSPHRASE", NEW)];
+    let r = replicate(&env, &[], "rep1");
+    assert!(
+        r.stderr().contains("Replicate complete: "),
+        "{}",
+        r.stderr()
+    );
+    gpg_decrypts_all(w, &home, NEW, false);
+    duplicity_restores(w, &home, Some(NEW), &[], &states);
+    ferrodup_restores(w, &home, Some(NEW), &[], &states, "new");
+    let old = fd(
+        w,
+        &home,
+        Some(PASS),
+        &["restore", "--archive-dir", "old", &url(w), "old-out"],
+    );
+    assert!(
+        old.code() != 0 && !old.stderr().contains("panicked"),
+        "{}",
+        old.stderr()
+    );
+    let again = replicate(&env, &[], "rep1");
+    assert!(
+        again
+            .stderr()
+            .contains("Replicate complete: 0 file(s) (0 B) of 2 set(s)"),
+        "{}",
+        again.stderr()
+    );
+
+    // For a public key: the copy needs the secret key, and no passphrase.
+    std::fs::rename(w.join("target"), w.join("symmetric-copy")).unwrap();
+    for i in 0..states.len() {
+        std::fs::remove_dir_all(w.join(format!("dup-{i}"))).unwrap();
+    }
+    std::fs::remove_dir_all(w.join("dc")).unwrap();
+    replicate(
+        &[("PASSPHRASE", PASS)],
+        &["--target-encrypt-key", FIXTURE_KEY],
+        "rep2",
+    );
+    gpg_decrypts_all(w, &home, "", false);
+    duplicity_restores(w, &home, Some(""), &["--encrypt-key", FIXTURE_KEY], &states);
+    let empty = w.join("empty-home");
+    std::fs::create_dir(&empty).unwrap();
+    let keyfile = fixtures().join("pubkey/test-secret-key.asc");
+    let k = keyfile.to_str().unwrap();
+    ferrodup_restores(w, &empty, None, &["--gpg-key-file", k], &states, "pub");
+}

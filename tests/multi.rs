@@ -454,3 +454,108 @@ fn bad_configs_get_one_clear_error() {
     }
     assert!(!w.join("t").exists(), "nothing written");
 }
+
+/// `check --repair` on a mirror: a volume deleted from one store, another truncated on the
+/// other store, and a manifest deleted are found by `check` (exit status 1), copied back
+/// from the store with the good copy (its SHA1 checked), and then `check` finds nothing and
+/// each store alone restores the backup. Without a mirror, `--repair` is refused.
+#[test]
+fn check_repair_mends_each_store_of_a_mirror_from_the_other() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    make_fixture_tree(&w.join("src"), 1, true);
+    let json = format!(
+        r#"[{{"url": "file://{}", "description": "first"}},
+            {{"url": "file://{}", "description": "second"}}]"#,
+        w.join("m1").display(),
+        w.join("m2").display()
+    );
+    let mirror = config(w, "mirror.json", &json, "mode=mirror");
+    let base = ["--no-encryption", "--archive-dir", "c"];
+    ferrodup(
+        w,
+        &with(&base, &["full", "--volsize", "1", "src"], &[&mirror]),
+    )
+    .ok();
+    let stored = files(&w.join("m1"));
+    let volumes: Vec<&String> = stored.iter().filter(|n| n.contains(".difftar")).collect();
+    assert!(volumes.len() >= 3, "{stored:?}");
+    let manifest = stored.iter().find(|n| n.contains(".manifest")).unwrap();
+    std::fs::remove_file(w.join("m1").join(volumes[0])).unwrap();
+    std::fs::remove_file(w.join("m1").join(manifest)).unwrap();
+    let cut = w.join("m2").join(volumes[1]);
+    let len = std::fs::metadata(&cut).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let r = ferrodup(w, &with(&base, &["check"], &[&mirror]));
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let said = r.stderr();
+    for problem in [
+        format!("{} is missing from first (", volumes[0]),
+        format!("{manifest} is missing from first ("),
+        format!("{}/m2) has {} bytes", w.display(), len / 2),
+    ] {
+        assert!(said.contains(&problem), "{problem}: {said}");
+    }
+    // A dry run says what it would copy and copies nothing.
+    let dry = ferrodup(
+        w,
+        &with(&base, &["check", "--repair", "--dry-run"], &[&mirror]),
+    );
+    assert!(
+        dry.stderr()
+            .contains(&format!("{} would be copied from second (", volumes[0])),
+        "{}",
+        dry.stderr()
+    );
+    assert!(!w.join("m1").join(volumes[0]).exists());
+
+    let r = ferrodup(w, &with(&base, &["check", "--repair"], &[&mirror])).ok();
+    let said = r.stderr();
+    assert!(
+        said.contains("3 problem(s) found, 3 file(s) repaired"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("repaired {} on second (", volumes[1])),
+        "{said}"
+    );
+    assert_eq!(files(&w.join("m1")), files(&w.join("m2")));
+    for n in &stored {
+        assert_eq!(
+            std::fs::read(w.join("m1").join(n)).unwrap(),
+            std::fs::read(w.join("m2").join(n)).unwrap(),
+            "{n}"
+        );
+    }
+    let r = ferrodup(w, &with(&base, &["check"], &[&mirror])).ok();
+    assert!(r.stderr().contains("0 problem(s) found"), "{}", r.stderr());
+    for store in ["m1", "m2"] {
+        let url = format!("file://{}", w.join(store).display());
+        let out = format!("{store}-out");
+        let cache = format!("{store}-cache");
+        ferrodup(
+            w,
+            &[
+                "restore",
+                "--no-encryption",
+                "--archive-dir",
+                &cache,
+                &url,
+                &out,
+            ],
+        )
+        .ok();
+        assert_same_tree(&w.join("src"), &w.join(&out), store);
+    }
+
+    // --repair needs a mirror.
+    let single = format!("file://{}", w.join("m1").display());
+    let r = ferrodup(w, &with(&base, &["check", "--repair"], &[&single]));
+    assert_fails(&r, 23, &["--repair", "multi://", "mirror"]);
+}

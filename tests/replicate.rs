@@ -60,22 +60,40 @@ fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity()
     ])
     .ok();
 
-    let replicate = || -> Run {
-        ferro(&[
-            "replicate",
-            "--s3-use-deep-archive",
-            "--archive-dir",
-            "rep",
-            &pca,
-            &target,
-        ])
-        .ok()
+    let replicate = |extra: &[&str]| -> Run {
+        let mut args = vec!["replicate", "--s3-use-deep-archive", "--archive-dir", "rep"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&pca, &target]);
+        ferro(&args).ok()
     };
-    // From a fresh archive dir: the manifests come from PCA too.
-    let r = replicate();
+    // From a fresh archive dir (the manifests come from PCA too), in batches of at most
+    // 1 MiB: each set is a batch, planned, thawed and copied before the next is asked for.
+    let r = replicate(&["--thaw-batch", "1"]);
     let err = r.stderr();
     assert!(err.contains("Replicate complete: "), "{err}");
     assert!(err.contains("of 2 set(s) copied from pca://"), "{err}");
+    for batch in ["batch 1 of 2", "batch 2 of 2"] {
+        assert!(
+            err.contains(&format!("Replicate plan, {batch}: ")),
+            "{batch}: {err}"
+        );
+    }
+    let log = std::fs::read_to_string(
+        std::path::Path::new(&swift["SWIFT_STATE_DIR"]).join("log/proxy.log"),
+    )
+    .unwrap();
+    let container = pca.trim_start_matches("pca://");
+    let unsealed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pca: unsealing") && l.contains(&format!("/{container}/")))
+        .filter(|l| l.contains(".difftar"))
+        .collect();
+    let last_full = unsealed.iter().rposition(|l| l.contains("duplicity-full."));
+    let first_inc = unsealed.iter().position(|l| l.contains("duplicity-inc."));
+    assert!(
+        matches!((last_full, first_inc), (Some(f), Some(i)) if f < i),
+        "the full set's volumes thaw before the incremental's: {unsealed:#?}"
+    );
     let listing = boto3(
         "for o in s3.list_objects_v2(Bucket=bucket)['Contents']:\n    \
          print(o['Key'], o.get('StorageClass', 'STANDARD'))",
@@ -91,7 +109,7 @@ fn a_pca_chain_replicated_to_deep_archive_restores_with_ferrodup_and_duplicity()
         assert!(line.ends_with(want), "{line}");
     }
     // Run again: everything is there, nothing is copied.
-    let again = replicate();
+    let again = replicate(&[]);
     let said = again.stderr();
     assert!(
         said.contains("Replicate complete: 0 file(s) (0 B) of 2 set(s)")

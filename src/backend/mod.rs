@@ -67,6 +67,11 @@ pub trait Backend: Send + Sync {
         }
         Ok(out)
     }
+    /// The store of a multi:// mirror that `store_listings` names `store`, for `check
+    /// --repair` to copy a file to it from another; `None` for other targets.
+    fn mirror_store(&self, _store: &str) -> Option<&dyn Backend> {
+        None
+    }
     /// Each store's listing and which files it must hold, for `check`: one for most
     /// backends, one per store of a multi:// mirror.
     fn store_listings(&self) -> Result<Vec<StoreListing>> {
@@ -586,6 +591,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn store_listings(&self) -> Result<Vec<StoreListing>> {
         (**self).store_listings()
+    }
+    fn mirror_store(&self, store: &str) -> Option<&dyn Backend> {
+        (**self).mirror_store(store)
     }
     fn plan_reads(&self, names: &[String]) -> Result<Vec<PlannedRead>> {
         (**self).plan_reads(names)

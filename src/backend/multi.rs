@@ -465,6 +465,13 @@ impl Backend for Multi {
         Ok(out)
     }
 
+    fn mirror_store(&self, store: &str) -> Option<&dyn Backend> {
+        self.stores
+            .iter()
+            .find(|s| s.name == store && self.mode == Mode::Mirror)
+            .map(|s| &*s.backend)
+    }
+
     /// Each file from the first store that holds it, in config order, as `get` reads it.
     fn plan_reads(&self, names: &[String]) -> Result<Vec<super::PlannedRead>> {
         let mut found: BTreeMap<String, super::PlannedRead> = BTreeMap::new();

@@ -25,6 +25,23 @@ pub struct Found {
     pub signatures: u64,
     /// One line per problem.
     pub problems: Vec<String>,
+    /// The problems another store of a mirror can mend.
+    pub repairable: Vec<Repair>,
+    /// Of those, the files copied by `--repair`.
+    pub repaired: u64,
+}
+
+/// A file missing or damaged on one store that another store may hold a good copy of.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repair {
+    pub name: String,
+    /// The store lacking a good copy.
+    pub store: String,
+    /// What a good copy's listing shows (volumes: from the manifest).
+    pub size: Option<u64>,
+    pub md5: Option<String>,
+    /// A good copy's SHA1 (volumes: from the manifest), checked before it is stored.
+    pub sha1: Option<String>,
 }
 
 /// One store's files by name.
@@ -33,9 +50,23 @@ struct Store<'a> {
     files: BTreeMap<&'a str, &'a Listed>,
 }
 
-/// Checks the target; prints one line per problem and a summary.
-pub fn run(ctx: &Context) -> Result<Found> {
+/// Checks the target; prints one line per problem and a summary. With `repair`, copies
+/// each file missing or damaged on a store of a multi:// mirror from a store with a good
+/// copy.
+pub fn run(ctx: &Context, repair: bool) -> Result<Found> {
     let listings = ctx.backend.store_listings()?;
+    if repair
+        && (listings.len() < 2
+            || listings
+                .iter()
+                .any(|l| ctx.backend.mirror_store(&l.store).is_none()))
+    {
+        return Err(Error::usage(format!(
+            "--repair copies files between the stores of a multi:// mirror (mode=mirror); {} \
+             has no other store to copy from",
+            ctx.backend.describe()
+        )));
+    }
     let stores: Vec<Store> = listings
         .iter()
         .map(|l| Store {
@@ -77,17 +108,25 @@ pub fn run(ctx: &Context) -> Result<Found> {
     for p in &found.problems {
         crate::log::warn(p);
     }
+    if repair {
+        found.repaired = mend(ctx, &stores, &found.repairable)?;
+    }
     let shown: Vec<&str> = listings.iter().map(|l| l.store.as_str()).collect();
     crate::log::notice(&format!(
         "Check complete: {} volume(s) in {} chain(s) on {} ({} by content, the others by \
-         size and presence), {} manifest(s), {} signature file(s); {} problem(s) found.",
+         size and presence), {} manifest(s), {} signature file(s); {} problem(s) found{}.",
         found.volumes,
         col.chains.len(),
         shown.join(", "),
         found.by_content,
         found.manifests,
         found.signatures,
-        found.problems.len()
+        found.problems.len(),
+        if repair {
+            format!(", {} file(s) repaired", found.repaired)
+        } else {
+            String::new()
+        }
     ));
     Ok(found)
 }
@@ -110,6 +149,24 @@ fn readable(stores: &[Store], name: &str) -> bool {
         .iter()
         .filter_map(|(_, l)| *l)
         .any(|l| l.readable != Some(false))
+}
+
+/// Notes the stores that must hold the manifest or signature file `name` and lack it.
+fn note_missing(stores: &[Store], name: &str, found: &mut Found) {
+    for (store, listed) in holders(stores, name) {
+        if listed.is_none() {
+            found
+                .problems
+                .push(format!("{name} is missing from {}", store.listing.store));
+            found.repairable.push(Repair {
+                name: name.to_string(),
+                store: store.listing.store.clone(),
+                size: None,
+                md5: None,
+                sha1: None,
+            });
+        }
+    }
 }
 
 fn check_set(ctx: &Context, stores: &[Store], set: &BackupSet, found: &mut Found) {
@@ -144,12 +201,24 @@ fn check_set(ctx: &Context, stores: &[Store], set: &BackupSet, found: &mut Found
             .iter()
             .find(|(k, _)| k == "MD5")
             .map(|(_, v)| v.to_ascii_lowercase());
+        let repair = |store: &Store| Repair {
+            name: name.clone(),
+            store: store.listing.store.clone(),
+            size: vol.size,
+            md5: md5.clone(),
+            sha1: vol
+                .hashes
+                .iter()
+                .find(|(k, _)| k == "SHA1")
+                .map(|(_, v)| v.to_ascii_lowercase()),
+        };
         let mut by_content = false;
         for (store, listed) in holders(stores, name) {
             let Some(listed) = listed else {
                 found
                     .problems
                     .push(format!("{name} is missing from {}", store.listing.store));
+                found.repairable.push(repair(store));
                 continue;
             };
             if let (Some(want), Some(got)) = (vol.size, listed.size) {
@@ -158,6 +227,7 @@ fn check_set(ctx: &Context, stores: &[Store], set: &BackupSet, found: &mut Found
                         "{name} on {} has {got} bytes, its manifest says {want}",
                         store.listing.store
                     ));
+                    found.repairable.push(repair(store));
                     continue;
                 }
             }
@@ -168,6 +238,7 @@ fn check_set(ctx: &Context, stores: &[Store], set: &BackupSet, found: &mut Found
                          expected {want})",
                         store.listing.store
                     ));
+                    found.repairable.push(repair(store));
                     continue;
                 }
                 by_content = true;
@@ -185,16 +256,7 @@ fn check_manifest(
     name: &str,
     found: &mut Found,
 ) -> Option<Manifest> {
-    let missing: Vec<&str> = holders(stores, name)
-        .iter()
-        .filter(|(_, l)| l.is_none())
-        .map(|(s, _)| s.listing.store.as_str())
-        .collect();
-    for store in &missing {
-        found
-            .problems
-            .push(format!("{name} is missing from {store}"));
-    }
+    note_missing(stores, name, found);
     let cached = ctx
         .cached_copy(name)
         .map(|_| read_manifest_named(ctx, name, false));
@@ -242,13 +304,7 @@ fn read_remote_manifest(ctx: &Context, name: &str) -> Result<Manifest> {
 /// on cold storage is checked for presence.
 fn check_signature(ctx: &Context, stores: &[Store], name: &str, found: &mut Found) {
     found.signatures += 1;
-    for (store, listed) in holders(stores, name) {
-        if listed.is_none() {
-            found
-                .problems
-                .push(format!("{name} is missing from {}", store.listing.store));
-        }
-    }
+    note_missing(stores, name, found);
     if !readable(stores, name) {
         return;
     }
@@ -267,4 +323,91 @@ fn read_signature(ctx: &Context, name: &str) -> Result<()> {
     }
     tar.drain().map_err(corrupt)?;
     Ok(())
+}
+
+/// Copies each repairable file from a store with a good copy (asked to thaw first, all at
+/// once, where cold) to the store lacking it; returns how many were copied. A file no
+/// store has a good copy of stays a problem.
+fn mend(ctx: &Context, stores: &[Store], repairs: &[Repair]) -> Result<u64> {
+    // Each repair with the store to copy from.
+    let mut planned: Vec<(&Repair, &str)> = Vec::new();
+    for r in repairs {
+        let good = holders(stores, &r.name).into_iter().find_map(|(s, l)| {
+            let l = l?;
+            let fits = s.listing.store != r.store
+                && r.size
+                    .is_none_or(|want| l.size.is_none_or(|got| got == want))
+                && r.md5
+                    .as_ref()
+                    .is_none_or(|want| l.md5.as_ref().is_none_or(|got| got == want));
+            fits.then_some(s.listing.store.as_str())
+        });
+        match good {
+            Some(from) => planned.push((r, from)),
+            None => crate::log::warn(&format!(
+                "{} cannot be repaired on {}: no other store holds a good copy",
+                r.name, r.store
+            )),
+        }
+    }
+    if ctx.dry_run {
+        for (r, from) in &planned {
+            crate::log::notice(&format!(
+                "Dry run: {} would be copied from {from} to {}",
+                r.name, r.store
+            ));
+        }
+        return Ok(0);
+    }
+    let store = |name: &str| {
+        ctx.backend.mirror_store(name).ok_or_else(|| {
+            Error::usage(format!(
+                "{name} is not a store of {}",
+                ctx.backend.describe()
+            ))
+        })
+    };
+    let mut sources: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (r, from) in &planned {
+        sources.entry(from).or_default().push(r.name.clone());
+    }
+    for (from, names) in &sources {
+        store(from)?.prepare_download(names)?;
+    }
+    let mut copied = 0;
+    for (r, from) in planned {
+        let tmp = ctx.temp_path("repair")?;
+        store(from)?.get(&r.name, &tmp)?;
+        if let Some(want) = &r.sha1 {
+            let got = crate::codec::sha1_file(&tmp)?;
+            if !got.eq_ignore_ascii_case(want) {
+                crate::log::warn(&format!(
+                    "{} on {from} is corrupt too (SHA1 {got}, its manifest says {want}): not \
+                     copied to {}",
+                    r.name, r.store
+                ));
+                continue;
+            }
+        }
+        let len = std::fs::metadata(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?
+            .len();
+        let to = store(&r.store)?;
+        to.put(&tmp, &r.name)?;
+        match to.size(&r.name)? {
+            Some(n) if n == len => {}
+            got => {
+                return Err(Error::backend(format!(
+                    "{} on {} has size {got:?} after the repair, expected {len}",
+                    r.name, r.store
+                )))
+            }
+        }
+        crate::log::notice(&format!(
+            "repaired {} on {} (copied from {from})",
+            r.name, r.store
+        ));
+        copied += 1;
+    }
+    Ok(copied)
 }

@@ -772,18 +772,25 @@ fn needed_volumes(ctx: &Context, sets: &[BackupSet], req: &Request) -> Result<Ne
     Ok((plans, all_names, cut_files))
 }
 
+/// The title and the noun of a restore's plan.
+const RESTORE_PLAN: (&str, &str) = ("Restore plan", "volume(s)");
+
 /// Prints what reading `names` takes: per store, the volumes and bytes, how many can be
 /// read now, are thawing or must be thawed (with the store's documented wait), and the
 /// retrieval cost where the store has a known price list. Printed before any thaw is
 /// asked for when something must thaw, and always with --dry-run.
-fn print_plan(ctx: &Context, names: &[String]) -> Result<Vec<PlannedRead>> {
+pub(super) fn print_plan(
+    ctx: &Context,
+    names: &[String],
+    (title, noun): (&str, &str),
+) -> Result<Vec<PlannedRead>> {
     if !ctx.dry_run && !ctx.backend.may_thaw() {
         return Ok(Vec::new());
     }
     let plan = ctx.backend.plan_reads(names)?;
     let cold = plan.iter().any(|p| p.state != ReadState::Now);
     if cold || ctx.dry_run {
-        for line in plan_lines(&plan) {
+        for line in plan_lines(&plan, (title, noun)) {
             crate::log::notice(&line);
         }
     }
@@ -791,10 +798,10 @@ fn print_plan(ctx: &Context, names: &[String]) -> Result<Vec<PlannedRead>> {
 }
 
 /// The lines of [`print_plan`].
-fn plan_lines(plan: &[PlannedRead]) -> Vec<String> {
+fn plan_lines(plan: &[PlannedRead], (title, noun): (&str, &str)) -> Vec<String> {
     let total: u64 = plan.iter().filter_map(|p| p.size).sum();
     let mut lines = vec![format!(
-        "Restore plan: {} volume(s), {} in all",
+        "{title}: {} {noun}, {} in all",
         plan.len(),
         crate::live::size_text(total)
     )];
@@ -851,7 +858,7 @@ fn plan_lines(plan: &[PlannedRead]) -> Vec<String> {
             }
         }
         lines.push(format!(
-            "  {store}: {} volume(s), {}: {}",
+            "  {store}: {} {noun}, {}: {}",
             mine.len(),
             crate::live::size_text(bytes),
             parts.join(", ")
@@ -870,7 +877,7 @@ fn plan_lines(plan: &[PlannedRead]) -> Vec<String> {
 /// for, downloaded or written.
 fn dry_run(ctx: &Context, sets: &[BackupSet], req: &Request) -> Result<()> {
     let (_, names, _) = needed_volumes(ctx, sets, req)?;
-    print_plan(ctx, &names)?;
+    print_plan(ctx, &names, RESTORE_PLAN)?;
     crate::log::notice("Dry run: no thaw was asked for, nothing downloaded or written");
     Ok(())
 }
@@ -899,7 +906,7 @@ pub fn replay(
             reused.len()
         ));
     }
-    let thawing: BTreeSet<String> = print_plan(ctx, &to_read)?
+    let thawing: BTreeSet<String> = print_plan(ctx, &to_read, RESTORE_PLAN)?
         .into_iter()
         .filter(|p| p.state != ReadState::Now)
         .map(|p| p.name)
@@ -1777,7 +1784,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            plan_lines(&plan),
+            plan_lines(&plan, RESTORE_PLAN),
             [
                 "Restore plan: 4 volume(s), 4.4 GB in all",
                 "  s3://b: 3 volume(s), 4.2 GB: 1 readable now, 2 to thaw, 3.7 GB (wait: \
