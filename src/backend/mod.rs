@@ -2,6 +2,8 @@
 //! multi-store routing and cold-storage thawing) wraps a backend instead of living in callers.
 
 mod file;
+#[cfg(test)]
+pub(crate) mod memory;
 mod multi;
 mod retry;
 mod s3;

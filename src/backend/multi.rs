@@ -274,6 +274,27 @@ impl Multi {
         })
     }
 
+    /// The first of `stores` that holds `name` already.
+    fn holder<'s>(&self, stores: &[&'s Store], name: &str) -> Result<Option<&'s Store>> {
+        for s in stores {
+            match s.backend.size(name) {
+                Ok(Some(_)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => self.failed(s, &format!("looking for {name}"), e)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// A failed upload's error, reworded as [`Multi::aborted`] words it with onfail=abort.
+    fn aborted_or(abort: bool, store: &Store, name: &str, e: Error) -> Error {
+        if abort {
+            Self::aborted(store, &format!("uploading {name}"), e)
+        } else {
+            e
+        }
+    }
+
     /// Uploads to every store at once; the results are in store order.
     fn put_everywhere(stores: &[&Store], src: &Path, name: &str, len: u64) -> Vec<Result<()>> {
         if let [only] = stores {
@@ -354,6 +375,12 @@ impl Backend for Multi {
         let stores = self.eligible(name);
         match self.mode {
             Mode::Stripe => {
+                // A file stored already is replaced where it is, so that no store keeps an
+                // older copy that a read could find first.
+                if let Some(holder) = self.holder(&stores, name)? {
+                    return Self::put_checked(holder, src, name, len)
+                        .map_err(|e| Self::aborted_or(self.abort, holder, name, e));
+                }
                 // Taken and advanced at once, so that parallel uploads go to the stores in
                 // turn too.
                 let start = self.cursor.fetch_add(1, Ordering::SeqCst);
@@ -563,5 +590,113 @@ impl Backend for Multi {
                 "stripe"
             }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory::{Memory, Op};
+    use super::*;
+    use std::sync::Arc;
+
+    fn multi(stores: &[&Arc<Memory>], mode: Mode, abort: bool) -> Multi {
+        Multi {
+            config: PathBuf::from("test.json"),
+            stores: stores
+                .iter()
+                .map(|m| Store {
+                    backend: Box::new(Arc::clone(m)),
+                    prefixes: Vec::new(),
+                    name: m.describe(),
+                })
+                .collect(),
+            mode,
+            abort,
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    fn file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_mirror_goes_on_without_a_failing_store_or_stops_with_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Memory::new("a"), Memory::new("b"));
+        let src = file(dir.path(), "src", b"volume");
+        b.fail(Op::Put, 1);
+        multi(&[&a, &b], Mode::Mirror, false)
+            .put(&src, "v1")
+            .unwrap();
+        assert!(a.files().contains_key("v1") && !b.files().contains_key("v1"));
+        // A read finds the copy the failing store lacks, and one the first store cannot
+        // give is read from the other.
+        let m = multi(&[&b, &a], Mode::Mirror, false);
+        m.get("v1", &dir.path().join("out")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"volume");
+        multi(&[&a, &b], Mode::Mirror, false)
+            .put(&src, "v2")
+            .unwrap();
+        a.fail(Op::Get, 1);
+        m.get("v2", &dir.path().join("out2")).unwrap();
+        b.fail(Op::Put, 1);
+        let e = multi(&[&a, &b], Mode::Mirror, true)
+            .put(&src, "v3")
+            .unwrap_err();
+        assert!(e.to_string().contains("onfail=abort"), "{e}");
+    }
+
+    #[test]
+    fn a_stripe_spreads_parallel_uploads_evenly() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [Memory::new("a"), Memory::new("b"), Memory::new("c")];
+        let m = multi(&[&stores[0], &stores[1], &stores[2]], Mode::Stripe, true);
+        let src = file(dir.path(), "src", b"x");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (m, src) = (&m, &src);
+                s.spawn(move || {
+                    for i in 0..30 {
+                        m.put(src, &format!("f-{t}-{i}")).unwrap();
+                    }
+                });
+            }
+        });
+        for s in &stores {
+            assert_eq!(s.files().len(), 80, "{}", s.describe());
+        }
+    }
+
+    #[test]
+    fn a_stripe_replaces_a_file_where_it_is_and_fails_over_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Memory::new("a"), Memory::new("b"));
+        let m = multi(&[&a, &b], Mode::Stripe, false);
+        m.put(&file(dir.path(), "old", b"old"), "manifest").unwrap();
+        m.put(&file(dir.path(), "other", b"other"), "other")
+            .unwrap();
+        m.put(&file(dir.path(), "new", b"new"), "manifest").unwrap();
+        assert_eq!(
+            a.files().get("manifest").map(Vec::as_slice),
+            Some(&b"new"[..])
+        );
+        assert!(!b.files().contains_key("manifest"));
+        // With onfail=continue, a store that fails an upload passes it to the next.
+        let next = if m.cursor.load(Ordering::SeqCst) % 2 == 0 {
+            &a
+        } else {
+            &b
+        };
+        next.fail(Op::Put, 1);
+        m.put(&file(dir.path(), "v", b"v"), "v").unwrap();
+        let holders = [&a, &b]
+            .iter()
+            .filter(|s| s.files().contains_key("v"))
+            .count();
+        assert_eq!(holders, 1);
+        assert!(!next.files().contains_key("v"));
     }
 }

@@ -127,3 +127,50 @@ impl<B: Backend> Backend for Retry<B> {
         self.inner.describe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory::{Memory, Op};
+    use super::*;
+
+    fn file(dir: &Path, data: &[u8]) -> PathBuf {
+        let p = dir.join("src");
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    #[test]
+    fn storage_faults_are_tried_again_up_to_the_tries() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::new("flaky");
+        let r = Retry::new(m.clone(), 3, Duration::ZERO);
+        m.fail(Op::Put, 2);
+        r.put(&file(dir.path(), b"data"), "a").unwrap();
+        assert_eq!(m.calls(Op::Put), 3);
+        assert_eq!(m.files()["a"], b"data");
+        m.fail(Op::Get, 3);
+        let e = r.get("a", &dir.path().join("out")).unwrap_err();
+        assert_eq!(e.kind(), Kind::Backend);
+        assert!(
+            e.to_string()
+                .starts_with("downloading a failed after 3 attempt(s): "),
+            "{e}"
+        );
+        assert_eq!(m.calls(Op::Get), 3);
+        r.get("a", &dir.path().join("out")).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn what_retrying_cannot_mend_is_tried_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::new("store");
+        let r = Retry::new(m.clone(), 5, Duration::ZERO);
+        let e = r.get("absent", &dir.path().join("out")).unwrap_err();
+        assert_eq!(e.kind(), Kind::Corrupt);
+        assert_eq!(m.calls(Op::Get), 1);
+        let e = r.put(&dir.path().join("no-such-file"), "b").unwrap_err();
+        assert_eq!(e.kind(), Kind::Io);
+        assert_eq!(m.calls(Op::Put), 1);
+    }
+}
