@@ -287,49 +287,67 @@ pub fn open(url: &str, opts: &Options) -> Result<Box<dyn Backend>> {
     open_store(url, &HashMap::new(), opts)
 }
 
-/// Opens one store. `settings` are the store's own environment (the `env` of a multi://
-/// config entry), looked up before the process environment by backends that take
-/// credentials; `file://` takes none.
-fn open_store(
-    url: &str,
-    settings: &HashMap<String, String>,
-    opts: &Options,
-) -> Result<Box<dyn Backend>> {
+/// Opens a store from the part of its URL after `scheme://`, with its settings.
+type Opener = fn(scheme: &'static str, rest: &str, &Settings, &Options) -> Result<Box<dyn Backend>>;
+
+/// A store's own environment (the `env` of a multi:// config entry), looked up before the
+/// process environment by backends that take credentials.
+pub type Settings = HashMap<String, String>;
+
+/// Every store kind by URL scheme: a new backend is its module and one line here.
+const SCHEMES: &[(&[&str], Opener)] = &[
+    (&["file"], |_, rest, settings, _| {
+        if !settings.is_empty() {
+            crate::log::warn(&format!(
+                "file://{}: file:// takes no settings; the env entries {:?} have no effect",
+                redact(rest),
+                settings.keys().collect::<Vec<_>>()
+            ));
+        }
+        Ok(Box::new(FileBackend::new(rest)?))
+    }),
+    (&["swift", "pca"], |scheme, rest, settings, opts| {
+        Ok(Box::new(Swift::open(scheme, rest, settings, opts)?))
+    }),
+    (&["s3"], |_, rest, settings, opts| {
+        Ok(Box::new(S3::open(rest, settings, opts)?))
+    }),
+    (&["sftp", "scp"], |_, rest, settings, opts| {
+        Ok(Box::new(Sftp::open(
+            rest,
+            settings,
+            &opts.ssh,
+            opts.timeout,
+            opts.transfers,
+        )?))
+    }),
+];
+
+/// Opens one store (not multi://) with its own `settings`, behind the retry layer.
+pub fn open_store(url: &str, settings: &Settings, opts: &Options) -> Result<Box<dyn Backend>> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::usage(format!(
             "{:?} is not a URL: give a target such as file:///path/to/backups",
             redact(url)
         ))
     })?;
-    let inner: Box<dyn Backend> = match scheme {
-        "file" => {
-            if !settings.is_empty() {
-                crate::log::warn(&format!(
-                    "{}: file:// takes no settings; the env entries {:?} have no effect",
-                    redact(url),
-                    settings.keys().collect::<Vec<_>>()
-                ));
-            }
-            Box::new(FileBackend::new(rest)?)
-        }
-        "swift" => Box::new(Swift::open("swift", rest, settings, opts)?),
-        "pca" => Box::new(Swift::open("pca", rest, settings, opts)?),
-        "s3" => Box::new(S3::open(rest, settings, opts)?),
-        "sftp" | "scp" => Box::new(Sftp::open(
-            rest,
-            settings,
-            &opts.ssh,
-            opts.timeout,
-            opts.transfers,
-        )?),
-        other => {
-            return Err(Error::usage(format!(
-                "unknown URL scheme {other:?} in {:?}: this version supports file://, \
-                 s3://, sftp://, swift://, pca:// and multi://",
-                redact(url)
-            )))
-        }
+    let found = SCHEMES
+        .iter()
+        .find_map(|(names, opener)| Some((*names.iter().find(|n| **n == scheme)?, opener)));
+    let Some((scheme, opener)) = found else {
+        let known: Vec<String> = SCHEMES
+            .iter()
+            .flat_map(|(names, _)| names.iter())
+            .chain(&["multi"])
+            .map(|n| format!("{n}://"))
+            .collect();
+        return Err(Error::usage(format!(
+            "unknown URL scheme {scheme:?} in {:?}: this version supports {}",
+            redact(url),
+            known.join(", ")
+        )));
     };
+    let inner = opener(scheme, rest, settings, opts)?;
     Ok(Box::new(Retry::new(inner, opts.tries, opts.delay)))
 }
 
