@@ -212,6 +212,8 @@ URL forms:
                                    --s3-endpoint-url; cold classes with --s3-use-glacier,
                                    --s3-use-deep-archive, restored before reading)
   sftp://user[:password]@host[:port]/path   (or scp://; FTP_PASSWORD, --ssh-options)
+  rclone://remote:/path            anything rclone reaches, through the rclone program
+                                   (its rclone.conf or RCLONE_CONFIG_* variables)
   multi:///path/to/config.json[?mode=mirror|stripe&onfail=abort|continue&subpath=x]
       several stores from a JSON list of {\"url\", \"description\", \"prefixes\", \"env\"};
       with prefixes, files go to the stores whose prefix their name starts with";

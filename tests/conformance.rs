@@ -309,6 +309,29 @@ fn sftp_conforms() {
     conforms(&*open(&url, &settings), MANY);
 }
 
+/// An rclone remote, defined by environment variables, on the loopback SFTP server.
+fn rclone_settings() -> Settings {
+    let s = service_env("sftp");
+    settings(&[
+        ("RCLONE_CONFIG_LOOPSFTP_TYPE", "sftp"),
+        ("RCLONE_CONFIG_LOOPSFTP_HOST", &s["SFTP_HOST"]),
+        ("RCLONE_CONFIG_LOOPSFTP_PORT", &s["SFTP_PORT"]),
+        ("RCLONE_CONFIG_LOOPSFTP_USER", &s["SFTP_USER"]),
+        ("RCLONE_CONFIG_LOOPSFTP_KEY_FILE", &s["SFTP_KEY"]),
+        (
+            "RCLONE_CONFIG_LOOPSFTP_KNOWN_HOSTS_FILE",
+            &s["SFTP_KNOWN_HOSTS"],
+        ),
+    ])
+}
+
+/// Each file is a run of the rclone program and an SSH connection, so fewer files.
+#[test]
+fn rclone_conforms() {
+    let url = format!("rclone://loopsftp:/{}", unique("conform"));
+    conforms(&*open(&url, &rclone_settings()), FEW);
+}
+
 /// A multi:// config over the file system, S3 and SFTP, each store with its own
 /// credentials in its `env`.
 fn multi(mode: &str, dir: &Path) -> Box<dyn Backend> {

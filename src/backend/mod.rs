@@ -5,6 +5,7 @@ mod file;
 #[cfg(test)]
 pub(crate) mod memory;
 mod multi;
+mod rclone;
 mod retry;
 mod s3;
 mod sftp;
@@ -12,6 +13,7 @@ mod swift;
 
 pub use file::FileBackend;
 pub use multi::{Multi, MultiConfig};
+pub use rclone::Rclone;
 pub use retry::Retry;
 pub use s3::{S3Options, SseOptions, S3};
 pub use sftp::{Sftp, SshOptions};
@@ -311,6 +313,9 @@ const SCHEMES: &[(&[&str], Opener)] = &[
     }),
     (&["s3"], |_, rest, settings, opts| {
         Ok(Box::new(S3::open(rest, settings, opts)?))
+    }),
+    (&["rclone"], |_, rest, settings, opts| {
+        Ok(Box::new(Rclone::open(rest, settings, opts.timeout)?))
     }),
     (&["sftp", "scp"], |_, rest, settings, opts| {
         Ok(Box::new(Sftp::open(
