@@ -14,7 +14,7 @@ sudo_if_needed() {
 }
 
 missing=()
-for pkg in gcc librsync-dev gnupg python3-venv python3-dev strace rclone; do
+for pkg in gcc librsync-dev gnupg python3-venv python3-dev strace rclone par2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

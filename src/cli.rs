@@ -366,13 +366,13 @@ pub struct Cli {
     /// mf (MediaFire) backend (ignored with a warning).
     #[arg(long)]
     pub mf_purge: bool,
-    /// par2+ backend (ignored with a warning; repeatable).
+    /// par2+ targets: options given to every par2 run (repeatable).
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, action = clap::ArgAction::Append)]
     pub par2_options: Vec<String>,
-    /// par2+ backend (ignored with a warning).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// par2+ targets: recovery data, in percent of each file (default 10).
+    #[arg(long, value_name = "PERCENT", allow_negative_numbers = true)]
     pub par2_redundancy: Option<i64>,
-    /// par2+ backend (ignored with a warning).
+    /// par2+ targets: recovery files per stored file (default 1).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub par2_volumes: Option<i64>,
     /// rsync backend (ignored with a warning; repeatable).
@@ -609,9 +609,6 @@ impl Cli {
             (self.imap_full_address, "--imap-full-address", "imap"),
             (self.imap_mailbox.is_some(), "--imap-mailbox", "imap"),
             (self.mf_purge, "--mf-purge", "mf (MediaFire)"),
-            (!self.par2_options.is_empty(), "--par2-options", "par2+"),
-            (self.par2_redundancy.is_some(), "--par2-redundancy", "par2+"),
-            (self.par2_volumes.is_some(), "--par2-volumes", "par2+"),
             (!self.rsync_options.is_empty(), "--rsync-options", "rsync"),
             (self.scp_command.is_some(), "--scp-command", "pexpect+scp"),
             (

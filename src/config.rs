@@ -636,12 +636,37 @@ fn backend_options(cli: &Cli) -> Result<backend::Options> {
             storage_policy: cli.swift_storage_policy.clone(),
             segment_size: cli.mp_segment_size.saturating_mul(1 << 20),
         },
+        par2: par2_options(cli)?,
         tls: backend::TlsOptions {
             cacert_file: cli.ssl_cacert_file.clone(),
             cacert_path: cli.ssl_cacert_path.clone(),
             no_check: cli.ssl_no_check_certificate,
         },
     })
+}
+
+/// `--par2-redundancy`, `--par2-volumes` and `--par2-options`.
+fn par2_options(cli: &Cli) -> Result<backend::Par2Options> {
+    let mut o = backend::Par2Options::default();
+    if let Some(r) = cli.par2_redundancy {
+        o.redundancy = u32::try_from(r)
+            .ok()
+            .filter(|r| (1..=100).contains(r))
+            .ok_or_else(|| {
+                Error::usage(format!("--par2-redundancy {r}: give 1 to 100 (percent)"))
+            })?;
+    }
+    if let Some(n) = cli.par2_volumes {
+        o.volumes = u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=32768).contains(n))
+            .ok_or_else(|| Error::usage(format!("--par2-volumes {n}: give 1 or more")))?;
+    }
+    o.extra = joined_options(&cli.par2_options)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    Ok(o)
 }
 
 /// Compiles the selection options for the command, before anything is read or written:

@@ -122,6 +122,9 @@ const GROUPS: &[(&str, &[&str])] = &[
             "mp_segment_size",
             "ssh_options",
             "ssh_askpass",
+            "par2_redundancy",
+            "par2_volumes",
+            "par2_options",
         ],
     ),
     (
@@ -190,9 +193,6 @@ const GROUPS: &[(&str, &[&str])] = &[
             "imap_full_address",
             "imap_mailbox",
             "mf_purge",
-            "par2_options",
-            "par2_redundancy",
-            "par2_volumes",
             "rsync_options",
             "scp_command",
             "sftp_command",
@@ -212,6 +212,7 @@ URL forms:
                                    --s3-endpoint-url; cold classes with --s3-use-glacier,
                                    --s3-use-deep-archive, restored before reading)
   sftp://user[:password]@host[:port]/path   (or scp://; FTP_PASSWORD, --ssh-options)
+  par2+URL                         any of these, with par2 recovery files beside each file
   rclone://remote:/path            anything rclone reaches, through the rclone program
                                    (its rclone.conf or RCLONE_CONFIG_* variables)
   multi:///path/to/config.json[?mode=mirror|stripe&onfail=abort|continue&subpath=x]

@@ -1,7 +1,7 @@
 //! One conformance suite that every kind of store passes, each against its real server on
 //! loopback (started by `.ci/services`): the file system, Swift with Keystone v3 and with
-//! v1 auth, PCA (Swift with the sealing emulation), S3, SFTP, and multi:// mirror and
-//! stripe targets over them. Each store is opened as a target URL is, behind the retry
+//! v1 auth, PCA (Swift with the sealing emulation), S3, SFTP, rclone (to the SFTP server),
+//! par2+ over S3, and multi:// mirror and stripe targets over them. Each store is opened as a target URL is, behind the retry
 //! layer, with the settings a multi:// config entry would give it.
 
 mod common;
@@ -100,6 +100,10 @@ fn get_bytes(b: &dyn Backend, dir: &Path, name: &str) -> Vec<u8> {
 
 /// The suite: every store must behave this way for the commands to be right on it.
 fn conforms(b: &dyn Backend, many: usize) {
+    conforms_with_names(b, many, ODD_NAMES);
+}
+
+fn conforms_with_names(b: &dyn Backend, many: usize, odd_names: &[&str]) {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let store = b.describe();
@@ -133,7 +137,7 @@ fn conforms(b: &dyn Backend, many: usize) {
     assert_eq!(b.size("one.gz").unwrap(), Some(70_000), "{store}");
 
     // Names that need escaping come back as they went in.
-    for (i, name) in ODD_NAMES.iter().enumerate() {
+    for (i, name) in odd_names.iter().enumerate() {
         put_bytes(b, w, name, &data(100 + i, 10 + i as u64));
         assert_eq!(
             get_bytes(b, w, name),
@@ -142,7 +146,7 @@ fn conforms(b: &dyn Backend, many: usize) {
         );
     }
     let listed: BTreeSet<String> = b.list().unwrap().into_iter().collect();
-    for name in ODD_NAMES {
+    for name in odd_names {
         assert!(
             listed.contains(*name),
             "{store}: {name} not listed: {listed:?}"
@@ -189,7 +193,7 @@ fn conforms(b: &dyn Backend, many: usize) {
     }
     assert_eq!(
         listed.len(),
-        many + ODD_NAMES.len() + 3,
+        many + odd_names.len() + 3,
         "{store}: listing {listed:?}"
     );
 
@@ -301,6 +305,25 @@ fn pca_conforms() {
 fn s3_conforms() {
     let url = format!("s3://{}/a/prefix", s3_bucket());
     conforms(&*open(&url, &s3_settings()), MANY);
+}
+
+/// par2 recovery files beside each file, on S3. par2 reads `?` and `*` in file names as
+/// wildcards: such names are refused with a clear error.
+#[test]
+fn par2_over_s3_conforms() {
+    let url = format!("par2+s3://{}", s3_bucket());
+    let b = open(&url, &s3_settings());
+    let plain: Vec<&str> = ODD_NAMES
+        .iter()
+        .copied()
+        .filter(|n| !n.contains(['?', '*']))
+        .collect();
+    conforms_with_names(&*b, FEW, &plain);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f");
+    std::fs::write(&src, b"data").unwrap();
+    let e = b.put(&src, "a?b").unwrap_err();
+    assert!(e.to_string().contains("wildcards"), "{e}");
 }
 
 #[test]

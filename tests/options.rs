@@ -741,12 +741,10 @@ fn an_option_of_a_backend_ferrodup_lacks_is_warned_about_once() {
     let err = backup(
         "t1",
         &[
-            "--par2-redundancy",
-            "5",
-            "--par2-redundancy",
-            "6",
-            "--par2-volumes",
-            "2",
+            "--rsync-options=-a",
+            "--rsync-options=-b",
+            "--webdav-headers",
+            "X-A: b",
         ],
     );
     let lines: Vec<&str> = err
@@ -756,8 +754,8 @@ fn an_option_of_a_backend_ferrodup_lacks_is_warned_about_once() {
     assert_eq!(
         lines,
         [
-            "Warning: --par2-redundancy is for the par2+ backend, which ferrodup does not have yet; ignored",
-            "Warning: --par2-volumes is for the par2+ backend, which ferrodup does not have yet; ignored",
+            "Warning: --rsync-options is for the rsync backend, which ferrodup does not have yet; ignored",
+            "Warning: --webdav-headers is for the webdav backend, which ferrodup does not have yet; ignored",
         ],
         "{err}"
     );

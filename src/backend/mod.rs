@@ -5,6 +5,7 @@ mod file;
 #[cfg(test)]
 pub(crate) mod memory;
 mod multi;
+mod par2;
 mod rclone;
 mod retry;
 mod s3;
@@ -13,6 +14,7 @@ mod swift;
 
 pub use file::FileBackend;
 pub use multi::{Multi, MultiConfig};
+pub use par2::{Par2, Par2Options};
 pub use rclone::Rclone;
 pub use retry::Retry;
 pub use s3::{S3Options, SseOptions, S3};
@@ -223,6 +225,8 @@ pub struct Options {
     pub ssh: SshOptions,
     pub swift: SwiftOptions,
     pub tls: TlsOptions,
+    /// `par2+` targets' recovery files.
+    pub par2: Par2Options,
 }
 
 /// How HTTPS storage (Swift, S3) checks the server's certificate.
@@ -281,6 +285,9 @@ pub(crate) fn upload_parts_in_parallel<T>(
 
 /// Opens the backend for a target URL.
 pub fn open(url: &str, opts: &Options) -> Result<Box<dyn Backend>> {
+    if let Some(wrapped) = url.strip_prefix("par2+") {
+        return Ok(Box::new(Par2::new(open(wrapped, opts)?, &opts.par2)?));
+    }
     if let Some(rest) = url.strip_prefix("multi://") {
         // Each store retries on its own, so that a failing store is tried again before
         // the others take over.
@@ -330,6 +337,10 @@ const SCHEMES: &[(&[&str], Opener)] = &[
 
 /// Opens one store (not multi://) with its own `settings`, behind the retry layer.
 pub fn open_store(url: &str, settings: &Settings, opts: &Options) -> Result<Box<dyn Backend>> {
+    if let Some(wrapped) = url.strip_prefix("par2+") {
+        let inner = open_store(wrapped, settings, opts)?;
+        return Ok(Box::new(Par2::new(inner, &opts.par2)?));
+    }
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::usage(format!(
             "{:?} is not a URL: give a target such as file:///path/to/backups",
@@ -343,7 +354,7 @@ pub fn open_store(url: &str, settings: &Settings, opts: &Options) -> Result<Box<
         let known: Vec<String> = SCHEMES
             .iter()
             .flat_map(|(names, _)| names.iter())
-            .chain(&["multi"])
+            .chain(&["multi", "par2+<url>"])
             .map(|n| format!("{n}://"))
             .collect();
         return Err(Error::usage(format!(
