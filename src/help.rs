@@ -210,11 +210,12 @@ URL forms:
                                    (PCA_* variables, else the SWIFT_* ones)
   s3://bucket[/prefix]             Amazon S3 or S3-compatible storage (AWS_* variables,
                                    --s3-endpoint-url; cold classes with --s3-use-glacier,
-                                   --s3-use-deep-archive, restored before reading)
+                                   --s3-use-deep-archive, restored before reading);
+                                   boto3+s3:// is the same
   sftp://user[:password]@host[:port]/path   (or scp://; FTP_PASSWORD, --ssh-options)
-  par2+URL                         any of these, with par2 recovery files beside each file
   rclone://remote:/path            anything rclone reaches, through the rclone program
                                    (its rclone.conf or RCLONE_CONFIG_* variables)
+  par2+URL                         any of these, with par2 recovery files beside each file
   multi:///path/to/config.json[?mode=mirror|stripe&onfail=abort|continue&subpath=x]
       several stores from a JSON list of {\"url\", \"description\", \"prefixes\", \"env\"};
       with prefixes, files go to the stores whose prefix their name starts with";

@@ -1,6 +1,6 @@
 //! One conformance suite that every kind of store passes, each against its real server on
 //! loopback (started by `.ci/services`): the file system, Swift with Keystone v3 and with
-//! v1 auth, PCA (Swift with the sealing emulation), S3, SFTP, rclone (to the SFTP server),
+//! v1 auth, PCA (Swift with the sealing emulation), S3 (also as boto3+s3://), SFTP, rclone (to the SFTP server),
 //! par2+ over S3, and multi:// mirror and stripe targets over them. Each store is opened as a target URL is, behind the retry
 //! layer, with the settings a multi:// config entry would give it.
 
@@ -305,6 +305,13 @@ fn pca_conforms() {
 fn s3_conforms() {
     let url = format!("s3://{}/a/prefix", s3_bucket());
     conforms(&*open(&url, &s3_settings()), MANY);
+}
+
+/// duplicity's name for its boto3 backend is the same store.
+#[test]
+fn boto3_s3_alias_conforms() {
+    let url = format!("boto3+s3://{}", s3_bucket());
+    conforms(&*open(&url, &s3_settings()), FEW);
 }
 
 /// par2 recovery files beside each file, on S3. par2 reads `?` and `*` in file names as

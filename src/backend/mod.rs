@@ -318,7 +318,7 @@ const SCHEMES: &[(&[&str], Opener)] = &[
     (&["swift", "pca"], |scheme, rest, settings, opts| {
         Ok(Box::new(Swift::open(scheme, rest, settings, opts)?))
     }),
-    (&["s3"], |_, rest, settings, opts| {
+    (&["s3", "boto3+s3"], |_, rest, settings, opts| {
         Ok(Box::new(S3::open(rest, settings, opts)?))
     }),
     (&["rclone"], |_, rest, settings, opts| {
