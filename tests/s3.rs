@@ -946,3 +946,95 @@ fn multipart_parts_upload_in_parallel_up_to_the_bound() {
         "restore of a multipart volume",
     );
 }
+
+/// Credentials from a named profile of the AWS shared files (no AWS_* keys in the
+/// environment), as the AWS tools and boto3 find them: ferrodup backs up with them,
+/// duplicity (boto3) restores with the same profile, and with neither keys nor profile
+/// the error says where credentials are looked for.
+#[test]
+fn credentials_come_from_an_aws_profile() {
+    let s = service_env("s3");
+    let endpoint = s["S3_ENDPOINT_URL"].clone();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let bucket = new_bucket(&s);
+    let url = format!("s3://{bucket}/profiled");
+    let aws = w.join("aws");
+    std::fs::create_dir(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = AKIAWRONGWRONGWRONG\naws_secret_access_key = x\n\n\
+             [backup]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            s["AWS_ACCESS_KEY_ID"], s["AWS_SECRET_ACCESS_KEY"]
+        ),
+    )
+    .unwrap();
+    std::fs::write(aws.join("config"), "[profile backup]\nregion = us-east-1\n").unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("AWS_PROFILE".into(), "backup".into()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE".into(),
+            aws.join("credentials").display().to_string(),
+        ),
+        (
+            "AWS_CONFIG_FILE".into(),
+            aws.join("config").display().to_string(),
+        ),
+    ];
+    make_fixture_tree(&w.join("src"), 1, false);
+    let e = endpoint.as_str();
+    fd(
+        w,
+        &env,
+        &[
+            "full",
+            "--no-encryption",
+            "--s3-endpoint-url",
+            e,
+            "--archive-dir",
+            "c",
+            "src",
+            &url,
+        ],
+    )
+    .ok();
+    let stored = boto3(
+        &s,
+        &bucket,
+        "print(len(s3.list_objects_v2(Bucket=bucket)['Contents']))",
+    );
+    assert!(stored.trim().parse::<u32>().unwrap() >= 3, "{stored}");
+    dup(
+        w,
+        &env,
+        &[
+            "restore",
+            "--no-encryption",
+            "--s3-endpoint-url",
+            e,
+            "--archive-dir",
+            "d",
+            &url,
+            "out",
+        ],
+    )
+    .ok();
+    assert_same_tree(
+        &w.join("src"),
+        &w.join("out"),
+        "duplicity restore with the profile",
+    );
+    let r = fd(
+        w,
+        &[],
+        &[
+            "collection-status",
+            "--no-encryption",
+            "--s3-endpoint-url",
+            e,
+            &url,
+        ],
+    );
+    assert_fails(&r, 23, &["found no AWS credentials", "AWS_PROFILE"]);
+}

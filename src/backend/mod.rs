@@ -1,6 +1,7 @@
 //! Storage backends behind one small trait. Cross-cutting behaviour (retries; later
 //! multi-store routing and cold-storage thawing) wraps a backend instead of living in callers.
 
+mod aws_creds;
 mod file;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -143,9 +143,7 @@ pub struct S3 {
     bucket: String,
     prefix: String,
     region: String,
-    key_id: String,
-    secret: String,
-    token: Option<String>,
+    keys: super::aws_creds::Keys,
     opts: S3Options,
     /// `--min-storage-days`, instead of the classes' own periods.
     min_storage_days: Option<u32>,
@@ -219,13 +217,6 @@ impl S3 {
                 .or_else(|| std::env::var(k).ok())
                 .filter(|v| !v.is_empty())
         };
-        let need = |k: &str| {
-            get(k).ok_or_else(|| {
-                Error::usage(format!(
-                    "s3:// needs {k} (in the environment or the store's env in the multi:// config)"
-                ))
-            })
-        };
         let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
         let Some((bucket, prefix)) = parts.split_first() else {
             return Err(Error::usage(
@@ -237,12 +228,15 @@ impl S3 {
         } else {
             format!("{}/", prefix.join("/"))
         };
-        let region = opts
+        let region = match opts
             .region
             .clone()
             .or_else(|| get("AWS_REGION"))
             .or_else(|| get("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| "us-east-1".to_string());
+        {
+            Some(r) => r,
+            None => super::aws_creds::profile_region(&get)?.unwrap_or_else(|| "us-east-1".into()),
+        };
         let (base, bucket_path) = match &opts.endpoint {
             Some(e) => (e.trim_end_matches('/').to_string(), format!("/{bucket}")),
             None => (
@@ -270,22 +264,22 @@ impl S3 {
                 opts.restore_tier
             )));
         }
+        let agent = super::http_agent(
+            backend_opts.timeout,
+            &backend_opts.tls,
+            get("AWS_CA_BUNDLE").map(|f| ("AWS_CA_BUNDLE", f)),
+            false,
+        )?;
+        let keys = super::aws_creds::find(&get)?;
         Ok(S3 {
-            agent: super::http_agent(
-                backend_opts.timeout,
-                &backend_opts.tls,
-                get("AWS_CA_BUNDLE").map(|f| ("AWS_CA_BUNDLE", f)),
-                false,
-            )?,
+            agent,
             base,
             host,
             bucket_path,
             bucket: bucket.to_string(),
             prefix,
             region,
-            key_id: need("AWS_ACCESS_KEY_ID")?,
-            secret: need("AWS_SECRET_ACCESS_KEY")?,
-            token: get("AWS_SESSION_TOKEN"),
+            keys,
             opts: opts.clone(),
             min_storage_days: backend_opts.min_storage_days,
             sse: Sse::from_options(&opts.sse)?,
@@ -308,6 +302,7 @@ impl S3 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let keys = &self.keys;
         let amz_date = crate::format::time::to_string(now);
         let date = &amz_date[..8];
         let payload_hash = match (body, small_body) {
@@ -330,7 +325,7 @@ impl S3 {
             ("x-amz-content-sha256".into(), payload_hash.clone()),
             ("x-amz-date".into(), amz_date.clone()),
         ];
-        if let Some(t) = &self.token {
+        if let Some(t) = &keys.token {
             headers.push(("x-amz-security-token".into(), t.clone()));
         }
         for (k, v) in extra {
@@ -354,7 +349,7 @@ impl S3 {
         let key = hmac(
             &hmac(
                 &hmac(
-                    &hmac(format!("AWS4{}", self.secret).as_bytes(), date),
+                    &hmac(format!("AWS4{}", keys.secret).as_bytes(), date),
                     &self.region,
                 ),
                 "s3",
@@ -364,7 +359,7 @@ impl S3 {
         let signature = crate::codec::hex(&hmac(&key, &to_sign));
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            self.key_id
+            keys.key_id
         );
         let url = if canonical_query.is_empty() {
             format!("{}{path}", self.base)
