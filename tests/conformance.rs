@@ -197,19 +197,24 @@ fn conforms_with_names(b: &dyn Backend, many: usize, odd_names: &[&str]) {
         "{store}: listing {listed:?}"
     );
 
-    // Deleting from several threads; the target is empty again, large object included.
+    // Deleting half from several threads, the rest (with a name not there) at once; the
+    // target is empty again, large object included.
     let all: Vec<String> = b.list().unwrap();
+    let (one_by_one, at_once) = all.split_at(all.len() / 2);
     std::thread::scope(|s| {
         for t in 0..THREADS {
-            let all = &all;
             s.spawn(move || {
-                for name in all.iter().skip(t).step_by(THREADS) {
+                for name in one_by_one.iter().skip(t).step_by(THREADS) {
                     b.delete(name)
                         .unwrap_or_else(|e| panic!("{}: delete {name}: {e}", b.describe()));
                 }
             });
         }
     });
+    let mut batch = at_once.to_vec();
+    batch.push("absent-too.gz".to_string());
+    b.delete_many(&batch)
+        .unwrap_or_else(|e| panic!("{store}: deleting {} at once: {e}", batch.len()));
     assert_eq!(
         b.list().unwrap(),
         Vec::<String>::new(),

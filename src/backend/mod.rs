@@ -43,6 +43,11 @@ pub trait Backend: Send + Sync {
     }
     /// Deletes `name`; deleting a file that is not there is not an error.
     fn delete(&self, name: &str) -> Result<()>;
+    /// Deletes every one of `names` (those not there are no error), in as few requests as
+    /// the store allows; in no particular order. By default, one at a time.
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        names.iter().try_for_each(|n| self.delete(n))
+    }
     /// Size of `name`, or `None` if there is no such file.
     fn size(&self, name: &str) -> Result<Option<u64>>;
     /// The stored file `name` itself, when the store is a local folder: a restore reads it
@@ -631,6 +636,9 @@ impl Backend for Box<dyn Backend> {
     }
     fn mirror_store(&self, store: &str) -> Option<&dyn Backend> {
         (**self).mirror_store(store)
+    }
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        (**self).delete_many(names)
     }
     fn plan_reads(&self, names: &[String]) -> Result<Vec<PlannedRead>> {
         (**self).plan_reads(names)

@@ -443,6 +443,28 @@ impl Backend for Multi {
         Ok(())
     }
 
+    /// Each store deletes, at once, those of `names` that belong in it.
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        for (i, s) in self.stores.iter().enumerate() {
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|n| {
+                    self.eligible(n)
+                        .iter()
+                        .any(|e| std::ptr::eq(*e, &self.stores[i]))
+                })
+                .cloned()
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            if let Err(e) = s.backend.delete_many(&mine) {
+                self.failed(s, &format!("deleting {} file(s)", mine.len()), e)?;
+            }
+        }
+        Ok(())
+    }
+
     fn size(&self, name: &str) -> Result<Option<u64>> {
         for s in self.eligible(name) {
             match s.backend.size(name) {

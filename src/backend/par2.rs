@@ -266,6 +266,17 @@ impl Backend for Par2 {
         Ok(())
     }
 
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        let listed = self.inner.list()?;
+        let mut all = names.to_vec();
+        all.extend(
+            listed
+                .into_iter()
+                .filter(|f| names.iter().any(|n| is_recovery_of(f, n))),
+        );
+        self.inner.delete_many(&all)
+    }
+
     fn size(&self, name: &str) -> Result<Option<u64>> {
         self.inner.size(name)
     }

@@ -82,6 +82,11 @@ impl<B: Backend> Backend for Retry<B> {
     fn delete(&self, name: &str) -> Result<()> {
         self.run(&format!("deleting {name}"), || self.inner.delete(name))
     }
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        self.run(&format!("deleting {} file(s)", names.len()), || {
+            self.inner.delete_many(names)
+        })
+    }
     fn size(&self, name: &str) -> Result<Option<u64>> {
         self.run(&format!("querying {name}"), || self.inner.size(name))
     }

@@ -188,6 +188,15 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     Some(unescape(&xml[start..end]))
 }
 
+/// `s` as XML text.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -672,6 +681,49 @@ impl S3 {
         ]
     }
 
+    /// Deletes up to 1,000 files in one request (quiet: S3 answers with the failures only).
+    fn delete_objects(&self, names: &[String]) -> Result<()> {
+        let what = format!("deleting {} file(s) from {}", names.len(), self.describe());
+        let mut body = String::from(
+            "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>",
+        );
+        for n in names {
+            body.push_str("<Object><Key>");
+            body.push_str(&xml_escape(&format!("{}{n}", self.prefix)));
+            body.push_str("</Key></Object>");
+        }
+        body.push_str("</Delete>");
+        let md5 = crate::codec::hex(&<md5::Md5 as md5::Digest>::digest(body.as_bytes()));
+        let mut r = self.send(
+            "POST",
+            &self.bucket_root(),
+            &[("delete", "")],
+            &[("content-md5", base64_of_hex(&md5))],
+            None,
+            Some(body.as_bytes()),
+        )?;
+        if !r.status().is_success() {
+            return Err(self.failure(&what, &mut r));
+        }
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .map_err(|e| super::transport_error(e, &what))?;
+        let errors: Vec<&str> = text.split("<Error>").skip(1).collect();
+        match errors.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::backend(format!(
+                "{what}: {} could not be deleted, the first {}: {} ({})",
+                errors.len(),
+                xml_text(first, "Key").unwrap_or_default(),
+                xml_text(first, "Code").unwrap_or_default(),
+                xml_text(first, "Message").unwrap_or_default()
+            ))),
+        }
+    }
+
     /// Sets the Object Lock retention of `--object-lock-days` on the object at `key`.
     fn set_retention(&self, key: &str, what: &str) -> Result<()> {
         let headers = self.lock_headers();
@@ -1065,6 +1117,18 @@ impl Backend for S3 {
             200..=299 | 404 => Ok(()),
             _ => Err(self.failure(&what, &mut r)),
         }
+    }
+
+    /// Up to 1,000 files per DeleteObjects request; in a bucket with Object Lock (so
+    /// versioning), one at a time, each file's version itself.
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        if self.lock_enabled()? {
+            return names.iter().try_for_each(|n| self.delete(n));
+        }
+        for chunk in names.chunks(1000) {
+            self.delete_objects(chunk)?;
+        }
+        Ok(())
     }
 
     fn size(&self, name: &str) -> Result<Option<u64>> {

@@ -738,6 +738,66 @@ impl Swift {
 
     /// Deletes the segments of a Dynamic Large Object: the objects under `manifest`
     /// (`container/prefix`, URL-encoded).
+    /// Deletes `names` in one bulk-delete request; false if the cluster has no bulk
+    /// delete.
+    fn bulk_delete(&self, names: &[String]) -> Result<bool> {
+        let what = format!("deleting {} file(s) from {}", names.len(), self.describe());
+        let body: String = names
+            .iter()
+            .map(|n| {
+                format!(
+                    "/{}/{}\n",
+                    percent(&self.container),
+                    percent(&format!("{}{n}", self.prefix))
+                )
+            })
+            .collect();
+        let mut r = self.with_session(
+            |s| {
+                self.agent
+                    .post(&s.storage_url)
+                    .query("bulk-delete", "")
+                    .header("X-Auth-Token", &s.token)
+                    .header("Content-Type", "text/plain")
+                    .header("Accept", "application/json")
+                    .send(body.as_bytes())
+            },
+            &what,
+        )?;
+        match r.status().as_u16() {
+            200..=299 => {}
+            // No bulk middleware: the account refuses the POST.
+            400 | 403 | 404 | 405 | 412 | 501 => return Ok(false),
+            _ => return Err(self.unexpected(&what, &mut r)),
+        }
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .map_err(|e| http_error(e, &what))?;
+        if text.trim().is_empty() {
+            // No bulk middleware: the account server took the POST as a metadata update.
+            return Ok(false);
+        }
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::backend(format!("{what}: the answer is not JSON ({e}): {text:.200}"))
+        })?;
+        let status = doc["Response Status"].as_str().unwrap_or("");
+        let errors = doc["Errors"].as_array().cloned().unwrap_or_default();
+        if status.starts_with('2') && errors.is_empty() {
+            return Ok(true);
+        }
+        Err(Error::backend(format!(
+            "{what}: {status}, {} error(s){}",
+            errors.len(),
+            errors
+                .first()
+                .map(|e| format!(", the first {e}"))
+                .unwrap_or_default()
+        )))
+    }
+
     fn delete_dlo_segments(&self, manifest: &str, what: &str) -> Result<()> {
         let (container, prefix) = manifest.split_once('/').unwrap_or((manifest, ""));
         let decode = |t: &str| {
@@ -974,6 +1034,32 @@ impl Backend for Swift {
         let what = format!("uploading {name} to {}", self.describe());
         self.put_object(|s| self.object_url(s, name), src, 0, len, &what)
             .map(|_| ())
+    }
+
+    /// One listing, then the plain objects in bulk-delete requests of up to 1,000 (Swift's
+    /// `bulk` middleware, which OVH and most clusters run; one at a time where it is
+    /// missing); large objects, and empty ones that may be old-style large object
+    /// manifests, one at a time with their segments.
+    fn delete_many(&self, names: &[String]) -> Result<()> {
+        let listed: HashMap<String, Object> = self
+            .list_objects(false)?
+            .into_iter()
+            .map(|o| (o.name.clone(), o))
+            .collect();
+        let mut bulk = Vec::new();
+        for n in names {
+            match listed.get(n) {
+                None => {}
+                Some(o) if o.large || o.bytes.unwrap_or(0) == 0 => self.delete(n)?,
+                Some(_) => bulk.push(n.clone()),
+            }
+        }
+        for chunk in bulk.chunks(1000) {
+            if !self.bulk_delete(chunk)? {
+                return chunk.iter().try_for_each(|n| self.delete(n));
+            }
+        }
+        Ok(())
     }
 
     /// Deletes an object; a large object goes with its segments, as python-swiftclient

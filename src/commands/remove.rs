@@ -68,12 +68,21 @@ fn early_deletion(listings: &[StoreListing], names: &[String], now: i64) -> Vec<
 }
 
 /// Deletes `remote` from the target and `local` from the archive dir, then says how many;
-/// nothing, if the target keeps any of `remote` locked.
+/// nothing, if the target keeps any of `remote` locked. Manifests, signatures and
+/// statistics go first, in one batch, then the volumes in another: a delete that stops
+/// half way never leaves a set that looks complete without all its volumes.
 fn delete_all(ctx: &Context, remote: &[String], local: &[String]) -> Result<()> {
     ctx.backend.check_deletable(remote)?;
-    for name in remote {
-        crate::failpoint::hit("remove-delete");
-        ctx.backend.delete(name)?;
+    let (volumes, metadata): (Vec<String>, Vec<String>) = remote.iter().cloned().partition(|n| {
+        ctx.prefixes
+            .parse(n)
+            .is_some_and(|p| matches!(p.kind, Kind::Volume(_)))
+    });
+    for batch in [metadata, volumes] {
+        if !batch.is_empty() {
+            crate::failpoint::hit("remove-delete");
+            ctx.backend.delete_many(&batch)?;
+        }
     }
     let mut removed = 0;
     for name in local {
