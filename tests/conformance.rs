@@ -1,8 +1,9 @@
 //! One conformance suite that every kind of store passes, each against its real server on
-//! loopback (started by `.ci/services`): the file system, Swift with Keystone v3 and with
-//! v1 auth, PCA (Swift with the sealing emulation), S3 (also as boto3+s3://), SFTP, rclone (to the SFTP server),
-//! par2+ over S3, and multi:// mirror and stripe targets over them. Each store is opened as a target URL is, behind the retry
-//! layer, with the settings a multi:// config entry would give it.
+//! loopback (started by `.ci/services`): the file system, Swift with Keystone v3, PCA
+//! (Swift with the sealing emulation), S3 (also as boto3+s3://), SFTP, rclone (to the SFTP
+//! server), par2+ over S3, and multi:// mirror and stripe targets over them. Each store is
+//! opened as a target URL is, behind the retry layer, with the settings a multi:// config
+//! entry would give it.
 
 mod common;
 
@@ -223,28 +224,19 @@ fn conforms_with_names(b: &dyn Backend, many: usize, odd_names: &[&str]) {
     assert_eq!(b.size("large.difftar.gz").unwrap(), None, "{store}");
 }
 
-fn swift_settings(prefix: &str, v1: bool) -> Settings {
+fn swift_settings(prefix: &str) -> Settings {
     let s = service_env("swift");
     let k = |name: &str| format!("{prefix}_{name}");
-    if v1 {
-        settings(&[
-            (&k("AUTHURL"), &s["SWIFT_V1_AUTH_URL"]),
-            (&k("AUTHVERSION"), "1"),
-            (&k("USERNAME"), &s["SWIFT_V1_USER"]),
-            (&k("PASSWORD"), &s["SWIFT_V1_KEY"]),
-        ])
-    } else {
-        settings(&[
-            (&k("AUTHURL"), &s["SWIFT_KEYSTONE_AUTH_URL"]),
-            (&k("AUTHVERSION"), "3"),
-            (&k("USERNAME"), &s["SWIFT_KEYSTONE_USER"]),
-            (&k("PASSWORD"), &s["SWIFT_KEYSTONE_PASSWORD"]),
-            (&k("TENANTNAME"), &s["SWIFT_KEYSTONE_PROJECT"]),
-            (&k("USER_DOMAIN_NAME"), &s["SWIFT_KEYSTONE_DOMAIN"]),
-            (&k("PROJECT_DOMAIN_NAME"), &s["SWIFT_KEYSTONE_DOMAIN"]),
-            (&k("REGIONNAME"), &s["SWIFT_KEYSTONE_REGION"]),
-        ])
-    }
+    settings(&[
+        (&k("AUTHURL"), &s["SWIFT_KEYSTONE_AUTH_URL"]),
+        (&k("AUTHVERSION"), "3"),
+        (&k("USERNAME"), &s["SWIFT_KEYSTONE_USER"]),
+        (&k("PASSWORD"), &s["SWIFT_KEYSTONE_PASSWORD"]),
+        (&k("TENANTNAME"), &s["SWIFT_KEYSTONE_PROJECT"]),
+        (&k("USER_DOMAIN_NAME"), &s["SWIFT_KEYSTONE_DOMAIN"]),
+        (&k("PROJECT_DOMAIN_NAME"), &s["SWIFT_KEYSTONE_DOMAIN"]),
+        (&k("REGIONNAME"), &s["SWIFT_KEYSTONE_REGION"]),
+    ])
 }
 
 fn s3_settings() -> Settings {
@@ -288,22 +280,19 @@ fn file_conforms() {
     conforms(&*open(&url, &Settings::new()), MANY);
 }
 
+/// With a prefix. (v1 auth is not run through the suite: on the test cluster each v1
+/// token is first refused by Keystone, about a second of its time per request, and
+/// `swift::swift_keystone_v3_and_tempauth_round_trip_with_duplicity` covers it.)
 #[test]
 fn swift_with_keystone_v3_conforms() {
-    let url = format!("swift://{}", unique("conform"));
-    conforms(&*open(&url, &swift_settings("SWIFT", false)), MANY);
-}
-
-#[test]
-fn swift_with_v1_auth_and_a_prefix_conforms() {
     let url = format!("swift://{}/some/prefix", unique("conform"));
-    conforms(&*open(&url, &swift_settings("SWIFT", true)), THREADS);
+    conforms(&*open(&url, &swift_settings("SWIFT")), MANY);
 }
 
 #[test]
 fn pca_conforms() {
     let url = format!("pca://{}", unique("conform"));
-    conforms(&*open(&url, &swift_settings("PCA", false)), FEW);
+    conforms(&*open(&url, &swift_settings("PCA")), FEW);
 }
 
 #[test]
