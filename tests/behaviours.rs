@@ -639,13 +639,14 @@ fn interrupted_backups_are_resumed_across_the_tools() {
     c.env("FERRODUP_FAILPOINT", "volume-recorded:3");
     let r = run(&mut c, "ferrodup killed after volume 3");
     assert_ne!(r.code(), 0);
-    // duplicity redoes the last volume it finds stored: volume 3, or volume 4 when its
-    // upload ended before the kill.
+    // duplicity redoes the last volume it finds stored: volume 3, or a later one whose
+    // upload ended before the kill (the partial manifest is written by another thread,
+    // which a loaded machine can hold back by a volume or two).
     let stored = target_files(&w.join("t3"))
         .iter()
         .filter(|n| n.starts_with("duplicity-full.") && n.contains(".vol"))
         .count();
-    assert!((3..=4).contains(&stored), "{stored} volumes stored");
+    assert!((3..=5).contains(&stored), "{stored} volumes stored");
     let mut a = resume_args("full", &["src"]);
     a[5] = "ac3";
     a.push(&u3);
