@@ -373,6 +373,18 @@ pub fn open_store(url: &str, settings: &Settings, opts: &Options) -> Result<Box<
     Ok(Box::new(Retry::new(inner, opts.tries, opts.delay)))
 }
 
+/// Uploads the local file `src` (`len` bytes) as `name` and checks that the store then
+/// holds that many bytes; `shown` names the store in the error.
+pub fn put_checked(b: &dyn Backend, src: &Path, name: &str, len: u64, shown: &str) -> Result<()> {
+    b.put(src, name)?;
+    match b.size(name)? {
+        Some(n) if n == len => Ok(()),
+        got => Err(Error::backend(format!(
+            "{name} on {shown} has size {got:?} after upload, expected {len}"
+        ))),
+    }
+}
+
 /// `text` with the password of every URL in it (`scheme://user:password@host`) replaced
 /// by `***`: every message that shows a URL goes through here.
 pub fn redact(text: &str) -> String {

@@ -317,14 +317,7 @@ impl Multi {
     }
 
     fn put_checked(store: &Store, src: &Path, name: &str, len: u64) -> Result<()> {
-        store.backend.put(src, name)?;
-        match store.backend.size(name)? {
-            Some(n) if n == len => Ok(()),
-            got => Err(Error::backend(format!(
-                "{name} on {} has size {got:?} after upload, expected {len}",
-                store.name
-            ))),
-        }
+        super::put_checked(&*store.backend, src, name, len, &store.name)
     }
 }
 

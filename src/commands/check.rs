@@ -392,17 +392,7 @@ fn mend(ctx: &Context, stores: &[Store], repairs: &[Repair]) -> Result<u64> {
         let len = std::fs::metadata(&tmp)
             .map_err(|e| Error::io(&tmp, e))?
             .len();
-        let to = store(&r.store)?;
-        to.put(&tmp, &r.name)?;
-        match to.size(&r.name)? {
-            Some(n) if n == len => {}
-            got => {
-                return Err(Error::backend(format!(
-                    "{} on {} has size {got:?} after the repair, expected {len}",
-                    r.name, r.store
-                )))
-            }
-        }
+        crate::backend::put_checked(store(&r.store)?, &tmp, &r.name, len, &r.store)?;
         crate::log::notice(&format!(
             "repaired {} on {} (copied from {from})",
             r.name, r.store

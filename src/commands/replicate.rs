@@ -292,16 +292,7 @@ fn copy_set(
             }
         };
         let size = file_len(&upload)?;
-        target.put(&upload, name)?;
-        match target.size(name)? {
-            Some(n) if n == size => {}
-            got => {
-                return Err(Error::backend(format!(
-                    "{name} on {} has size {got:?} after the copy, expected {size}",
-                    target.describe()
-                )))
-            }
-        }
+        crate::backend::put_checked(target, &upload, name, size, &target.describe())?;
         copied.files += 1;
         copied.bytes += size;
         crate::log::info(&format!("copied {name} ({size} bytes)"));
