@@ -544,12 +544,7 @@ impl S3 {
             let number = (k + 1).to_string();
             let mut part_headers = Vec::new();
             if self.opts.object_lock_days.is_some() {
-                use base64::Engine;
-                let md5 = <md5::Md5 as md5::Digest>::digest(&buf);
-                part_headers.push((
-                    "content-md5",
-                    base64::engine::general_purpose::STANDARD.encode(md5),
-                ));
+                part_headers.push(("content-md5", content_md5(&buf)));
             }
             let mut r = self.send(
                 "PUT",
@@ -693,12 +688,11 @@ impl S3 {
             body.push_str("</Key></Object>");
         }
         body.push_str("</Delete>");
-        let md5 = crate::codec::hex(&<md5::Md5 as md5::Digest>::digest(body.as_bytes()));
         let mut r = self.send(
             "POST",
             &self.bucket_root(),
             &[("delete", "")],
-            &[("content-md5", base64_of_hex(&md5))],
+            &[("content-md5", content_md5(body.as_bytes()))],
             None,
             Some(body.as_bytes()),
         )?;
@@ -734,12 +728,11 @@ impl S3 {
             "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode>\
              <RetainUntilDate>{until}</RetainUntilDate></Retention>"
         );
-        let md5 = crate::codec::hex(&<md5::Md5 as md5::Digest>::digest(body.as_bytes()));
         let mut r = self.send(
             "PUT",
             key,
             &[("retention", "")],
-            &[("content-md5", base64_of_hex(&md5))],
+            &[("content-md5", content_md5(body.as_bytes()))],
             None,
             Some(body.as_bytes()),
         )?;
@@ -842,6 +835,12 @@ struct Head {
     version: Option<String>,
     /// Object Lock mode and retain-until date.
     lock: Option<(String, String)>,
+}
+
+/// The `Content-MD5` header of a body held in memory.
+fn content_md5(body: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(<md5::Md5 as md5::Digest>::digest(body))
 }
 
 /// The base64 form of a hex digest (as `Content-MD5` takes it).
